@@ -1,0 +1,98 @@
+"""The application factory: routes, shared state and the lifecycle of every resource."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+import structlog
+from aiohttp import web
+
+from monitor.broker import InProcessBroker
+from monitor.channel import ChannelState, new_epoch
+from monitor.channels.names import CHANNEL_NAMES
+from monitor.hub import Hub
+from monitor.keys import BROKER, HUB, POLLERS, POLLING, SETTINGS, SOURCES, STARTED_AT
+from monitor.poller import Poller
+from monitor.scheduler import Polling, build_scheduler
+from monitor.settings import Settings
+from monitor.sources.registry import Sources
+from monitor import views, websocket
+
+log = structlog.get_logger(__name__)
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def template_dir() -> Path:
+    """Templates ship inside the package when installed, beside it in a checkout."""
+    inside = PACKAGE_DIR / "templates"
+    return inside if inside.is_dir() else PACKAGE_DIR.parent / "templates"
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the console for ``settings``; nothing touches a source until startup."""
+    app = web.Application(middlewares=[request_id_middleware])
+    app[SETTINGS] = settings
+    app[STARTED_AT] = time.time()
+    app[BROKER] = InProcessBroker(CHANNEL_NAMES, settings.server.ring_size)
+    app[HUB] = Hub(CHANNEL_NAMES)
+    app[BROKER].listen(app[HUB].deliver)
+    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(template_dir()), autoescape=True)
+    app.cleanup_ctx.append(sources_ctx)
+    app.cleanup_ctx.append(pollers_ctx)
+    app.on_shutdown.append(close_sockets)
+    views.add_routes(app)
+    app.router.add_get("/api/v1/ws/{channel}", websocket.channel_socket)
+    return app
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler):
+    """Bind a request id to every log line of the request and echo it back."""
+    request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex[:12]
+    structlog.contextvars.bind_contextvars(request_id=request_id)
+    try:
+        response = await handler(request)
+    finally:
+        structlog.contextvars.unbind_contextvars("request_id")
+    if not response.prepared:
+        response.headers["X-Request-ID"] = request_id
+    return response
+
+
+async def sources_ctx(app: web.Application):
+    """Own the connections to the monitored system."""
+    app[SOURCES] = Sources(app[SETTINGS])
+    yield
+    await app[SOURCES].close()
+
+
+async def pollers_ctx(app: web.Application):
+    """Create one poller per channel, run the first polls, then schedule the rest."""
+    settings, epoch, broker = app[SETTINGS], new_epoch(), app[BROKER]
+    readers = app[SOURCES].readers
+    pollers = {}
+    for name in CHANNEL_NAMES:
+        channel = ChannelState(name, epoch)
+        broker.publish(channel.initial_update())
+        if name in readers:
+            pollers[name] = Poller(channel, readers[name], broker, settings.channel(name).timeout)
+    app[POLLERS] = pollers
+    await asyncio.gather(*(poller.poll() for poller in pollers.values()))
+    polling = Polling(build_scheduler(settings, pollers), pollers)
+    app[POLLING] = polling
+    polling.start()
+    log.info("pollers_started", channels=sorted(pollers), epoch=epoch)
+    yield
+    await polling.stop()
+
+
+async def close_sockets(app: web.Application) -> None:
+    """Stop the jobs, then close every socket with 1001 under one deadline."""
+    if POLLING in app:
+        await app[POLLING].stop()
+    await app[HUB].close_all(app[SETTINGS].server.shutdown_timeout)

@@ -1,0 +1,369 @@
+"""The demo workspace: an ADW database, agent state files and worktrees, seeded with history.
+
+The record builders here are shared with the simulator, so seeded rows and live rows
+look alike.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from monitor.demo.schema import ADW_PHASES, SQLITE_SCHEMA
+
+# template -> the phases it skips; every template walks the same nine phases in order.
+TEMPLATES = {
+    "adw_sdlc_iso": frozenset(),
+    "adw_plan_build_iso": frozenset({"review", "doc"}),
+    "adw_plan_build_test_iso": frozenset({"review", "doc", "ship"}),
+    "adw_patch_iso": frozenset({"plan", "validate", "doc"}),
+}
+MODELS = {"base": "claude-sonnet-4-5", "heavy": "claude-opus-4-1"}
+PHASE_SCRIPTS = {"plan": "adw_plan_iso", "build": "adw_build_iso", "test": "adw_test_iso",
+                 "review": "adw_review_iso", "doc": "adw_document_iso", "ship": "adw_ship_iso"}
+_PHASE_COST = {"plan": 0.45, "validate": 0.15, "build": 0.9, "lint": 0.1, "test": 0.6,
+               "review": 0.5, "doc": 0.25, "ship": 0.1, "cleanup": 0.05}
+REPO_URL = "https://github.com/acme/storefront"
+
+# (title, issue class, the endpoint the change ships)
+WORK_ITEMS = (
+    ("Add dark mode toggle to settings", "/feature", "PUT", "/api/settings/theme"),
+    ("Fix pagination off-by-one on orders list", "/bug", "GET", "/api/orders"),
+    ("Export monthly report as CSV", "/feature", "GET", "/api/reports/export"),
+    ("Rate-limit the login endpoint", "/feature", "POST", "/api/auth/login"),
+    ("Bump aiohttp and pin transitive deps", "/chore", "GET", "/api/version"),
+    ("Handle empty cart at checkout", "/bug", "POST", "/api/checkout"),
+    ("Show shipping estimate on product page", "/feature", "GET", "/api/products/{id}/shipping"),
+    ("Correct VAT rounding for EU invoices", "/patch", "GET", "/api/invoices/{id}"),
+    ("Add webhook retry with backoff", "/feature", "POST", "/api/webhooks/{id}/retry"),
+    ("Search products by SKU", "/feature", "GET", "/api/products/search"),
+    ("Stale cache after price update", "/bug", "POST", "/api/prices"),
+    ("Remove deprecated v1 coupon code path", "/chore", "DELETE", "/api/v1/coupons/{code}"),
+    ("Bulk-archive old customer notes", "/feature", "POST", "/api/notes/archive"),
+    ("Fix timezone drift in order timestamps", "/patch", "GET", "/api/orders/{id}"),
+    ("Add audit log for admin actions", "/feature", "GET", "/api/admin/audit"),
+    ("Wishlist items vanish on logout", "/bug", "GET", "/api/wishlist"),
+    ("Paginate the reviews endpoint", "/feature", "GET", "/api/products/{id}/reviews"),
+    ("Password reset email has broken link", "/bug", "POST", "/api/auth/reset"),
+    ("Add inventory low-stock alerts", "/feature", "GET", "/api/inventory/alerts"),
+    ("Upgrade Node base image", "/chore", "GET", "/api/health/deep"),
+    ("Support gift cards at checkout", "/feature", "POST", "/api/giftcards/redeem"),
+    ("Fix N+1 query on category page", "/patch", "GET", "/api/categories/{id}"),
+    ("Add feature flags admin page", "/feature", "PATCH", "/api/admin/flags/{name}"),
+    ("Returns form rejects valid order ids", "/bug", "POST", "/api/returns"),
+)
+FAILURES = {
+    "plan": "plan: claude CLI exited 1 (context window exceeded)",
+    "validate": "validate: plan references missing module app/billing.py",
+    "build": "build: 2 type errors remain after 3 fix attempts",
+    "lint": "lint: ruff reported 14 errors that are not auto-fixable",
+    "test": "test: 3 tests still failing after 3 resolution attempts",
+    "review": "review: blocker found, migration missing for new column",
+    "doc": "doc: screenshot capture timed out",
+    "ship": "ship: PR merge blocked, required check 'e2e' failed",
+    "cleanup": "cleanup: git worktree remove failed (directory busy)",
+}
+TAGS = ("frontend", "backend", "api", "database", "infra", "ux", "security", "testing", "docs")
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where a demo workspace lives: its database file, agent state dirs and worktrees."""
+
+    root: Path
+    db_path: Path
+    agents_dir: Path
+    trees_dir: Path
+
+    @classmethod
+    def at(cls, root: Path) -> Workspace:
+        """The workspace layout under `root` (nothing is created)."""
+        root = Path(root)
+        return cls(root, root / "db" / "database.db", root / "agents", root / "trees")
+
+
+def utc_iso(moment: datetime) -> str:
+    """ISO-8601 UTC text with second precision, as the ADW tables store it."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+
+
+def new_adw_id(rng: random.Random) -> str:
+    """Eight lowercase hex characters, the ADW run id format."""
+    return f"{rng.getrandbits(32):08x}"
+
+
+def new_queue_id(rng: random.Random) -> str:
+    """A uuid4 string drawn from `rng`, so seeded workspaces are reproducible."""
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+def slug(title: str) -> str:
+    """A branch-friendly form of a title."""
+    return "-".join("".join(c if c.isalnum() else " " for c in title.lower()).split()[:5])
+
+
+def estimated_breakdown(template: str, model_set: str) -> dict[str, float]:
+    """Estimated cost per phase the template runs, in dollars."""
+    factor = 2.5 if model_set == "heavy" else 1.0
+    return {p: round(_PHASE_COST[p] * factor, 2) for p in ADW_PHASES if p not in TEMPLATES[template]}
+
+
+def phase_actuals(rng: random.Random, estimate: float) -> tuple[float, int]:
+    """An actual (cost in $, tokens used) for a phase estimated at `estimate`."""
+    cost = round(estimate * rng.uniform(0.6, 1.5), 4)
+    return cost, int(cost / 6.0 * 1_000_000 * rng.uniform(0.9, 1.1))
+
+
+def new_state(ws: Workspace, rng: random.Random, adw_id: str, issue: int, item: tuple, start: datetime) -> dict[str, Any]:
+    """A fresh adw_state.json record for a run on work `item` that started at `start`."""
+    title, issue_class, _, _ = item
+    template = "adw_patch_iso" if issue_class == "/patch" else rng.choice(sorted(set(TEMPLATES) - {"adw_patch_iso"}))
+    model_set = "heavy" if rng.random() < 0.25 else "base"
+    breakdown = estimated_breakdown(template, model_set)
+    state = {
+        "adw_id": adw_id, "issue_number": str(issue),
+        "branch_name": f"{issue_class.strip('/')}-issue-{issue}-adw-{adw_id}-{slug(title)}",
+        "plan_file": None, "issue_class": issue_class, "worktree_path": str(ws.trees_dir / adw_id),
+        "backend_port": 9100 + rng.randrange(15), "frontend_port": 9200 + rng.randrange(15),
+        "model_set": model_set, "all_adws": [template],
+        "estimated_cost_total": round(sum(breakdown.values()), 2), "estimated_cost_breakdown": breakdown,
+        "workflow_template": template, "model_used": MODELS[model_set], "start_time": utc_iso(start),
+        "nl_input": f"{title} (see issue #{issue})", "github_url": f"{REPO_URL}/issues/{issue}",
+    }
+    if rng.random() < 0.4:  # older ADW writers also kept status and current_phase in the file
+        state.update(status="pending", current_phase="init")
+    return state
+
+
+def write_state(ws: Workspace, state: dict[str, Any]) -> None:
+    """Rewrite a run's adw_state.json in place."""
+    path = ws.agents_dir / state["adw_id"] / "adw_state.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Deliberately not atomic (no temp file + rename): real ADW writers truncate and
+    # rewrite in place, so the console must cope with meeting half-written JSON.
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps(state, indent=2))
+
+
+def append_error(ws: Workspace, adw_id: str, when: datetime, message: str) -> None:
+    """Append one line to a run's error.log."""
+    path = ws.agents_dir / adw_id / "error.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(f"{utc_iso(when)} ERROR {message}\n")
+
+
+def insert_task_log(conn: sqlite3.Connection, state: dict[str, Any], phase: str, status: str, when: datetime,
+                    cost: float = 0.0, tokens: int = 0, duration: float | None = None, error: str | None = None) -> None:
+    """Record one phase event of a run in task_logs."""
+    started = when - timedelta(seconds=duration) if duration else when
+    conn.execute(
+        "INSERT INTO task_logs (adw_id, issue_number, workflow_template, phase_name, phase_number, phase_status,"
+        " log_message, error_message, started_at, completed_at, duration_seconds, tokens_used, cost_usd)"
+        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (state["adw_id"], int(state["issue_number"]), state["workflow_template"], phase, ADW_PHASES.index(phase) + 1,
+         status, f"{phase} {status}", error, utc_iso(started), utc_iso(when) if status != "started" else None,
+         duration, tokens, cost),
+    )
+
+
+def create_workspace(root: Path, rng: random.Random) -> Workspace:
+    """Create (or reuse) a seeded demo workspace under `root`."""
+    ws = Workspace.at(root)
+    for directory in (ws.db_path.parent, ws.agents_dir, ws.trees_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(ws.db_path, timeout=5.0)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.executescript(SQLITE_SCHEMA)
+        if conn.execute("SELECT 1 FROM queue_config WHERE config_key = 'queue_paused'").fetchone() is None:
+            with conn:
+                _seed(conn, ws, rng, datetime.now(timezone.utc))
+    finally:
+        conn.close()
+    return ws
+
+
+def _seed(conn: sqlite3.Connection, ws: Workspace, rng: random.Random, now: datetime) -> None:
+    items = rng.sample(WORK_ITEMS, len(WORK_ITEMS))
+    runs = [_seed_run(conn, ws, rng, now, 100 + i, items[i % len(items)], outcome)
+            for i, outcome in enumerate(["running"] * 4 + ["completed"] * 3 + ["failed"])]
+    history = runs + [_old_run(ws, rng, now, 60 + i, items[i % len(items)]) for i in range(52)]
+    for row in history:
+        conn.execute(f"INSERT INTO workflow_history ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                     tuple(row.values()))
+    _seed_queue(conn, rng, now, history)
+    _seed_features(conn, rng, now)
+    conn.execute("INSERT INTO queue_config VALUES ('queue_paused', 'false', ?)", (utc_iso(now),))
+
+
+def _seed_run(conn: sqlite3.Connection, ws: Workspace, rng: random.Random, now: datetime,
+              issue: int, item: tuple, outcome: str) -> dict[str, Any]:
+    """Write one agent run (state file, task logs, worktree, errors); return its history row."""
+    adw_id = new_adw_id(rng)
+    state = new_state(ws, rng, adw_id, issue, item, now)
+    last = {"running": rng.randrange(1, 7), "completed": len(ADW_PHASES), "failed": rng.randrange(2, 6)}[outcome]
+    while last < len(ADW_PHASES) and ADW_PHASES[last] not in state["estimated_cost_breakdown"]:
+        last += 1  # a run never stands in a phase its template skips
+    durations = [rng.uniform(30, 240) for _ in range(last)]
+    ago = timedelta(seconds=sum(durations) + 20) if outcome == "running" else timedelta(hours=rng.uniform(1, 30))
+    start = now - ago
+    state["start_time"] = utc_iso(start)
+    when, cost = start, 0.0
+    for phase, duration in zip(ADW_PHASES, durations):
+        estimate = state["estimated_cost_breakdown"].get(phase)
+        if estimate is None:
+            insert_task_log(conn, state, phase, "skipped", when)
+            continue
+        phase_cost, tokens = phase_actuals(rng, estimate)
+        when += timedelta(seconds=duration)
+        insert_task_log(conn, state, phase, "completed", when, phase_cost, tokens, duration)
+        cost += phase_cost
+        if phase in PHASE_SCRIPTS:
+            state["all_adws"].append(PHASE_SCRIPTS[phase])
+        if phase == "plan":
+            state["plan_file"] = f"specs/issue-{issue}-adw-{adw_id}-sdlc_planner-{slug(item[0])}.md"
+    current = ADW_PHASES[min(last, len(ADW_PHASES) - 1)]
+    if outcome == "running":
+        insert_task_log(conn, state, current, "started", when)
+        if rng.random() < 0.5:
+            append_error(ws, adw_id, when, f"{ADW_PHASES[last - 1]}: claude CLI timed out after 600s, retried (1/3)")
+    elif outcome == "failed":
+        insert_task_log(conn, state, current, "failed", when, error=FAILURES[current])
+        append_error(ws, adw_id, when, FAILURES[current])
+    if outcome != "completed":
+        (ws.trees_dir / adw_id).mkdir(exist_ok=True)
+    if "status" in state:
+        state.update(status=outcome, current_phase=current)
+    write_state(ws, state)
+    ended = outcome != "running"
+    return history_row(state, outcome, current, start, when if ended else None, cost, last, now)
+
+
+def history_row(state: dict[str, Any], status: str, phase: str, start: datetime, end: datetime | None,
+                cost: float, phase_count: int, now: datetime) -> dict[str, Any]:
+    """The workflow_history row (column -> value) of a run described by its state record."""
+    row = {
+        "adw_id": state["adw_id"], "issue_number": int(state["issue_number"]), "nl_input": state["nl_input"],
+        "github_url": state["github_url"], "workflow_template": state["workflow_template"],
+        "model_used": state["model_used"], "status": status, "start_time": utc_iso(start),
+        "phase_count": phase_count, "current_phase": phase, "retry_count": 0,
+        "actual_cost_total": round(cost, 4), "estimated_cost_total": state["estimated_cost_total"],
+        "created_at": utc_iso(start), "updated_at": utc_iso(end or now),
+    }
+    if end is not None:
+        row.update(end_time=utc_iso(end), duration_seconds=round((end - start).total_seconds(), 1))
+    if status == "failed":
+        row["error_message"] = FAILURES[phase]
+    return row
+
+
+def _old_run(ws: Workspace, rng: random.Random, now: datetime, issue: int, item: tuple) -> dict[str, Any]:
+    """A finished run whose agent dir was pruned long ago; only its history row remains."""
+    roll = rng.random()
+    status = "pending" if roll < 0.04 else "failed" if roll < 0.24 else "completed"
+    start = now - (timedelta(minutes=rng.uniform(1, 10)) if status == "pending" else timedelta(days=rng.uniform(0.2, 40)))
+    state = new_state(ws, rng, new_adw_id(rng), issue, item, start)
+    if status == "pending":
+        return history_row(state, status, "init", start, None, 0.0, 0, now)
+    phases = len(ADW_PHASES) if status == "completed" else rng.randrange(1, 8)
+    end = start + timedelta(seconds=rng.uniform(600, 3600) * phases / len(ADW_PHASES))
+    cost = state["estimated_cost_total"] * rng.uniform(0.6, 1.4) * phases / len(ADW_PHASES)
+    return history_row(state, status, ADW_PHASES[phases - 1], start, end, cost, phases, now)
+
+
+_STATUS_ORDER = ("completed", "running", "failed", "ready", "queued", "blocked")
+
+
+def _seed_queue(conn: sqlite3.Connection, rng: random.Random, now: datetime, history: list[dict[str, Any]]) -> None:
+    """About forty queue rows in all six statuses, grouped into multi-phase features."""
+    # pop() takes from the end: agent runs go last so each gets a queue row to carry its status
+    by_status = {s: [r for r in reversed(history) if r["status"] == s] for s in ("running", "completed", "failed")}
+    statuses = ["running"] * len(by_status["running"]) + ["completed"] * 14 + ["failed"] * 3
+    statuses += ["ready"] * 5 + ["queued"] * 10 + ["blocked"] * 4
+    rng.shuffle(statuses)
+    position, feature_id = 0, 1
+    while statuses:
+        size = min(len(statuses), rng.randint(1, 4))
+        chunk, statuses = sorted(statuses[:size], key=_STATUS_ORDER.index), statuses[size:]
+        title = rng.choice(WORK_ITEMS)[0]
+        for phase_number, status in enumerate(chunk, start=1):
+            run = by_status[status].pop() if by_status.get(status) else None
+            position += 1
+            insert_queue_row(conn, rng, now, (feature_id, phase_number, 300 + position, title), status, position, run)
+        feature_id += 1
+
+
+def insert_queue_row(conn: sqlite3.Connection, rng: random.Random, now: datetime, phase: tuple[int, int, int, str],
+                     status: str, position: int, run: dict[str, Any] | None = None, fresh: bool = False) -> None:
+    """Insert one phase_queue row for phase (feature_id, phase_number, issue, title), optionally run by `run`."""
+    feature_id, phase_number, issue, title = phase
+    created = now if fresh else now - timedelta(hours=rng.uniform(1, 72))
+    conn.execute(
+        "INSERT INTO phase_queue (queue_id, feature_id, phase_number, issue_number, status, depends_on_phases,"
+        " phase_data, created_at, updated_at, error_message, adw_id, priority, queue_position, ready_timestamp,"
+        " started_timestamp, current_phase) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (new_queue_id(rng), feature_id, phase_number, run["issue_number"] if run else issue, status,
+         json.dumps(list(range(1, phase_number))), json.dumps(phase_data(rng, title, phase_number)),
+         utc_iso(created), utc_iso(now if fresh else now - timedelta(minutes=rng.uniform(0, 50))),
+         "Dependency phase failed" if status == "blocked" else (run or {}).get("error_message"),
+         run["adw_id"] if run else None, rng.choice((10, 25, 50, 50, 50, 75, 90)), position,
+         utc_iso(created + timedelta(minutes=5)) if status not in ("queued", "blocked") else None,
+         run["start_time"] if run else None, run["current_phase"] if run else "init"),
+    )
+
+
+def phase_data(rng: random.Random, title: str, phase_number: int) -> dict[str, Any]:
+    """The phase_data JSON of a queue row."""
+    return {
+        "title": f"{title} — phase {phase_number}",
+        "content": f"Phase {phase_number} of '{title}': implement, test and document the change.",
+        "externalDocs": rng.sample(["docs/api.md", "docs/architecture.md", "README.md", "docs/testing.md"], 2),
+        "predicted_patterns": rng.sample(["api_endpoint", "db_migration", "ui_component", "background_job",
+                                          "config_change", "test_fixture"], 2),
+    }
+
+
+def _seed_features(conn: sqlite3.Connection, rng: random.Random, now: datetime) -> None:
+    """Three planning sessions with about twenty-two items of work under them."""
+    for session in range(1, 4):
+        started = now - timedelta(days=30 - 10 * session)
+        cur = conn.execute(
+            "INSERT INTO planned_features (item_type, title, description, status, priority, estimated_hours,"
+            " session_number, tags, created_at, updated_at) VALUES ('session',?,?,?,'medium',?,?,'[]',?,?)",
+            (f"Planning session {session}", "Roadmap grooming", "completed" if session < 3 else "in_progress",
+             2.0, session, utc_iso(started), utc_iso(started)))
+        for _ in range(7 if session < 3 else 8):
+            insert_feature(conn, rng, now, cur.lastrowid, session, done_bias=0.7 if session == 1 else 0.3)
+
+
+def insert_feature(conn: sqlite3.Connection, rng: random.Random, now: datetime, parent_id: int | None,
+                   session: int | None, done_bias: float = 0.0) -> None:
+    """Insert one planned feature/bug/enhancement, sometimes already started or finished."""
+    title, issue_class, _, _ = rng.choice(WORK_ITEMS)
+    kind = {"/bug": "bug", "/patch": "bug", "/chore": "enhancement"}.get(issue_class, "feature")
+    estimate = rng.choice((0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0))
+    created = now - timedelta(days=rng.uniform(0, 20))
+    roll = rng.random()
+    status = "completed" if roll < done_bias else "cancelled" if roll < done_bias + 0.05 else \
+        "in_progress" if roll < done_bias + 0.25 else "planned"
+    started = min(created + timedelta(hours=2), now) if status in ("in_progress", "completed") else None
+    hours = round(estimate * rng.uniform(0.6, 1.6), 1)
+    completed = min(started + timedelta(hours=hours), now) if status == "completed" and started else None
+    conn.execute(
+        "INSERT INTO planned_features (item_type, title, description, status, priority, estimated_hours,"
+        " actual_hours, session_number, github_issue_number, parent_id, tags, completion_notes, created_at,"
+        " updated_at, started_at, completed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (kind, title, f"{title}. Acceptance criteria in the linked issue.", status,
+         rng.choice(("high", "medium", "medium", "low")), estimate,
+         hours if completed else None,
+         session, rng.randrange(100, 400), parent_id, json.dumps(rng.sample(TAGS, rng.randint(1, 3))),
+         "Shipped behind a feature flag." if completed else None, utc_iso(created), utc_iso(completed or created),
+         utc_iso(started) if started else None, utc_iso(completed) if completed else None),
+    )

@@ -1,0 +1,91 @@
+"""The hub: the registry of live connections per channel, and the fan-out to them.
+
+A frame from the broker reaches only the sockets of its own channel. Fan-out never
+awaits: each connection either writes at once or queues into its own bounded backlog.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import structlog
+from aiohttp import WSCloseCode
+
+from monitor.connection import Connection
+
+log = structlog.get_logger(__name__)
+
+
+class Hub:
+    """Live connections, by channel."""
+
+    def __init__(self, channels: tuple[str, ...]) -> None:
+        self._by_channel: dict[str, set[Connection]] = {name: set() for name in channels}
+        self._watchers: list[tuple[Callable[[Hub], bool], asyncio.Future]] = []
+        self.evictions: dict[str, int] = {}
+        self.on_evict_hooks: list[Callable[[Connection, str], None]] = []
+
+    def deliver(self, channel: str, frame: bytes) -> None:
+        """Offer ``frame`` to every connection of ``channel``."""
+        for connection in tuple(self._by_channel[channel]):
+            connection.offer(frame)
+
+    def add(self, connection: Connection) -> None:
+        """Register a connection; it receives every frame delivered from now on."""
+        self._by_channel[connection.channel].add(connection)
+        self._notify()
+
+    def discard(self, connection: Connection) -> None:
+        """Unregister a connection (idempotent)."""
+        self._by_channel[connection.channel].discard(connection)
+        self._notify()
+
+    def note_eviction(self, connection: Connection, reason: str) -> None:
+        """Called by a connection that cuts itself off: unregister and count it."""
+        self.discard(connection)
+        self.evictions[reason] = self.evictions.get(reason, 0) + 1
+        log.warning("ws_evicted", channel=connection.channel, reason=reason,
+                    messages_sent=connection.messages_sent)
+        for hook in self.on_evict_hooks:
+            hook(connection, reason)
+
+    def count(self, channel: str | None = None) -> int:
+        """Live connections on ``channel`` (or on all channels)."""
+        if channel is not None:
+            return len(self._by_channel[channel])
+        return sum(len(conns) for conns in self._by_channel.values())
+
+    def connections(self, channel: str) -> tuple[Connection, ...]:
+        """A snapshot of the connections on ``channel``."""
+        return tuple(self._by_channel[channel])
+
+    async def wait_until(self, predicate: Callable[[Hub], bool]) -> None:
+        """Wait until ``predicate(hub)`` holds; re-checked on every (un)registration."""
+        if predicate(self):
+            return
+        future = asyncio.get_running_loop().create_future()
+        self._watchers.append((predicate, future))
+        await future
+
+    def _notify(self) -> None:
+        if not self._watchers:
+            return
+        for predicate, future in self._watchers:
+            if not future.done() and predicate(self):
+                future.set_result(None)
+        self._watchers = [w for w in self._watchers if not w[1].done()]
+
+    async def close_all(self, deadline: float) -> None:
+        """Close every connection with 1001, concurrently, within ``deadline`` seconds."""
+        everyone = [c for conns in self._by_channel.values() for c in conns]
+        for connection in everyone:
+            connection.close_reason = connection.close_reason or "shutdown"
+        if not everyone:
+            return
+        closers = {asyncio.ensure_future(c.close(WSCloseCode.GOING_AWAY)): c for c in everyone}
+        done, pending = await asyncio.wait(closers, timeout=deadline)
+        for task in pending:
+            task.cancel()
+            closers[task].abort()
+        log.info("ws_closed_all", closed=len(done), cut=len(pending))

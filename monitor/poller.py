@@ -1,0 +1,90 @@
+"""One poller per channel: read its sources under a timeout, publish what changed.
+
+A poll never raises: a failure becomes the channel's ``meta`` error (one log line per
+health transition) and the other channels never notice. Polls of one channel never
+overlap, whether started by the scheduler or by a change event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import structlog
+
+from monitor.broker import Broker
+from monitor.channel import ChannelState, Update
+from monitor.channels.base import Reader
+
+log = structlog.get_logger(__name__)
+
+
+def describe_error(exc: BaseException, timeout: float) -> str:
+    """A short operator-facing description of a failed poll."""
+    if isinstance(exc, TimeoutError):
+        return f"source did not answer within {timeout:g} s"
+    text = str(exc).strip()
+    return text if text else type(exc).__name__
+
+
+class Poller:
+    """Polls one channel's reader and publishes its updates to the broker."""
+
+    def __init__(self, channel: ChannelState, reader: Reader, broker: Broker, timeout: float) -> None:
+        self.channel = channel
+        self.reader = reader
+        self.broker = broker
+        self.timeout = timeout
+        self.last_ok_monotonic: float | None = None
+        self.polls = 0
+        self._lock = asyncio.Lock()
+        self._running: asyncio.Task | None = None
+        self._stopped = False
+
+    @property
+    def name(self) -> str:
+        """The channel's name."""
+        return self.channel.name
+
+    async def poll(self) -> None:
+        """Read the sources once and publish any change; never raises."""
+        if self._stopped:
+            return
+        async with self._lock:
+            self._running = asyncio.current_task()
+            try:
+                await self._poll_once()
+            finally:
+                self._running = None
+
+    async def stop(self) -> None:
+        """Refuse further polls and cancel the one in flight."""
+        self._stopped = True
+        task = self._running
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            await asyncio.wait([task], timeout=self.timeout)
+
+    async def _poll_once(self) -> None:
+        self.polls += 1
+        try:
+            async with asyncio.timeout(self.timeout):
+                data = await self.reader.read()
+        except Exception as exc:  # any source failure is the channel's state, not a crash
+            self._failed(exc)
+            return
+        self.last_ok_monotonic = time.monotonic()
+        if self.channel.source_health == "error":
+            log.info("source_recovered", channel=self.name)
+        self._publish(self.channel.accept(data))
+
+    def _failed(self, exc: Exception) -> None:
+        was = self.channel.source_health
+        message = describe_error(exc, self.timeout)
+        self._publish(self.channel.mark_error(message))
+        if was != "error":
+            log.warning("source_error", channel=self.name, error=message, error_type=type(exc).__name__)
+
+    def _publish(self, update: Update | None) -> None:
+        if update is not None:
+            self.broker.publish(update)

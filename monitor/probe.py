@@ -1,0 +1,45 @@
+"""One-shot reads of the sources, for ``monitor check`` and ``monitor snapshot``."""
+
+from __future__ import annotations
+
+import asyncio
+
+from monitor.channel import ChannelState
+from monitor.poller import describe_error
+from monitor.settings import Settings
+from monitor.sources.registry import Sources
+
+
+async def probe_sources(settings: Settings) -> dict[str, str | None]:
+    """Read every channel once, concurrently; None for a channel whose sources answered."""
+    sources = Sources(settings)
+    try:
+        names = list(sources.readers)
+        outcomes = await asyncio.gather(*(_read(sources, settings, name) for name in names))
+        return {name: problem for name, (_, problem) in zip(names, outcomes)}
+    finally:
+        await sources.close()
+
+
+async def read_channel(settings: Settings, channel: str) -> tuple[dict, str | None]:
+    """(state, problem) of one channel read straight from its sources."""
+    sources = Sources(settings)
+    try:
+        if channel not in sources.readers:
+            return {}, f"channel {channel!r} has no reader yet"
+        return await _read(sources, settings, channel)
+    finally:
+        await sources.close()
+
+
+async def _read(sources: Sources, settings: Settings, name: str) -> tuple[dict, str | None]:
+    timeout = settings.channel(name).timeout
+    state = ChannelState(name, epoch="snapshot")
+    try:
+        async with asyncio.timeout(timeout):
+            data = await sources.readers[name].read()
+    except Exception as exc:  # reported to the operator, not raised
+        state.mark_error(describe_error(exc, timeout))
+        return state.state, describe_error(exc, timeout)
+    state.accept(data)
+    return state.state, None

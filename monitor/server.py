@@ -1,0 +1,54 @@
+"""Running the console as a process: listen, wait for SIGTERM/SIGINT, shut down cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import structlog
+from aiohttp import web
+
+from monitor.app import create_app
+from monitor.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+
+async def serve_until_signalled(settings: Settings, app: web.Application | None = None) -> None:
+    """Serve ``app`` (default: the console for ``settings``) until SIGTERM or SIGINT."""
+    app = app if app is not None else create_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           shutdown_timeout=settings.server.shutdown_timeout)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.server.host, settings.server.port)
+        await site.start()
+        warn_if_exposed(settings)
+        for host, port in _bound_addresses(runner):
+            log.info("listening", url=f"http://{_url_host(host)}:{port}/", host=host, port=port)
+        await stop.wait()
+        log.info("shutting_down")
+    finally:
+        await runner.cleanup()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    log.info("stopped")
+
+
+def warn_if_exposed(settings: Settings) -> None:
+    """Say loudly when an unauthenticated console listens beyond loopback."""
+    if settings.auth.mode == "none" and settings.server.host not in ("127.0.0.1", "::1", "localhost"):
+        log.warning("unauthenticated_public_bind", host=settings.server.host,
+                    hint="set [auth] mode = token (or basic/proxy) before exposing the console")
+
+
+def _bound_addresses(runner: web.AppRunner) -> list[tuple[str, int]]:
+    return [(addr[0], addr[1]) for addr in runner.addresses if isinstance(addr, tuple)]
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

@@ -1,0 +1,208 @@
+"""Settings: one declarative table of every config key, parsed into frozen dataclasses.
+
+Each section is a dataclass; its fields (type, default, ``help`` metadata) are the
+table. ``config.toml`` and the docs are checked against it by the test suite.
+Every key can be overridden by an environment variable ``MONITOR_<SECTION>_<KEY>``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from monitor.channels.names import CHANNEL_NAMES
+
+DEFAULT_CONFIG_PATHS = (Path("config.toml"), Path("/etc/monitor/config.toml"))
+
+
+class ConfigError(Exception):
+    """A config file or override is unusable; the message names file, key and expectation."""
+
+
+def _opt(default: Any, help: str, choices: tuple[str, ...] = (), minimum: float | None = None) -> Any:
+    meta = {"help": help, "choices": choices, "minimum": minimum}
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    host: str = _opt("127.0.0.1", "address to listen on; loopback by default")
+    port: int = _opt(8080, "TCP port to listen on", minimum=0)
+    heartbeat: float = _opt(30.0, "seconds between WebSocket pings; a peer silent for heartbeat*1.5 is dropped", minimum=0.01)
+    shutdown_timeout: float = _opt(5.0, "seconds shutdown waits for sockets to close with 1001", minimum=0.0)
+    ring_size: int = _opt(512, "recent patches kept per channel for resume", minimum=1)
+    max_backlog_messages: int = _opt(256, "frames queued for one slow client before it is closed with 1013", minimum=1)
+    max_backlog_bytes: int = _opt(4 * 1024 * 1024, "bytes queued for one slow client before it is closed with 1013", minimum=1024)
+    max_client_frame: int = _opt(4096, "largest client frame accepted, in bytes; larger frames close with 1009", minimum=16)
+    close_grace: float = _opt(5.0, "seconds a refused or evicted client gets to take its close frame before the socket is cut", minimum=0.0)
+
+
+@dataclass(frozen=True)
+class SourcesSettings:
+    database: str = _opt("sqlite:////var/lib/adw/db/database.db", "SQLAlchemy-style URL: sqlite:////abs/path.db or postgresql://user@host:5432/db")
+    agents_dir: str = _opt("/var/lib/adw/agents", "directory of agents/<adw_id>/adw_state.json")
+    trees_dir: str = _opt("/var/lib/adw/trees", "directory of trees/<adw_id>/ worktrees")
+    webhook_url: str = _opt("http://127.0.0.1:8001/webhook-status", "webhook service status endpoint")
+    openapi_url: str = _opt("", "OpenAPI document for the routes channel; empty = this console's own routes")
+    busy_timeout: float = _opt(0.2, "seconds a database read waits on a writer's lock before the poll reports it", minimum=0.0)
+
+
+@dataclass(frozen=True)
+class ChannelSettings:
+    interval: float = _opt(2.0, "seconds between polls of this channel's sources", minimum=0.05)
+    timeout: float = _opt(5.0, "seconds one poll may take before it is abandoned and reported", minimum=0.01)
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    mode: str = _opt("none", "none | token | basic | proxy", choices=("none", "token", "basic", "proxy"))
+    token: str = _opt("", "token mode: the shared token; better from MONITOR_AUTH_TOKEN")
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    level: str = _opt("info", "debug | info | warning | error", choices=("debug", "info", "warning", "error"))
+    format: str = _opt("auto", "auto (JSON unless on a terminal) | json | console", choices=("auto", "json", "console"))
+
+
+SECTIONS: dict[str, type] = {
+    "server": ServerSettings,
+    "sources": SourcesSettings,
+    "auth": AuthSettings,
+    "log": LogSettings,
+}
+CHANNEL_DEFAULT_INTERVALS = {"system-status": 5.0, "webhook-status": 5.0, "routes": 30.0}
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    sources: SourcesSettings = field(default_factory=SourcesSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    channels: Mapping[str, ChannelSettings] = field(default_factory=dict)
+    path: str = "<defaults>"
+
+    def channel(self, name: str) -> ChannelSettings:
+        """Settings for one channel, falling back to that channel's defaults."""
+        return self.channels.get(name) or default_channel_settings(name)
+
+
+def default_channel_settings(name: str) -> ChannelSettings:
+    """The default settings of channel ``name``."""
+    return ChannelSettings(interval=CHANNEL_DEFAULT_INTERVALS.get(name, ChannelSettings.interval))
+
+
+def find_config(explicit: str | None) -> Path | None:
+    """The config file to use: ``explicit``, else ./config.toml, else /etc/monitor/config.toml."""
+    if explicit:
+        return Path(explicit)
+    return next((p for p in DEFAULT_CONFIG_PATHS if p.is_file()), None)
+
+
+def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read ``path`` (None = defaults only), apply environment overrides, validate."""
+    environ = os.environ if environ is None else environ
+    label = str(path) if path is not None else "<defaults>"
+    raw = _read_toml(Path(path)) if path is not None else {}
+    return _build(raw, environ, label)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def settings_from_mapping(raw: Mapping[str, Any], environ: Mapping[str, str] | None = None,
+                          label: str = "<mapping>") -> Settings:
+    """Settings from an already-parsed config mapping (as tomllib would return it)."""
+    return _build(dict(raw), {} if environ is None else environ, label)
+
+
+def _build(raw: dict[str, Any], environ: Mapping[str, str], label: str) -> Settings:
+    known = set(SECTIONS) | {"channels", "checks"}
+    for name in raw:
+        if name not in known:
+            raise ConfigError(f"{label}: [{name}]: unknown section; expected one of {sorted(known)}")
+    built = {name: _section(cls, raw.get(name, {}), name, environ, label) for name, cls in SECTIONS.items()}
+    return Settings(**built, channels=_channels(raw.get("channels", {}), environ, label), path=label)
+
+
+def _channels(raw: Any, environ: Mapping[str, str], label: str) -> dict[str, ChannelSettings]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{label}: [channels]: expected a table of channel tables")
+    for name in raw:
+        if name not in CHANNEL_NAMES:
+            raise ConfigError(f"{label}: [channels.{name}]: unknown channel; expected one of {list(CHANNEL_NAMES)}")
+    result = {}
+    for name in CHANNEL_NAMES:
+        defaults = dataclasses.asdict(default_channel_settings(name))
+        table = raw.get(name, {})
+        if not isinstance(table, dict):
+            raise ConfigError(f"{label}: [channels.{name}]: expected a table")
+        result[name] = _section(ChannelSettings, {**defaults, **table}, f"channels.{name}", environ, label)
+    return result
+
+
+def _section(cls: type, table: Any, section: str, environ: Mapping[str, str], label: str) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{label}: [{section}]: expected a table, got {type(table).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in table:
+        if key not in fields:
+            raise ConfigError(f"{label}: [{section}] {key}: unknown key; expected one of {sorted(fields)}")
+    values = {}
+    for name, spec in fields.items():
+        env_name = env_var_name(section, name)
+        if env_name in environ:
+            values[name] = _coerce(environ[env_name], spec, f"{env_name} (environment)", from_text=True)
+        elif name in table:
+            values[name] = _coerce(table[name], spec, f"{label}: [{section}] {name}", from_text=False)
+    return cls(**values)
+
+
+def env_var_name(section: str, key: str) -> str:
+    """The environment variable that overrides ``[section] key``."""
+    return "MONITOR_" + f"{section}_{key}".replace(".", "_").replace("-", "_").upper()
+
+
+def _coerce(value: Any, spec: dataclasses.Field, where: str, from_text: bool) -> Any:
+    kind = {"int": int, "float": float, "str": str, "bool": bool}[str(spec.type)]
+    converted = _convert(value, kind, from_text)
+    if converted is None:
+        raise ConfigError(f"{where}: expected {_describe(kind)}, got {value!r}")
+    choices, minimum = spec.metadata["choices"], spec.metadata["minimum"]
+    if choices and converted not in choices:
+        raise ConfigError(f"{where}: expected one of {' | '.join(choices)}, got {value!r}")
+    if minimum is not None and converted < minimum:
+        raise ConfigError(f"{where}: expected a number >= {minimum}, got {value!r}")
+    return converted
+
+
+def _convert(value: Any, kind: type, from_text: bool) -> Any:
+    if from_text and kind is not str:
+        try:
+            return kind(value) if kind is not bool else {"true": True, "false": False}.get(value.lower())
+        except ValueError:
+            return None
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, kind) and not (kind is not bool and isinstance(value, bool)):
+        return value
+    return None
+
+
+def _describe(kind: type) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[kind]

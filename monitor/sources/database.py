@@ -1,0 +1,70 @@
+"""The database seam: one small interface, chosen by the URL scheme.
+
+``sqlite:////abs/path.db`` (four slashes: absolute; three: relative) opens the file
+read-only; ``postgresql://`` connects with asyncpg.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+Rows = list[dict[str, Any]]
+
+
+class DatabaseError(Exception):
+    """A database read failed; the message is fit to show an operator."""
+
+
+class Database(Protocol):
+    """Read access to the monitored system's database."""
+
+    url: str
+
+    async def change_token(self) -> Any:
+        """A cheap value that changes whenever committed data may have changed; None = can't tell."""
+
+    async def fetch_many(self, queries: Mapping[str, str]) -> dict[str, Rows]:
+        """Run several SELECTs in one read transaction; rows as dicts, by query name."""
+
+    async def close(self) -> None:
+        """Release connections and threads."""
+
+
+def sqlite_path(url: str) -> str:
+    """The file path of a ``sqlite:///`` URL (``sqlite:////abs`` is absolute)."""
+    if not url.startswith("sqlite:///"):
+        raise ValueError(f"not a sqlite:/// URL: {url!r}")
+    path = url[len("sqlite:///"):]
+    if not path:
+        raise ValueError(f"sqlite URL names no file: {url!r}")
+    return path
+
+
+def validate_database_url(url: str) -> str | None:
+    """None when ``url`` is a usable database URL, else what is wrong with it."""
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        try:
+            sqlite_path(url)
+        except ValueError as exc:
+            return str(exc)
+        return None
+    if scheme in ("postgresql", "postgres"):
+        return None
+    return f"expected sqlite:////path or postgresql://user@host:port/db, got {url!r}"
+
+
+def open_database(url: str, busy_timeout: float) -> Database:
+    """A ``Database`` for ``url``; nothing is connected until the first read."""
+    scheme = urlsplit(url).scheme
+    if scheme == "sqlite":
+        from monitor.sources.sqlite import SqliteDatabase
+
+        return SqliteDatabase(url, busy_timeout=busy_timeout)
+    if scheme in ("postgresql", "postgres"):
+        from monitor.sources.postgres import PostgresDatabase
+
+        return PostgresDatabase(url)
+    raise ValueError(validate_database_url(url))

@@ -1,0 +1,76 @@
+"""HTTP views: the JSON API, liveness, and the server-rendered pages."""
+
+from __future__ import annotations
+
+import time
+
+import aiohttp_jinja2
+import orjson
+from aiohttp import web
+
+from monitor.channels.names import CHANNEL_NAMES
+from monitor.keys import BROKER, HUB, POLLERS, STARTED_AT
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the HTTP routes of the console."""
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/api/v1/{channel}", channel_json)
+    app.router.add_get("/", dashboard)
+    app.router.add_get("/{channel}", channel_page)
+
+
+def _channel_or_404(request: web.Request) -> str:
+    channel = request.match_info["channel"]
+    if channel not in CHANNEL_NAMES:
+        raise web.HTTPNotFound(text=f"unknown channel {channel!r}; channels: {', '.join(CHANNEL_NAMES)}")
+    return channel
+
+
+def json_response(payload, status: int = 200) -> web.Response:
+    """A JSON response encoded with orjson."""
+    return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json")
+
+
+async def channel_json(request: web.Request) -> web.Response:
+    """``GET /api/v1/<channel>``: the channel's current state with its epoch and seq."""
+    channel = _channel_or_404(request)
+    epoch, seq, state = request.app[BROKER].current(channel)
+    return json_response({"channel": channel, "epoch": epoch, "seq": seq, "data": state})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """Liveness: answers while the event loop runs; reports each channel's source state."""
+    now = time.monotonic()
+    channels = {}
+    for name in CHANNEL_NAMES:
+        _, seq, state = request.app[BROKER].current(name)
+        poller = request.app[POLLERS].get(name)
+        last_ok = poller.last_ok_monotonic if poller else None
+        channels[name] = {
+            "source": state["meta"].get("source"),
+            "seq": seq,
+            "last_good_poll_age_s": None if last_ok is None else round(now - last_ok, 3),
+            "connections": request.app[HUB].count(name),
+        }
+    return json_response({"status": "ok", "uptime_s": round(time.time() - request.app[STARTED_AT], 1), "channels": channels})
+
+
+def _page_context(request: web.Request, channels: tuple[str, ...]) -> dict:
+    broker = request.app[BROKER]
+    panels = []
+    for name in channels:
+        epoch, seq, state = broker.current(name)
+        panels.append({"name": name, "epoch": epoch, "seq": seq, "state": state})
+    return {"panels": panels, "channels": CHANNEL_NAMES}
+
+
+async def dashboard(request: web.Request) -> web.Response:
+    """``GET /``: all eight panels, rendered from current state."""
+    return aiohttp_jinja2.render_template("dashboard.html", request, _page_context(request, CHANNEL_NAMES))
+
+
+async def channel_page(request: web.Request) -> web.Response:
+    """``GET /<channel>``: one panel as a full page."""
+    channel = _channel_or_404(request)
+    return aiohttp_jinja2.render_template("dashboard.html", request, _page_context(request, (channel,)))

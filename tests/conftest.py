@@ -1,0 +1,74 @@
+"""Shared fixtures: a real SQLite database, settings for it, and the console under test."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from monitor.app import create_app
+from monitor.demo.schema import SQLITE_SCHEMA
+from monitor.settings import Settings, settings_from_mapping
+from tests.support import QueueTable
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """An ADW database file with the five tables and the queue not paused."""
+    path = tmp_path / "database.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(SQLITE_SCHEMA)
+    conn.execute("INSERT INTO queue_config VALUES ('queue_paused', 'false', '2026-01-01T00:00:00Z')")
+    conn.commit()
+    conn.close()
+    return path
+
+
+@pytest.fixture
+def queue_table(db_path: Path) -> QueueTable:
+    """Writes phase_queue rows into the test database."""
+    return QueueTable(db_path)
+
+
+def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        merged[key] = deep_merge(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+    return merged
+
+
+@pytest.fixture
+def make_settings(tmp_path: Path, db_path: Path) -> Callable[..., Settings]:
+    """Settings for the test database; polls only when a test asks (intervals of an hour)."""
+
+    def make(overrides: dict[str, Any] | None = None) -> Settings:
+        raw = {
+            "server": {"host": "127.0.0.1", "port": 0, "heartbeat": 30.0, "close_grace": 2.0},
+            "sources": {"database": f"sqlite:///{db_path}", "agents_dir": str(tmp_path / "agents"),
+                        "trees_dir": str(tmp_path / "trees"), "webhook_url": "http://127.0.0.1:9/webhook-status"},
+            "channels": {name: {"interval": 3600.0, "timeout": 2.0} for name in
+                         ("queue", "adw-monitor", "system-status", "workflows", "routes",
+                          "workflow-history", "planned-features", "webhook-status")},
+        }
+        return settings_from_mapping(deep_merge(raw, overrides or {}), label="<test>")
+
+    return make
+
+
+@pytest.fixture
+def make_client(aiohttp_client, make_settings):
+    """Start the console (real sockets on loopback) with settings overrides."""
+
+    async def make(overrides: dict[str, Any] | None = None):
+        return await aiohttp_client(create_app(make_settings(overrides)))
+
+    return make
+
+
+@pytest.fixture
+async def client(make_client):
+    """The console on the test database with default test settings."""
+    return await make_client()

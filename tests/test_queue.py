@@ -1,0 +1,127 @@
+"""The queue channel read from a real SQLite file, end to end to a WebSocket client."""
+
+import os
+import sqlite3
+
+from monitor.keys import BROKER, POLLERS
+from tests.support import ProtocolClient, poll
+
+
+def queue_state(client):
+    return client.app[BROKER].current("queue")[2]
+
+
+async def test_summary_and_items_from_rows(client, queue_table):
+    a = queue_table.insert("queued", "Plan the thing", priority=10, depends_on_phases="[1, 2]")
+    queue_table.insert("running", "Build it")
+    queue_table.insert("failed", "Test it", error_message="boom")
+    queue_table.set_paused(True)
+    await poll(client)
+    state = queue_state(client)
+    assert state["summary"] == {
+        "total": 3, "paused": True,
+        "by_status": {"queued": 1, "ready": 0, "running": 1, "completed": 0, "blocked": 0, "failed": 1},
+    }
+    item = state["items"][a]
+    assert item["title"] == "Plan the thing" and item["priority"] == 10
+    assert item["depends_on_phases"] == [1, 2] and item["phase_data"] == {"title": "Plan the thing"}
+    assert "error_message" not in item  # NULL columns are absent, never null
+    assert state["meta"]["source"] == "ok"
+
+
+async def test_insert_update_delete_arrive_as_patches(client, queue_table):
+    live = ProtocolClient(await client.ws_connect("/api/v1/ws/queue"))
+    await live.receive()
+    row = queue_table.insert("queued", "one")
+    await poll(client)
+    added = await live.receive()
+    assert added["type"] == "patch" and added["patch"]["items"][row]["title"] == "one"
+    queue_table.update(row, status="running")
+    await poll(client)
+    changed = await live.receive()
+    assert changed["patch"]["items"] == {row: {"status": "running"}}
+    queue_table.delete(row)
+    await poll(client)
+    removed = await live.receive()
+    assert removed["patch"]["items"] == {row: None}
+    assert live.state == queue_state(client)
+
+
+async def test_unchanged_database_is_not_read_and_sends_nothing(client, queue_table):
+    queue_table.insert()
+    await poll(client)
+    reader = client.app[POLLERS]["queue"].reader
+    reads = []
+    original = reader.db.fetch_many
+    reader.db.fetch_many = lambda queries: reads.append(1) or original(queries)
+    seq = client.app[BROKER].current("queue")[1]
+    await poll(client)
+    await poll(client)
+    assert reads == [] and client.app[BROKER].current("queue")[1] == seq
+    queue_table.insert()
+    await poll(client)
+    assert reads == [1] and client.app[BROKER].current("queue")[1] == seq + 1
+
+
+async def test_missing_database_is_an_error_and_recovers(client, db_path, queue_table):
+    moved = db_path.with_suffix(".away")
+    os.rename(db_path, moved)
+    await poll(client)
+    meta = queue_state(client)["meta"]
+    assert meta["source"] == "error" and "not found" in meta["error"]
+    assert (await client.get("/healthz")).status == 200
+    os.rename(moved, db_path)
+    queue_table.insert(title="back")
+    await poll(client)
+    state = queue_state(client)
+    assert state["meta"]["source"] == "ok" and "error" not in state["meta"]
+    assert [i["title"] for i in state["items"].values()] == ["back"]
+
+
+async def test_database_locked_by_a_writer_is_an_error_and_recovers(client, db_path, queue_table):
+    queue_table.insert()
+    writer = sqlite3.connect(db_path, isolation_level=None)
+    writer.execute("BEGIN EXCLUSIVE")
+    writer.execute("UPDATE phase_queue SET status = 'running'")
+    try:
+        await poll(client)
+        meta = queue_state(client)["meta"]
+        assert meta["source"] == "error" and "locked" in meta["error"]
+    finally:
+        writer.execute("COMMIT")
+        writer.close()
+    await poll(client)
+    state = queue_state(client)
+    assert state["meta"]["source"] == "ok"
+    assert [i["status"] for i in state["items"].values()] == ["running"]
+
+
+async def test_corrupt_database_is_an_error_and_recovers(client, db_path, queue_table):
+    good = db_path.read_bytes()
+    db_path.write_bytes(b"this is not a database" * 100)
+    await poll(client)
+    assert queue_state(client)["meta"]["source"] == "error"
+    db_path.write_bytes(good)
+    await poll(client)
+    assert queue_state(client)["meta"]["source"] == "ok"
+
+
+async def test_replaced_database_file_is_followed(client, db_path, queue_table, tmp_path):
+    await poll(client)
+    replacement = tmp_path / "new.db"
+    conn = sqlite3.connect(db_path)
+    conn.execute(f"VACUUM INTO '{replacement}'")
+    conn.close()
+    QueueTable = type(queue_table)
+    QueueTable(replacement).insert(title="in the new file")
+    os.replace(replacement, db_path)
+    await poll(client)
+    assert [i["title"] for i in queue_state(client)["items"].values()] == ["in the new file"]
+
+
+async def test_error_in_one_channel_leaves_others_serving(client, db_path):
+    db_path.unlink()
+    await poll(client)
+    response = await client.get("/api/v1/workflows")
+    assert response.status == 200
+    assert (await response.json())["data"]["meta"]["source"] != "error"
