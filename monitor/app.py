@@ -66,7 +66,9 @@ async def request_id_middleware(request: web.Request, handler):
 
 async def sources_ctx(app: web.Application):
     """Own the connections to the monitored system."""
-    app[SOURCES] = Sources(app[SETTINGS])
+    sources = Sources(app[SETTINGS], own_routes=lambda: list_routes(app))
+    app[SOURCES] = sources
+    await sources.open()
     yield
     await app[SOURCES].close()
 
@@ -89,6 +91,16 @@ async def pollers_ctx(app: web.Application):
     log.info("pollers_started", channels=sorted(pollers), epoch=epoch)
     yield
     await polling.stop()
+
+
+def list_routes(app: web.Application) -> list[tuple[str, str, str]]:
+    """(method, path, handler name) of every route this console serves."""
+    routes = []
+    for route in app.router.routes():
+        info = route.resource.get_info() if route.resource is not None else {}
+        path = info.get("path") or info.get("formatter") or info.get("prefix") or ""
+        routes.append((route.method, path, getattr(route.handler, "__name__", "")))
+    return routes
 
 
 async def close_sockets(app: web.Application) -> None:

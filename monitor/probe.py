@@ -12,7 +12,7 @@ from monitor.sources.registry import Sources
 
 async def probe_sources(settings: Settings) -> dict[str, str | None]:
     """Read every channel once, concurrently; None for a channel whose sources answered."""
-    sources = Sources(settings)
+    sources = await _open_sources(settings)
     try:
         names = list(sources.readers)
         outcomes = await asyncio.gather(*(_read(sources, settings, name) for name in names))
@@ -23,13 +23,22 @@ async def probe_sources(settings: Settings) -> dict[str, str | None]:
 
 async def read_channel(settings: Settings, channel: str) -> tuple[dict, str | None]:
     """(state, problem) of one channel read straight from its sources."""
-    sources = Sources(settings)
+    sources = await _open_sources(settings)
     try:
         if channel not in sources.readers:
             return {}, f"channel {channel!r} has no reader yet"
         return await _read(sources, settings, channel)
     finally:
         await sources.close()
+
+
+async def _open_sources(settings: Settings) -> Sources:
+    from monitor.app import create_app, list_routes
+
+    app = create_app(settings)  # never started: only its route table is read
+    sources = Sources(settings, own_routes=lambda: list_routes(app))
+    await sources.open()
+    return sources
 
 
 async def _read(sources: Sources, settings: Settings, name: str) -> tuple[dict, str | None]:

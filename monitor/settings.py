@@ -70,6 +70,15 @@ class LogSettings:
     format: str = _opt("auto", "auto (JSON unless on a terminal) | json | console", choices=("auto", "json", "console"))
 
 
+@dataclass(frozen=True)
+class CheckSettings:
+    name: str = _opt("", "the check's name, shown on its card; unique")
+    kind: str = _opt("http", "http | tcp | process", choices=("http", "tcp", "process"))
+    target: str = _opt("", "http: a URL; tcp: host:port; process: text to find in a process command line")
+    timeout: float = _opt(2.0, "seconds before the check counts as failed", minimum=0.01)
+    degraded_after: float = _opt(1.0, "seconds of latency above which a passing check is degraded", minimum=0.0)
+
+
 SECTIONS: dict[str, type] = {
     "server": ServerSettings,
     "sources": SourcesSettings,
@@ -86,7 +95,13 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     log: LogSettings = field(default_factory=LogSettings)
     channels: Mapping[str, ChannelSettings] = field(default_factory=dict)
+    checks: tuple[CheckSettings, ...] = ()
+    queries: Mapping[str, str] = field(default_factory=dict)
     path: str = "<defaults>"
+
+    def query(self, name: str, default: str) -> str:
+        """The SQL of query ``name``: from ``[queries]`` when configured, else ``default``."""
+        return self.queries.get(name, default)
 
     def channel(self, name: str) -> ChannelSettings:
         """Settings for one channel, falling back to that channel's defaults."""
@@ -132,12 +147,38 @@ def settings_from_mapping(raw: Mapping[str, Any], environ: Mapping[str, str] | N
 
 
 def _build(raw: dict[str, Any], environ: Mapping[str, str], label: str) -> Settings:
-    known = set(SECTIONS) | {"channels", "checks"}
+    known = set(SECTIONS) | {"channels", "checks", "queries"}
     for name in raw:
         if name not in known:
             raise ConfigError(f"{label}: [{name}]: unknown section; expected one of {sorted(known)}")
     built = {name: _section(cls, raw.get(name, {}), name, environ, label) for name, cls in SECTIONS.items()}
-    return Settings(**built, channels=_channels(raw.get("channels", {}), environ, label), path=label)
+    return Settings(**built, channels=_channels(raw.get("channels", {}), environ, label),
+                    checks=_checks(raw.get("checks", []), label), queries=_queries(raw.get("queries", {}), label),
+                    path=label)
+
+
+def _checks(raw: Any, label: str) -> tuple[CheckSettings, ...]:
+    if not isinstance(raw, list):
+        raise ConfigError(f"{label}: [[checks]]: expected an array of tables ([[checks]] entries)")
+    checks, seen = [], set()
+    for index, table in enumerate(raw):
+        check = _section(CheckSettings, table, f"checks.{index}", {}, label)
+        if not check.name or not check.target:
+            raise ConfigError(f"{label}: [[checks]] #{index + 1}: expected both name and target")
+        if check.name in seen:
+            raise ConfigError(f"{label}: [[checks]] #{index + 1} name: {check.name!r} is used twice")
+        seen.add(check.name)
+        checks.append(check)
+    return tuple(checks)
+
+
+def _queries(raw: Any, label: str) -> dict[str, str]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{label}: [queries]: expected a table of query name = SQL text")
+    for name, sql in raw.items():
+        if not isinstance(sql, str) or not sql.strip():
+            raise ConfigError(f"{label}: [queries] {name}: expected SQL text, got {sql!r}")
+    return dict(raw)
 
 
 def _channels(raw: Any, environ: Mapping[str, str], label: str) -> dict[str, ChannelSettings]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from monitor.channels.base import ChannelData, parse_json_text
+from monitor.channels.dbreader import DatabaseReader
 from monitor.sources.database import Rows
 
 QUEUE_STATUSES = ("queued", "ready", "running", "completed", "blocked", "failed")
@@ -40,3 +41,9 @@ def build_queue(phase_rows: Rows, config_rows: Rows) -> ChannelData:
 def build_queue_channel(rows: dict[str, Rows]) -> ChannelData:
     """The queue channel from the results of ``DEFAULT_QUERIES``."""
     return build_queue(rows["phase_queue"], rows["queue_config"])
+
+
+def make_reader(sources) -> DatabaseReader:
+    """The queue channel's reader on the shared database (queries overridable in [queries])."""
+    queries = {name: sources.settings.query(name, sql) for name, sql in DEFAULT_QUERIES.items()}
+    return DatabaseReader(sources.database, queries, build_queue_channel)

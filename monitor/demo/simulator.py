@@ -163,7 +163,7 @@ class Simulator:
         if phase == "plan":
             state["plan_file"] = f"specs/issue-{state['issue_number']}-adw-{state['adw_id']}-sdlc_planner-" \
                                  f"{slug(state['nl_input'])}.md"
-        elif phase == "ship" and self._api is not None:
+        elif phase == "build" and self._api is not None:  # the built endpoint goes live on the dev API
             item = _work_item(state["nl_input"])
             self._api.add_route(item[2], item[3], item[0], item[1].strip("/"))
         elif phase == "cleanup":
@@ -194,6 +194,9 @@ class Simulator:
                              " updated_at = ? WHERE status IN ('queued', 'ready') AND feature_id ="
                              " (SELECT feature_id FROM phase_queue WHERE queue_id = ?)", (utc_iso(now), run.queue_id))
             append_error(self._ws, adw_id, now, error)
+            if self._api is not None and run.phase > ADW_PHASES.index("build"):  # a failed change is reverted
+                item = _work_item(run.state["nl_input"])
+                self._api.remove_route(item[2], item[3])
         self._save_progress(conn, run, now, "failed" if error else "completed", error)
         self._kill(adw_id)
         del self._runs[adw_id]

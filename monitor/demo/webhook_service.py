@@ -100,6 +100,11 @@ class ApiCatalog:
         while len(self._added) > self._max_added:
             self._added.popleft()
 
+    def remove_route(self, method: str, path: str) -> None:
+        """Withdraw an added operation (a reverted change); service routes stay."""
+        kept = [r for r in self._added if r[:2] != (method.upper(), path)]
+        self._added = deque(kept)
+
     def routes(self) -> list[tuple[str, str, str, str]]:
         """Every published (method, path, summary, tag), service routes first."""
         return [*_SERVICE_ROUTES, *self._added]

@@ -2,25 +2,44 @@
 
 from __future__ import annotations
 
-from monitor.channels.base import Reader
+from collections.abc import Callable
+
+import aiohttp
+
 from monitor.channels import queue
-from monitor.channels.dbreader import DatabaseReader
+from monitor.channels.base import Reader
 from monitor.settings import Settings
 from monitor.sources.database import Database, open_database
 
+RouteList = list[tuple[str, str, str]]  # (method, path, handler name)
+
+
+def _reader_factories() -> dict[str, Callable[["Sources"], Reader]]:
+    return {
+        "queue": queue.make_reader,
+    }
+
 
 class Sources:
-    """Owns the connections to the monitored system; build with ``open``, release with ``close``."""
+    """Owns the connections to the monitored system; ``open`` before use, ``close`` after."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, own_routes: Callable[[], RouteList] = list) -> None:
         self.settings = settings
+        self.own_routes = own_routes
         self.database: Database = open_database(settings.sources.database, settings.sources.busy_timeout)
-        self.readers: dict[str, Reader] = {
-            "queue": DatabaseReader(self.database, queue.DEFAULT_QUERIES, queue.build_queue_channel),
-        }
+        self.http: aiohttp.ClientSession | None = None
+        self.readers: dict[str, Reader] = {}
+
+    async def open(self) -> None:
+        """Create the HTTP client session and every channel's reader."""
+        # Sources' own timeouts are set per request; the poll timeout bounds them all.
+        self.http = aiohttp.ClientSession(raise_for_status=False, trust_env=False)
+        self.readers = {name: make(self) for name, make in _reader_factories().items()}
 
     async def close(self) -> None:
         """Close every reader, then the shared connections."""
         for reader in self.readers.values():
             await reader.close()
+        if self.http is not None:
+            await self.http.close()
         await self.database.close()
