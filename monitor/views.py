@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-import aiohttp_jinja2
 import orjson
 from aiohttp import web
 
+from monitor import pages
 from monitor.channels.names import CHANNEL_NAMES
 from monitor.keys import BROKER, HUB, POLLERS, STARTED_AT
 
@@ -16,11 +16,11 @@ def add_routes(app: web.Application) -> None:
     """Register the HTTP routes of the console."""
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/v1/{channel}", channel_json)
-    app.router.add_get("/", dashboard)
-    app.router.add_get("/{channel}", channel_page)
+    pages.add_page_routes(app)  # last: /{channel} would shadow anything after it
 
 
-def _channel_or_404(request: web.Request) -> str:
+def channel_or_404(request: web.Request) -> str:
+    """The ``{channel}`` of the URL, or HTTP 404 naming the known channels."""
     channel = request.match_info["channel"]
     if channel not in CHANNEL_NAMES:
         raise web.HTTPNotFound(text=f"unknown channel {channel!r}; channels: {', '.join(CHANNEL_NAMES)}")
@@ -34,7 +34,7 @@ def json_response(payload, status: int = 200) -> web.Response:
 
 async def channel_json(request: web.Request) -> web.Response:
     """``GET /api/v1/<channel>``: the channel's current state with its epoch and seq."""
-    channel = _channel_or_404(request)
+    channel = channel_or_404(request)
     epoch, seq, state = request.app[BROKER].current(channel)
     return json_response({"channel": channel, "epoch": epoch, "seq": seq, "data": state})
 
@@ -54,23 +54,3 @@ async def healthz(request: web.Request) -> web.Response:
             "connections": request.app[HUB].count(name),
         }
     return json_response({"status": "ok", "uptime_s": round(time.time() - request.app[STARTED_AT], 1), "channels": channels})
-
-
-def _page_context(request: web.Request, channels: tuple[str, ...]) -> dict:
-    broker = request.app[BROKER]
-    panels = []
-    for name in channels:
-        epoch, seq, state = broker.current(name)
-        panels.append({"name": name, "epoch": epoch, "seq": seq, "state": state})
-    return {"panels": panels, "channels": CHANNEL_NAMES}
-
-
-async def dashboard(request: web.Request) -> web.Response:
-    """``GET /``: all eight panels, rendered from current state."""
-    return aiohttp_jinja2.render_template("dashboard.html", request, _page_context(request, CHANNEL_NAMES))
-
-
-async def channel_page(request: web.Request) -> web.Response:
-    """``GET /<channel>``: one panel as a full page."""
-    channel = _channel_or_404(request)
-    return aiohttp_jinja2.render_template("dashboard.html", request, _page_context(request, (channel,)))

@@ -219,7 +219,7 @@ class Simulator:
         write_state(self._ws, run.state)
 
     def _maybe_start_run(self, conn: sqlite3.Connection, now: datetime) -> None:
-        if len(self._runs) >= self._max_live or _queue_paused(conn) or self._rng.random() >= 0.6:
+        if len(self._runs) >= self._max_live or _queue_paused(conn) or self._rng.random() >= 0.8:
             return
         ready = conn.execute("SELECT queue_id, issue_number, phase_data FROM phase_queue WHERE status = 'ready'"
                              " ORDER BY priority DESC, queue_position LIMIT 1").fetchone()

@@ -87,7 +87,7 @@ class WebhookStats:
 class ApiCatalog:
     """Routes the demo service publishes as OpenAPI; shipped ADW runs add endpoints to it."""
 
-    def __init__(self, max_added: int = 30) -> None:
+    def __init__(self, max_added: int = 10) -> None:
         self._max_added = max_added
         self._added: deque[tuple[str, str, str, str]] = deque()
 
