@@ -21,6 +21,7 @@ from monitor.poller import Poller
 from monitor.scheduler import Polling, build_scheduler
 from monitor.settings import Settings
 from monitor.sources.registry import Sources
+from monitor.watch import Watcher, watch_targets
 from monitor import views, websocket
 
 log = structlog.get_logger(__name__)
@@ -44,6 +45,7 @@ def create_app(settings: Settings) -> web.Application:
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(template_dir()), autoescape=True)
     app.cleanup_ctx.append(sources_ctx)
     app.cleanup_ctx.append(pollers_ctx)
+    app.cleanup_ctx.append(watcher_ctx)
     app.on_shutdown.append(close_sockets)
     views.add_routes(app)
     app.router.add_get("/api/v1/ws/{channel}", websocket.channel_socket)
@@ -91,6 +93,23 @@ async def pollers_ctx(app: web.Application):
     log.info("pollers_started", channels=sorted(pollers), epoch=epoch)
     yield
     await polling.stop()
+
+
+async def watcher_ctx(app: web.Application):
+    """Watch the file sources so their channels poll as soon as something changes."""
+    settings, pollers = app[SETTINGS], app[POLLERS]
+    if not settings.sources.watch:
+        yield
+        return
+
+    def trigger(channel: str) -> None:
+        if channel in pollers:
+            pollers[channel].request_poll()
+
+    watcher = Watcher(watch_targets(settings), trigger, settings.sources.watch_debounce)
+    watcher.start()
+    yield
+    await watcher.stop()
 
 
 def list_routes(app: web.Application) -> list[tuple[str, str, str]]:

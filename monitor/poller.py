@@ -40,6 +40,8 @@ class Poller:
         self._lock = asyncio.Lock()
         self._running: asyncio.Task | None = None
         self._stopped = False
+        self._again = False
+        self._triggered: set[asyncio.Task] = set()
 
     @property
     def name(self) -> str:
@@ -54,16 +56,32 @@ class Poller:
             self._running = asyncio.current_task()
             try:
                 await self._poll_once()
+                # A change signalled while we were reading may have been missed by that read.
+                while self._again and not self._stopped:
+                    self._again = False
+                    await self._poll_once()
             finally:
                 self._running = None
+
+    def request_poll(self) -> None:
+        """Poll as soon as possible (a change was signalled); coalesces with a running poll."""
+        if self._stopped:
+            return
+        if self._lock.locked():
+            self._again = True
+            return
+        task = asyncio.get_running_loop().create_task(self.poll())
+        self._triggered.add(task)
+        task.add_done_callback(self._triggered.discard)
 
     async def stop(self) -> None:
         """Refuse further polls and cancel the one in flight."""
         self._stopped = True
-        task = self._running
-        if task is not None and task is not asyncio.current_task():
+        tasks = {t for t in (self._running, *self._triggered) if t is not None and t is not asyncio.current_task()}
+        for task in tasks:
             task.cancel()
-            await asyncio.wait([task], timeout=self.timeout)
+        if tasks:
+            await asyncio.wait(tasks, timeout=self.timeout)
 
     async def _poll_once(self) -> None:
         self.polls += 1

@@ -42,13 +42,14 @@ def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture
 def make_settings(tmp_path: Path, db_path: Path) -> Callable[..., Settings]:
-    """Settings for the test database; polls only when a test asks (intervals of an hour)."""
+    """Settings for the test database; polls only when a test asks (hour-long intervals, no file watching)."""
 
     def make(overrides: dict[str, Any] | None = None) -> Settings:
         raw = {
             "server": {"host": "127.0.0.1", "port": 0, "heartbeat": 30.0, "close_grace": 2.0},
             "sources": {"database": f"sqlite:///{db_path}", "agents_dir": str(tmp_path / "agents"),
-                        "trees_dir": str(tmp_path / "trees"), "webhook_url": "http://127.0.0.1:9/webhook-status"},
+                        "trees_dir": str(tmp_path / "trees"), "webhook_url": "http://127.0.0.1:9/webhook-status",
+                        "watch": False},
             "channels": {name: {"interval": 3600.0, "timeout": 2.0} for name in
                          ("queue", "adw-monitor", "system-status", "workflows", "routes",
                           "workflow-history", "planned-features", "webhook-status")},

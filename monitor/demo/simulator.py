@@ -163,9 +163,10 @@ class Simulator:
         if phase == "plan":
             state["plan_file"] = f"specs/issue-{state['issue_number']}-adw-{state['adw_id']}-sdlc_planner-" \
                                  f"{slug(state['nl_input'])}.md"
-        elif phase == "build" and self._api is not None:  # the built endpoint goes live on the dev API
+        elif phase in ("build", "ship") and self._api is not None:
+            # the endpoint goes live on the dev API once built, and loses its preview tag once shipped
             item = _work_item(state["nl_input"])
-            self._api.add_route(item[2], item[3], item[0], item[1].strip("/"))
+            self._api.add_route(item[2], item[3], item[0], "preview" if phase == "build" else item[1].strip("/"))
         elif phase == "cleanup":
             shutil.rmtree(self._ws.trees_dir / state["adw_id"], ignore_errors=True)
 

@@ -85,25 +85,26 @@ class WebhookStats:
 
 
 class ApiCatalog:
-    """Routes the demo service publishes as OpenAPI; shipped ADW runs add endpoints to it."""
+    """Routes the demo service publishes as OpenAPI; ADW runs add, retag and revert endpoints."""
 
     def __init__(self, max_added: int = 10) -> None:
         self._max_added = max_added
-        self._added: deque[tuple[str, str, str, str]] = deque()
+        self._added: list[tuple[str, str, str, str]] = []
 
     def add_route(self, method: str, path: str, summary: str, tag: str) -> None:
-        """Publish one more operation; the oldest added ones retire past `max_added`."""
+        """Publish or update an operation; the oldest added ones retire past `max_added`."""
         route = (method.upper(), path, summary, tag)
-        if route[:2] in {r[:2] for r in self.routes()}:
+        if any(r[:2] == route[:2] for r in _SERVICE_ROUTES):
             return
-        self._added.append(route)
-        while len(self._added) > self._max_added:
-            self._added.popleft()
+        for index, known in enumerate(self._added):
+            if known[:2] == route[:2]:
+                self._added[index] = route
+                return
+        self._added = [*self._added, route][-self._max_added:]
 
     def remove_route(self, method: str, path: str) -> None:
         """Withdraw an added operation (a reverted change); service routes stay."""
-        kept = [r for r in self._added if r[:2] != (method.upper(), path)]
-        self._added = deque(kept)
+        self._added = [r for r in self._added if r[:2] != (method.upper(), path)]
 
     def routes(self) -> list[tuple[str, str, str, str]]:
         """Every published (method, path, summary, tag), service routes first."""

@@ -192,8 +192,10 @@ def create_workspace(root: Path, rng: random.Random) -> Workspace:
 
 def _seed(conn: sqlite3.Connection, ws: Workspace, rng: random.Random, now: datetime) -> None:
     items = rng.sample(WORK_ITEMS, len(WORK_ITEMS))
-    runs = [_seed_run(conn, ws, rng, now, 100 + i, items[i % len(items)], outcome)
-            for i, outcome in enumerate(["running"] * 4 + ["completed"] * 3 + ["failed"])]
+    # (outcome, phases done): one live run stands in build, so the API changes on the first ticks
+    plan = [("running", 2), *(("running", n) for n in rng.sample(range(1, 7), 3)),
+            *[("completed", len(ADW_PHASES))] * 3, ("failed", rng.randrange(2, 6))]
+    runs = [_seed_run(conn, ws, rng, now, 100 + i, items[i], outcome, done) for i, (outcome, done) in enumerate(plan)]
     history = runs + [_old_run(ws, rng, now, 60 + i, items[i % len(items)]) for i in range(52)]
     for row in history:
         conn.execute(f"INSERT INTO workflow_history ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
@@ -204,11 +206,10 @@ def _seed(conn: sqlite3.Connection, ws: Workspace, rng: random.Random, now: date
 
 
 def _seed_run(conn: sqlite3.Connection, ws: Workspace, rng: random.Random, now: datetime,
-              issue: int, item: tuple, outcome: str) -> dict[str, Any]:
+              issue: int, item: tuple, outcome: str, last: int) -> dict[str, Any]:
     """Write one agent run (state file, task logs, worktree, errors); return its history row."""
     adw_id = new_adw_id(rng)
     state = new_state(ws, rng, adw_id, issue, item, now)
-    last = {"running": rng.randrange(1, 7), "completed": len(ADW_PHASES), "failed": rng.randrange(2, 6)}[outcome]
     while last < len(ADW_PHASES) and ADW_PHASES[last] not in state["estimated_cost_breakdown"]:
         last += 1  # a run never stands in a phase its template skips
     durations = [rng.uniform(30, 240) for _ in range(last)]

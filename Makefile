@@ -1,0 +1,40 @@
+# make test  — install what the tests need (Chromium, PostgreSQL, a virtualenv) and run them all
+# make demo  — install into a virtualenv and run the console on a changing demo workspace
+# make dist  — build dist/monitor.pyz, one file that runs with nothing but Python 3.11+
+
+PYTHON ?= python3
+VENV ?= .venv
+PORT ?= 8080
+
+.PHONY: test demo dist system-deps clean
+
+test: system-deps $(VENV)/.test-installed
+	$(VENV)/bin/python -m pytest
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/monitor demo --port $(PORT)
+
+system-deps:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+		sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+		echo "installing:$$missing"; \
+		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
+	fi
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed: $(VENV)/bin/python setup.cfg
+	$(VENV)/bin/python -m pip install -q .
+	touch $@
+
+$(VENV)/.test-installed: $(VENV)/bin/python setup.cfg
+	$(VENV)/bin/python -m pip install -q '.[test]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,240 @@
+"""Agent state files (agents/<adw_id>/adw_state.json, error.log) and the trees directory.
+
+One scan, in one worker thread, lists the agents directory and stats each agent's two
+files; only a file whose (mtime_ns, size, inode) signature moved is read again, so an
+unchanged workspace costs a directory listing and two stats per agent. Writers rewrite
+state files in place, so a scan may meet half-written JSON: the agent then keeps its last
+good record, marked with ``state_file_error`` until the file parses again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+ADW_ID_PATTERN = re.compile(r"[0-9a-fA-F]{8}")
+STATE_FILE = "adw_state.json"
+ERROR_LOG = "error.log"
+ERROR_FIELD = "state_file_error"
+
+Signature = tuple[int, int, int]  # (mtime_ns, size, inode)
+
+
+class StateFilesError(Exception):
+    """The agents directory itself cannot be listed; the message is fit for an operator."""
+
+
+def is_adw_id(name: str) -> bool:
+    """True when ``name`` has the ADW run id form: eight hex characters."""
+    return ADW_ID_PATTERN.fullmatch(name) is not None
+
+
+@dataclass(frozen=True)
+class StateView:
+    """What a scan found: state records and error-line counts by adw_id, and kept worktrees."""
+
+    states: Mapping[str, dict[str, Any]] = field(default_factory=dict)
+    error_counts: Mapping[str, int] = field(default_factory=dict)
+    trees: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class _StateEntry:
+    signature: Signature
+    good: dict[str, Any] | None  # the last content that parsed; None if it never did
+    record: dict[str, Any]       # what consumers see: last good content, adw_id, error marker
+
+
+@dataclass(frozen=True, slots=True)
+class _LogEntry:
+    signature: Signature
+    count: int
+
+
+@dataclass(slots=True)
+class _ScanResult:
+    states: dict[str, _StateEntry]
+    logs: dict[str, _LogEntry]
+    trees: frozenset[str]
+    files_read: int
+    changed: bool
+
+
+class _FileReads:
+    """Reads whole files and counts them, so tests can prove an unchanged rescan reads none."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def read(self, path: str) -> bytes:
+        self.count += 1
+        with open(path, "rb") as fh:
+            return fh.read()
+
+
+def _signature(path: str) -> Signature | None:
+    try:
+        st = os.stat(path)
+    except OSError:  # absent, vanished mid-scan, or not ours to see: no file as far as we care
+        return None
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _entry(adw_id: str, signature: Signature, good: dict[str, Any] | None, error: str | None) -> _StateEntry:
+    record = {**(good or {}), "adw_id": adw_id}
+    if error is not None:
+        record[ERROR_FIELD] = error
+    return _StateEntry(signature, good, record)
+
+
+def _read_state(adw_id: str, path: str, signature: Signature, old: _StateEntry | None,
+                files: _FileReads) -> _StateEntry | None:
+    last_good = old.good if old is not None else None
+    try:
+        raw = files.read(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return _entry(adw_id, signature, last_good, f"unreadable: {exc.strerror or exc}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        return _entry(adw_id, signature, last_good, f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+    except ValueError:  # bytes that are not UTF-8 text
+        return _entry(adw_id, signature, last_good, "invalid JSON: not UTF-8 text")
+    if not isinstance(value, dict):
+        return _entry(adw_id, signature, last_good, "invalid JSON: not an object")
+    if old is not None and old.record.get(ERROR_FIELD):
+        log.debug("state_file_recovered", adw_id=adw_id)
+    return _entry(adw_id, signature, value, None)
+
+
+def count_error_lines(raw: bytes) -> int:
+    """The number of non-blank lines in an error.log's content."""
+    return sum(1 for line in raw.splitlines() if line.strip())
+
+
+def _read_log(path: str, signature: Signature, files: _FileReads) -> _LogEntry | None:
+    try:
+        return _LogEntry(signature, count_error_lines(files.read(path)))
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return _LogEntry(signature, 0)
+
+
+def _list_dirs(directory: Path) -> list[str]:
+    with os.scandir(directory) as entries:
+        return [e.name for e in entries if is_adw_id(e.name) and e.is_dir()]
+
+
+def _list_agents(agents_dir: Path) -> list[str]:
+    try:
+        return _list_dirs(agents_dir)
+    except FileNotFoundError:
+        raise StateFilesError(f"agents_dir not found: {agents_dir}") from None
+    except NotADirectoryError:
+        raise StateFilesError(f"agents_dir is not a directory: {agents_dir}") from None
+    except OSError as exc:
+        raise StateFilesError(f"agents_dir cannot be listed: {agents_dir}: {exc.strerror or exc}") from None
+
+
+def _list_trees(trees_dir: Path) -> frozenset[str]:
+    try:
+        return frozenset(_list_dirs(trees_dir))
+    except OSError:  # a system that keeps no worktrees has no trees dir: nothing is kept
+        return frozenset()
+
+
+def _scan(agents_dir: Path, trees_dir: Path, states: Mapping[str, _StateEntry],
+          logs: Mapping[str, _LogEntry]) -> _ScanResult:
+    """Blocking: one pass over both directories; the given caches are read, never changed."""
+    files = _FileReads()
+    new_states: dict[str, _StateEntry] = {}
+    new_logs: dict[str, _LogEntry] = {}
+    changed = False
+    for adw_id in _list_agents(agents_dir):
+        agent = os.path.join(agents_dir, adw_id)
+        state_path, log_path = os.path.join(agent, STATE_FILE), os.path.join(agent, ERROR_LOG)
+        old_state, old_log = states.get(adw_id), logs.get(adw_id)
+        signature = _signature(state_path)
+        state = old_state
+        if signature is None:
+            state = None
+        elif old_state is None or old_state.signature != signature:
+            state = _read_state(adw_id, state_path, signature, old_state, files)
+        signature = _signature(log_path)
+        entry = old_log
+        if signature is None:
+            entry = None
+        elif old_log is None or old_log.signature != signature:
+            entry = _read_log(log_path, signature, files)
+        if state is not None:
+            new_states[adw_id] = state
+        if entry is not None:
+            new_logs[adw_id] = entry
+        changed = changed or _record_of(state) != _record_of(old_state) or _count_of(entry) != _count_of(old_log)
+    changed = changed or new_states.keys() != states.keys() or new_logs.keys() != logs.keys()
+    return _ScanResult(new_states, new_logs, _list_trees(trees_dir), files.count, changed)
+
+
+def _record_of(entry: _StateEntry | None) -> dict[str, Any] | None:
+    return entry.record if entry is not None else None
+
+
+def _count_of(entry: _LogEntry | None) -> int | None:
+    return entry.count if entry is not None else None
+
+
+class StateFiles:
+    """The agents and trees directories of one ADW system, rescanned incrementally.
+
+    ``generation`` moves whenever ``view`` changes, so several readers can each tell
+    whether there is anything new for them. ``files_read`` counts every file opened.
+    """
+
+    def __init__(self, agents_dir: str | Path, trees_dir: str | Path) -> None:
+        self.agents_dir = Path(agents_dir)
+        self.trees_dir = Path(trees_dir)
+        self.view = StateView()
+        self.generation = 0
+        self.files_read = 0
+        self._states: dict[str, _StateEntry] = {}
+        self._logs: dict[str, _LogEntry] = {}
+        self._lock = asyncio.Lock()
+
+    async def scan(self) -> bool:
+        """Rescan both directories off the event loop; True when ``view`` changed."""
+        async with self._lock:
+            try:
+                found = await asyncio.to_thread(_scan, self.agents_dir, self.trees_dir, self._states, self._logs)
+            except StateFilesError:
+                self._forget()
+                raise
+            self.files_read += found.files_read
+            # Signatures are kept even when no content changed, so a touched file is read once.
+            self._states, self._logs = found.states, found.logs
+            if not found.changed and found.trees == self.view.trees:
+                return False
+            self.view = StateView({adw_id: e.record for adw_id, e in found.states.items()},
+                                  {adw_id: e.count for adw_id, e in found.logs.items()}, found.trees)
+            self.generation += 1
+            return True
+
+    def _forget(self) -> None:
+        # A vanished directory may come back with other files under the same names.
+        if self._states or self._logs or self.view.trees:
+            log.info("agents_dir_lost", agents_dir=str(self.agents_dir), agents=len(self._states))
+        self._states, self._logs = {}, {}
+        self.view = StateView()
+        self.generation += 1
