@@ -36,5 +36,14 @@ $(VENV)/.test-installed: $(VENV)/bin/python setup.cfg
 	$(VENV)/bin/python -m pip install -q '.[test]'
 	touch $@
 
+dist: $(VENV)/.dist-installed
+	mkdir -p dist
+	$(VENV)/bin/shiv --compressed --reproducible -c monitor -o dist/monitor.pyz .
+	@echo "built dist/monitor.pyz: run it with  python3 dist/monitor.pyz demo"
+
+$(VENV)/.dist-installed: $(VENV)/bin/python setup.cfg
+	$(VENV)/bin/python -m pip install -q '.[dist]'
+	touch $@
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info

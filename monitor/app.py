@@ -12,11 +12,13 @@ import jinja2
 import structlog
 from aiohttp import web
 
+from monitor.auth import add_login_routes, auth_middleware
 from monitor.broker import InProcessBroker
 from monitor.channel import ChannelState, new_epoch
 from monitor.channels.names import CHANNEL_NAMES
 from monitor.hub import Hub
-from monitor.keys import BROKER, HUB, POLLERS, POLLING, SETTINGS, SOURCES, STARTED_AT
+from monitor.metrics import Metrics
+from monitor.keys import BROKER, HUB, METRICS, POLLERS, POLLING, SETTINGS, SOURCES, STARTED_AT
 from monitor.poller import Poller
 from monitor.scheduler import Polling, build_scheduler
 from monitor.settings import Settings
@@ -36,19 +38,21 @@ def template_dir() -> Path:
 
 def create_app(settings: Settings) -> web.Application:
     """Build the console for ``settings``; nothing touches a source until startup."""
-    app = web.Application(middlewares=[request_id_middleware])
+    app = web.Application(middlewares=[request_id_middleware, auth_middleware])
     app[SETTINGS] = settings
     app[STARTED_AT] = time.time()
     app[BROKER] = InProcessBroker(CHANNEL_NAMES, settings.server.ring_size)
     app[HUB] = Hub(CHANNEL_NAMES)
+    app[METRICS] = Metrics(app[HUB], app[BROKER])
     app[BROKER].listen(app[HUB].deliver)
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(template_dir()), autoescape=True)
     app.cleanup_ctx.append(sources_ctx)
     app.cleanup_ctx.append(pollers_ctx)
     app.cleanup_ctx.append(watcher_ctx)
     app.on_shutdown.append(close_sockets)
-    views.add_routes(app)
     app.router.add_get("/api/v1/ws/{channel}", websocket.channel_socket)
+    add_login_routes(app)
+    views.add_routes(app)
     return app
 
 
@@ -84,7 +88,8 @@ async def pollers_ctx(app: web.Application):
         channel = ChannelState(name, epoch)
         broker.publish(channel.initial_update())
         if name in readers:
-            pollers[name] = Poller(channel, readers[name], broker, settings.channel(name).timeout)
+            pollers[name] = Poller(channel, readers[name], broker, settings.channel(name).timeout,
+                                   observe=app[METRICS].observe_poll)
     app[POLLERS] = pollers
     await asyncio.gather(*(poller.poll() for poller in pollers.values()))
     polling = Polling(build_scheduler(settings, pollers), pollers)

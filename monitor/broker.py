@@ -96,10 +96,13 @@ class InProcessBroker:
     def __init__(self, channels: tuple[str, ...], ring_size: int) -> None:
         self._replicas = {name: ChannelReplica(name, ring_size) for name in channels}
         self._listeners: list[Listener] = []
+        self.published = dict.fromkeys(channels, 0)
+        self.catch_ups = {"snapshot": 0, "fallback": 0, "ring": 0, "current": 0}
 
     def publish(self, update: Update) -> None:
         """Apply the update and hand its frame to every listener, synchronously."""
         replica = self._replicas[update.channel]
+        self.published[update.channel] += 1
         frame = replica.apply(update)
         if frame is None:
             frame = replica.snapshot_frame()
@@ -107,8 +110,17 @@ class InProcessBroker:
             listener(update.channel, frame)
 
     def catch_up(self, channel: str, epoch: str | None, seq: int | None) -> list[bytes]:
-        """Frames that bring a client at (epoch, seq) to the current state."""
-        return self._replicas[channel].frames_after(epoch, seq)
+        """Frames that bring a client at (epoch, seq) to the current state (outcomes are counted)."""
+        replica = self._replicas[channel]
+        frames = replica.frames_after(epoch, seq)
+        if epoch is None:
+            outcome = "snapshot"
+        elif frames and frames[0] is replica.snapshot_frame():
+            outcome = "fallback"
+        else:
+            outcome = "ring" if frames else "current"
+        self.catch_ups[outcome] += 1
+        return frames
 
     def listen(self, listener: Listener) -> None:
         """Register a live-frame listener."""

@@ -21,15 +21,29 @@ class Hub:
     """Live connections, by channel."""
 
     def __init__(self, channels: tuple[str, ...]) -> None:
+        self.channels = channels
         self._by_channel: dict[str, set[Connection]] = {name: set() for name in channels}
+        self.frames_sent = dict.fromkeys(channels, 0)
+        self.bytes_sent = dict.fromkeys(channels, 0)
         self._watchers: list[tuple[Callable[[Hub], bool], asyncio.Future]] = []
         self.evictions: dict[str, int] = {}
         self.on_evict_hooks: list[Callable[[Connection, str], None]] = []
 
     def deliver(self, channel: str, frame: bytes) -> None:
         """Offer ``frame`` to every connection of ``channel``."""
-        for connection in tuple(self._by_channel[channel]):
+        connections = tuple(self._by_channel[channel])
+        for connection in connections:
             connection.offer(frame)
+        self.frames_sent[channel] += len(connections)
+        self.bytes_sent[channel] += len(connections) * len(frame)
+
+    def catch_up(self, connection: Connection, frames: list[bytes]) -> None:
+        """Send a (re)connecting client what it missed, then register it: no frame can fall between."""
+        for frame in frames:
+            connection.offer(frame)
+            self.bytes_sent[connection.channel] += len(frame)
+        self.frames_sent[connection.channel] += len(frames)
+        self.add(connection)
 
     def add(self, connection: Connection) -> None:
         """Register a connection; it receives every frame delivered from now on."""
@@ -44,11 +58,15 @@ class Hub:
     def note_eviction(self, connection: Connection, reason: str) -> None:
         """Called by a connection that cuts itself off: unregister and count it."""
         self.discard(connection)
-        self.evictions[reason] = self.evictions.get(reason, 0) + 1
+        self.count_eviction(reason)
         log.warning("ws_evicted", channel=connection.channel, reason=reason,
                     messages_sent=connection.messages_sent)
         for hook in self.on_evict_hooks:
             hook(connection, reason)
+
+    def count_eviction(self, reason: str) -> None:
+        """Count one connection cut off for ``reason`` (slow, dead_peer)."""
+        self.evictions[reason] = self.evictions.get(reason, 0) + 1
 
     def count(self, channel: str | None = None) -> int:
         """Live connections on ``channel`` (or on all channels)."""

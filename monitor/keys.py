@@ -9,6 +9,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from monitor.broker import InProcessBroker
     from monitor.hub import Hub
+    from monitor.metrics import Metrics
     from monitor.poller import Poller
     from monitor.scheduler import Polling
     from monitor.settings import Settings
@@ -21,3 +22,4 @@ SOURCES = web.AppKey("sources", "Sources")
 POLLERS = web.AppKey("pollers", "dict[str, Poller]")
 POLLING = web.AppKey("polling", "Polling")
 STARTED_AT = web.AppKey("started_at", float)
+METRICS = web.AppKey("metrics", "Metrics")

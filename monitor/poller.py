@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import structlog
 
@@ -30,11 +31,13 @@ def describe_error(exc: BaseException, timeout: float) -> str:
 class Poller:
     """Polls one channel's reader and publishes its updates to the broker."""
 
-    def __init__(self, channel: ChannelState, reader: Reader, broker: Broker, timeout: float) -> None:
+    def __init__(self, channel: ChannelState, reader: Reader, broker: Broker, timeout: float,
+                 observe: Callable[[str, float, bool], None] | None = None) -> None:
         self.channel = channel
         self.reader = reader
         self.broker = broker
         self.timeout = timeout
+        self.observe = observe or (lambda channel, seconds, ok: None)
         self.last_ok_monotonic: float | None = None
         self.polls = 0
         self._lock = asyncio.Lock()
@@ -85,13 +88,16 @@ class Poller:
 
     async def _poll_once(self) -> None:
         self.polls += 1
+        started = time.monotonic()
         try:
             async with asyncio.timeout(self.timeout):
                 data = await self.reader.read()
         except Exception as exc:  # any source failure is the channel's state, not a crash
+            self.observe(self.name, time.monotonic() - started, False)
             self._failed(exc)
             return
         self.last_ok_monotonic = time.monotonic()
+        self.observe(self.name, self.last_ok_monotonic - started, True)
         if self.channel.source_health == "error":
             log.info("source_recovered", channel=self.name)
         self._publish(self.channel.accept(data))

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from monitor.app import create_app
 from monitor.settings import Settings
+from monitor.systemd import Notifier
 
 log = structlog.get_logger(__name__)
 
@@ -17,23 +18,31 @@ log = structlog.get_logger(__name__)
 async def serve_until_signalled(settings: Settings, app: web.Application | None = None) -> None:
     """Serve ``app`` (default: the console for ``settings``) until SIGTERM or SIGINT."""
     app = app if app is not None else create_app(settings)
+    notifier = Notifier()
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
                            shutdown_timeout=settings.server.shutdown_timeout)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await runner.setup()
+    notifier.send("STATUS=starting: first polls")
+    await runner.setup()  # runs the first polls, so the first page is complete
     try:
         site = web.TCPSite(runner, settings.server.host, settings.server.port)
         await site.start()
         warn_if_exposed(settings)
+        urls = []
         for host, port in _bound_addresses(runner):
-            log.info("listening", url=f"http://{_url_host(host)}:{port}/", host=host, port=port)
+            urls.append(f"http://{_url_host(host)}:{port}/")
+            log.info("listening", url=urls[-1], host=host, port=port)
+        notifier.send("READY=1", f"STATUS=serving {' '.join(urls)}")
+        notifier.start_watchdog()
         await stop.wait()
         log.info("shutting_down")
+        notifier.send("STOPPING=1", "STATUS=shutting down: closing sockets")
     finally:
         await runner.cleanup()
+        await notifier.close()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
     log.info("stopped")

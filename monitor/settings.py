@@ -8,6 +8,7 @@ Every key can be overridden by an environment variable ``MONITOR_<SECTION>_<KEY>
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
@@ -40,6 +41,7 @@ class ServerSettings:
     max_backlog_bytes: int = _opt(4 * 1024 * 1024, "bytes queued for one slow client before it is closed with 1013", minimum=1024)
     max_client_frame: int = _opt(4096, "largest client frame accepted, in bytes; larger frames close with 1009", minimum=16)
     close_grace: float = _opt(5.0, "seconds a refused or evicted client gets to take its close frame before the socket is cut", minimum=0.0)
+    allowed_origins: tuple = _opt((), "extra origins allowed to open WebSockets (scheme://host[:port]); same-origin is always allowed")
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,11 @@ class ChannelSettings:
 class AuthSettings:
     mode: str = _opt("none", "none | token | basic | proxy", choices=("none", "token", "basic", "proxy"))
     token: str = _opt("", "token mode: the shared token; better from MONITOR_AUTH_TOKEN")
+    username: str = _opt("", "basic mode: the user name")
+    password: str = _opt("", "basic mode: the password; better from MONITOR_AUTH_PASSWORD")
+    proxy_header: str = _opt("X-Forwarded-User", "proxy mode: the header carrying the signed-in user")
+    trusted_proxies: tuple = _opt(("127.0.0.1", "::1"), "proxy mode: addresses (or CIDR ranges) whose proxy_header is trusted")
+    session_hours: float = _opt(12.0, "token mode: hours a browser's sign-in cookie stays valid", minimum=0.01)
 
 
 @dataclass(frozen=True)
@@ -154,9 +161,25 @@ def _build(raw: dict[str, Any], environ: Mapping[str, str], label: str) -> Setti
         if name not in known:
             raise ConfigError(f"{label}: [{name}]: unknown section; expected one of {sorted(known)}")
     built = {name: _section(cls, raw.get(name, {}), name, environ, label) for name, cls in SECTIONS.items()}
+    _check_auth(built["auth"], label)
     return Settings(**built, channels=_channels(raw.get("channels", {}), environ, label),
                     checks=_checks(raw.get("checks", []), label), queries=_queries(raw.get("queries", {}), label),
                     path=label)
+
+
+def _check_auth(auth: AuthSettings, label: str) -> None:
+    if auth.mode == "token" and len(auth.token) < 16:
+        raise ConfigError(f"{label}: [auth] token: token mode needs a token of at least 16 characters "
+                          "(set MONITOR_AUTH_TOKEN)")
+    if auth.mode == "basic" and not (auth.username and auth.password):
+        raise ConfigError(f"{label}: [auth] username/password: basic mode needs both "
+                          "(set MONITOR_AUTH_PASSWORD)")
+    for entry in auth.trusted_proxies:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ConfigError(f"{label}: [auth] trusted_proxies: expected IP addresses or CIDR ranges, "
+                              f"got {entry!r}") from None
 
 
 def _checks(raw: Any, label: str) -> tuple[CheckSettings, ...]:
@@ -222,19 +245,25 @@ def env_var_name(section: str, key: str) -> str:
 
 
 def _coerce(value: Any, spec: dataclasses.Field, where: str, from_text: bool) -> Any:
-    kind = {"int": int, "float": float, "str": str, "bool": bool}[str(spec.type)]
+    kind = {"int": int, "float": float, "str": str, "bool": bool, "tuple": tuple}[str(spec.type)]
     converted = _convert(value, kind, from_text)
     if converted is None:
         raise ConfigError(f"{where}: expected {_describe(kind)}, got {value!r}")
     choices, minimum = spec.metadata["choices"], spec.metadata["minimum"]
     if choices and converted not in choices:
         raise ConfigError(f"{where}: expected one of {' | '.join(choices)}, got {value!r}")
-    if minimum is not None and converted < minimum:
+    if minimum is not None and converted < minimum:  # noqa: SIM102
         raise ConfigError(f"{where}: expected a number >= {minimum}, got {value!r}")
     return converted
 
 
 def _convert(value: Any, kind: type, from_text: bool) -> Any:
+    if kind is tuple:
+        if from_text:
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        return None
     if from_text and kind is not str:
         try:
             return kind(value) if kind is not bool else {"true": True, "false": False}.get(value.lower())
@@ -248,4 +277,5 @@ def _convert(value: Any, kind: type, from_text: bool) -> Any:
 
 
 def _describe(kind: type) -> str:
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}[kind]
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+            tuple: "a list of strings"}[kind]

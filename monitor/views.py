@@ -9,12 +9,13 @@ from aiohttp import web
 
 from monitor import pages
 from monitor.channels.names import CHANNEL_NAMES
-from monitor.keys import BROKER, HUB, POLLERS, STARTED_AT
+from monitor.keys import BROKER, HUB, METRICS, POLLERS, STARTED_AT
 
 
 def add_routes(app: web.Application) -> None:
     """Register the HTTP routes of the console."""
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/metrics", metrics)
     app.router.add_get("/api/v1/{channel}", channel_json)
     pages.add_page_routes(app)  # last: /{channel} would shadow anything after it
 
@@ -54,3 +55,9 @@ async def healthz(request: web.Request) -> web.Response:
             "connections": request.app[HUB].count(name),
         }
     return json_response({"status": "ok", "uptime_s": round(time.time() - request.app[STARTED_AT], 1), "channels": channels})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: Prometheus text exposition."""
+    body = request.app[METRICS].render()
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"})

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import time
+from urllib.parse import urlsplit
 
 import orjson
 import structlog
@@ -35,6 +36,13 @@ def parse_resume(query) -> tuple[str | None, int | None]:
     return epoch, int(seq)
 
 
+def origin_allowed(origin: str, host: str, allowed: tuple[str, ...]) -> bool:
+    """Same host as the page (any scheme: TLS often ends at a proxy), or explicitly allowed."""
+    if origin.rstrip("/") in {a.rstrip("/") for a in allowed}:
+        return True
+    return urlsplit(origin).netloc.lower() == host.lower() != ""
+
+
 def error_frame(message: str) -> bytes:
     """An ``error`` message for the client."""
     return encode({"type": "error", "error": message})
@@ -46,6 +54,10 @@ async def channel_socket(request: web.Request) -> web.StreamResponse:
     if channel not in CHANNEL_NAMES:
         raise web.HTTPNotFound(text=f"unknown channel {channel!r}; channels: {', '.join(CHANNEL_NAMES)}")
     server = request.app[SETTINGS].server
+    origin = request.headers.get("Origin")
+    if origin is not None and not origin_allowed(origin, request.host, server.allowed_origins):
+        log.warning("ws_refused", reason="origin", origin=origin[:200], channel=channel, peer=request.remote)
+        raise web.HTTPForbidden(text="cross-origin WebSocket refused")
     ws = web.WebSocketResponse(heartbeat=server.heartbeat, compress=False, max_msg_size=server.max_client_frame)
     await ws.prepare(request)
     hub = request.app[HUB]
@@ -53,15 +65,16 @@ async def channel_socket(request: web.Request) -> web.StreamResponse:
     connection = Connection(ws, request, channel, limits, on_evict=hub.note_eviction)
     epoch, seq = parse_resume(request.query)
     # No await between catching up and registering: no frame can fall between the two.
-    for frame in request.app[BROKER].catch_up(channel, epoch, seq):
-        connection.offer(frame)
-    hub.add(connection)
+    hub.catch_up(connection, request.app[BROKER].catch_up(channel, epoch, seq))
     log.info("ws_opened", channel=channel, resume=epoch is not None, peer=request.remote)
     try:
         await _receive_loop(ws, connection)
     finally:
         hub.discard(connection)
-        log.info("ws_closed", channel=channel, reason=connection.close_reason or _close_reason(ws),
+        reason = connection.close_reason or _close_reason(ws)
+        if reason == "dead_peer":
+            hub.count_eviction(reason)
+        log.info("ws_closed", channel=channel, reason=reason,
                  code=ws.close_code, duration_s=round(time.monotonic() - connection.opened_at, 3),
                  messages_sent=connection.messages_sent)
     return ws

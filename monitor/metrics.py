@@ -1,0 +1,64 @@
+"""Prometheus metrics, in a registry of this app's own (no process-global state).
+
+Live figures (sockets, frames, patches, evictions) are read from the hub and broker at
+scrape time, so the hot path keeps plain integer counters and never touches a lock.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from monitor.broker import InProcessBroker
+from monitor.hub import Hub
+
+POLL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class LiveCollector:
+    """Reads the hub's and broker's counters when Prometheus scrapes."""
+
+    def __init__(self, hub: Hub, broker: InProcessBroker) -> None:
+        self.hub = hub
+        self.broker = broker
+
+    def collect(self):
+        """Yield the live metric families."""
+        sockets = GaugeMetricFamily("monitor_ws_connections", "Open WebSocket connections", labels=["channel"])
+        frames = CounterMetricFamily("monitor_ws_messages_sent", "Frames handed to sockets", labels=["channel"])
+        sent = CounterMetricFamily("monitor_ws_bytes_sent", "Bytes of frames handed to sockets", labels=["channel"])
+        patches = CounterMetricFamily("monitor_patches", "Patches published", labels=["channel"])
+        for channel in self.hub.channels:
+            sockets.add_metric([channel], self.hub.count(channel))
+            frames.add_metric([channel], self.hub.frames_sent[channel])
+            sent.add_metric([channel], self.hub.bytes_sent[channel])
+            patches.add_metric([channel], self.broker.published[channel])
+        evictions = CounterMetricFamily("monitor_ws_evictions", "Connections cut off", labels=["reason"])
+        for reason in ("slow", "dead_peer"):
+            evictions.add_metric([reason], self.hub.evictions.get(reason, 0))
+        resumes = CounterMetricFamily("monitor_ws_resumes", "Connections by how they were caught up",
+                                      labels=["outcome"])
+        for outcome, count in sorted(self.broker.catch_ups.items()):
+            resumes.add_metric([outcome], count)
+        yield from (sockets, frames, sent, patches, evictions, resumes)
+
+
+class Metrics:
+    """This console's metrics: live collectors plus poll timings."""
+
+    def __init__(self, hub: Hub, broker: InProcessBroker) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.registry.register(LiveCollector(hub, broker))
+        self.poll_seconds = Histogram("monitor_poll_duration_seconds", "Time one poll took", ["channel"],
+                                      buckets=POLL_BUCKETS, registry=self.registry)
+        self.poll_errors = Counter("monitor_poll_errors", "Polls that failed", ["channel"], registry=self.registry)
+
+    def observe_poll(self, channel: str, seconds: float, ok: bool) -> None:
+        """Record one poll's duration and outcome."""
+        self.poll_seconds.labels(channel).observe(seconds)
+        if not ok:
+            self.poll_errors.labels(channel).inc()
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric."""
+        return generate_latest(self.registry)
