@@ -20,6 +20,9 @@ from monitor.sources.database import sqlite_path
 
 log = structlog.get_logger(__name__)
 
+# Agent directories also hold many per-phase output files; only these matter to us.
+AGENT_FILES = frozenset({"adw_state.json", "error.log"})
+
 
 @dataclass(frozen=True)
 class WatchTarget:
@@ -28,21 +31,23 @@ class WatchTarget:
     path: Path
     channels: tuple[str, ...]
     recursive: bool
-    only_names: tuple[str, ...] = ()  # when set, only these file names inside ``path`` count
+    relevant: Callable[[Path], bool] = lambda changed: True
 
 
 def watch_targets(settings: Settings) -> list[WatchTarget]:
     """What to watch for ``settings``: state files, worktrees, and a SQLite database's files."""
     sources = settings.sources
+    agents = Path(sources.agents_dir).absolute()
     targets = [
-        WatchTarget(Path(sources.agents_dir), ("adw-monitor", "workflows"), recursive=True),
-        WatchTarget(Path(sources.trees_dir), ("adw-monitor",), recursive=False),
+        WatchTarget(agents, ("adw-monitor", "workflows"), recursive=True,
+                    relevant=lambda changed: changed.name in AGENT_FILES or changed.parent == agents),
+        WatchTarget(Path(sources.trees_dir).absolute(), ("adw-monitor",), recursive=False),
     ]
     if sources.database.startswith("sqlite:"):
         db = Path(sqlite_path(sources.database)).absolute()
-        names = (db.name, f"{db.name}-wal", f"{db.name}-journal")
+        names = {db.name, f"{db.name}-wal", f"{db.name}-journal"}
         targets.append(WatchTarget(db.parent, ("queue", "adw-monitor", "workflow-history", "planned-features"),
-                                   recursive=False, only_names=names))
+                                   recursive=False, relevant=lambda changed: changed.name in names))
     return targets
 
 
@@ -83,7 +88,7 @@ class Watcher:
 
     async def _watch_existing(self, target: WatchTarget) -> None:
         async for changes in self._awatch(target.path, target.recursive):
-            if any(self._relevant(target, path) for _, path in changes):
+            if any(target.relevant(Path(path)) for _, path in changes):
                 for channel in target.channels:
                     self.trigger(channel)
             if not target.path.is_dir():
@@ -103,10 +108,6 @@ class Watcher:
         return watchfiles.awatch(path, watch_filter=None, debounce=1000, step=self.step_ms,
                                  stop_event=self._stop, recursive=recursive, rust_timeout=1000,
                                  yield_on_timeout=True, ignore_permission_denied=True)
-
-    @staticmethod
-    def _relevant(target: WatchTarget, path: str) -> bool:
-        return not target.only_names or Path(path).name in target.only_names
 
 
 def _nearest_existing_parent(path: Path) -> Path:

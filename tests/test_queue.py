@@ -119,9 +119,13 @@ async def test_replaced_database_file_is_followed(client, db_path, queue_table, 
     assert [i["title"] for i in queue_state(client)["items"].values()] == ["in the new file"]
 
 
-async def test_error_in_one_channel_leaves_others_serving(client, db_path):
+async def test_error_in_one_channel_leaves_others_serving(make_client, db_path, tmp_path):
+    (tmp_path / "agents").mkdir()
+    client = await make_client()
+    await poll(client, "workflows")
     db_path.unlink()
     await poll(client)
     response = await client.get("/api/v1/workflows")
     assert response.status == 200
-    assert (await response.json())["data"]["meta"]["source"] != "error"
+    assert (await response.json())["data"]["meta"]["source"] == "ok"
+    assert queue_state(client)["meta"]["source"] == "error"

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import aiohttp
 
-from monitor.channels import queue
+from monitor.channels import adw_monitor, queue, workflows
 from monitor.channels.base import Reader
 from monitor.settings import Settings
 from monitor.sources.database import Database, open_database
@@ -17,6 +17,8 @@ RouteList = list[tuple[str, str, str]]  # (method, path, handler name)
 def _reader_factories() -> dict[str, Callable[["Sources"], Reader]]:
     return {
         "queue": queue.make_reader,
+        "adw-monitor": adw_monitor.make_reader,
+        "workflows": workflows.make_reader,
     }
 
 

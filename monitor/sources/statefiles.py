@@ -13,7 +13,7 @@ import asyncio
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,24 +99,33 @@ def _entry(adw_id: str, signature: Signature, good: dict[str, Any] | None, error
 
 def _read_state(adw_id: str, path: str, signature: Signature, old: _StateEntry | None,
                 files: _FileReads) -> _StateEntry | None:
-    last_good = old.good if old is not None else None
     try:
         raw = files.read(path)
     except FileNotFoundError:
         return None
     except OSError as exc:
-        return _entry(adw_id, signature, last_good, f"unreadable: {exc.strerror or exc}")
+        value, error = None, f"unreadable: {exc.strerror or exc}"
+    else:
+        value, error = _parse_state(raw)
+    was_bad = old is not None and ERROR_FIELD in old.record
+    if (error is not None) != was_bad:
+        log.debug("state_file_invalid" if error else "state_file_recovered", adw_id=adw_id, error=error)
+    if error is not None:
+        return _entry(adw_id, signature, old.good if old is not None else None, error)
+    return _entry(adw_id, signature, value, None)
+
+
+def _parse_state(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
+    """(content, None) for a JSON object, else (None, why not)."""
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
-        return _entry(adw_id, signature, last_good, f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+        return None, f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
     except ValueError:  # bytes that are not UTF-8 text
-        return _entry(adw_id, signature, last_good, "invalid JSON: not UTF-8 text")
+        return None, "invalid JSON: not UTF-8 text"
     if not isinstance(value, dict):
-        return _entry(adw_id, signature, last_good, "invalid JSON: not an object")
-    if old is not None and old.record.get(ERROR_FIELD):
-        log.debug("state_file_recovered", adw_id=adw_id)
-    return _entry(adw_id, signature, value, None)
+        return None, "invalid JSON: not an object"
+    return value, None
 
 
 def count_error_lines(raw: bytes) -> int:
@@ -156,6 +165,16 @@ def _list_trees(trees_dir: Path) -> frozenset[str]:
         return frozenset()
 
 
+def _refreshed(path: str, old: Any, read: Callable[[Signature], Any]) -> Any:
+    """``old`` while the file's signature holds, else what ``read`` makes of it; None if gone."""
+    signature = _signature(path)
+    if signature is None:
+        return None
+    if old is not None and old.signature == signature:
+        return old
+    return read(signature)
+
+
 def _scan(agents_dir: Path, trees_dir: Path, states: Mapping[str, _StateEntry],
           logs: Mapping[str, _LogEntry]) -> _ScanResult:
     """Blocking: one pass over both directories; the given caches are read, never changed."""
@@ -164,28 +183,23 @@ def _scan(agents_dir: Path, trees_dir: Path, states: Mapping[str, _StateEntry],
     new_logs: dict[str, _LogEntry] = {}
     changed = False
     for adw_id in _list_agents(agents_dir):
-        agent = os.path.join(agents_dir, adw_id)
-        state_path, log_path = os.path.join(agent, STATE_FILE), os.path.join(agent, ERROR_LOG)
+        state_path = os.path.join(agents_dir, adw_id, STATE_FILE)
+        log_path = os.path.join(agents_dir, adw_id, ERROR_LOG)
         old_state, old_log = states.get(adw_id), logs.get(adw_id)
-        signature = _signature(state_path)
-        state = old_state
-        if signature is None:
-            state = None
-        elif old_state is None or old_state.signature != signature:
-            state = _read_state(adw_id, state_path, signature, old_state, files)
-        signature = _signature(log_path)
-        entry = old_log
-        if signature is None:
-            entry = None
-        elif old_log is None or old_log.signature != signature:
-            entry = _read_log(log_path, signature, files)
+        state = _refreshed(state_path, old_state,
+                           lambda sig: _read_state(adw_id, state_path, sig, old_state, files))
+        error_log = _refreshed(log_path, old_log, lambda sig: _read_log(log_path, sig, files))
         if state is not None:
             new_states[adw_id] = state
-        if entry is not None:
-            new_logs[adw_id] = entry
-        changed = changed or _record_of(state) != _record_of(old_state) or _count_of(entry) != _count_of(old_log)
+        if error_log is not None:
+            new_logs[adw_id] = error_log
+        changed = changed or _moved(state, old_state, _record_of) or _moved(error_log, old_log, _count_of)
     changed = changed or new_states.keys() != states.keys() or new_logs.keys() != logs.keys()
     return _ScanResult(new_states, new_logs, _list_trees(trees_dir), files.count, changed)
+
+
+def _moved(new: Any, old: Any, value: Callable[[Any], Any]) -> bool:
+    return new is not old and value(new) != value(old)
 
 
 def _record_of(entry: _StateEntry | None) -> dict[str, Any] | None:

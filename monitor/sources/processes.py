@@ -1,0 +1,80 @@
+"""Which ADW runs a live process carries: known adw_ids found in /proc/<pid>/cmdline.
+
+Linux only. Where /proc cannot be listed the answer is "unknown": an empty set, logged
+once, never an error on a channel (runs then show as paused or queued, not running).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import Collection, Iterable
+from pathlib import Path
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+# A run id counts only as a whole run of hex digits: "adw-1a2b3c4d" carries 1a2b3c4d,
+# "1a2b3c4d5" (nine hex digits) does not.
+_HEX_RUN = re.compile(rb"[0-9a-fA-F]+")
+
+
+def adw_ids_in(cmdline: bytes) -> set[str]:
+    """Every eight-hex-digit word in a command line, lower-cased."""
+    return {m.group().decode().lower() for m in _HEX_RUN.finditer(cmdline) if m.end() - m.start() == 8}
+
+
+def _process_dirs(proc_dir: Path, own_pid: int) -> list[str] | None:
+    try:
+        with os.scandir(proc_dir) as entries:
+            return [e.name for e in entries if e.name.isdigit() and e.name != str(own_pid)]
+    except OSError:
+        return None
+
+
+def _read_cmdline(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:  # the process exited meanwhile, or is hidden from us
+        return b""
+
+
+def scan_processes(known: Iterable[str], proc_dir: Path = Path("/proc"),
+                   own_pid: int | None = None) -> frozenset[str] | None:
+    """Blocking: the ``known`` adw_ids that appear in any live command line; None = can't tell."""
+    wanted = {adw_id.lower(): adw_id for adw_id in known}
+    if not wanted:
+        return frozenset()
+    pids = _process_dirs(proc_dir, os.getpid() if own_pid is None else own_pid)
+    if pids is None:
+        return None
+    found: set[str] = set()
+    for pid in pids:
+        cmdline = _read_cmdline(os.path.join(proc_dir, pid, "cmdline"))
+        if cmdline:
+            found.update(wanted[word] for word in adw_ids_in(cmdline) if word in wanted)
+    return frozenset(found)
+
+
+class ProcessScanner:
+    """Finds the live processes of ADW runs, off the event loop."""
+
+    def __init__(self, proc_dir: str | Path = "/proc") -> None:
+        self.proc_dir = Path(proc_dir)
+        self.available = True  # False once /proc turned out not to be listable
+
+    async def live_adw_ids(self, known: Collection[str]) -> frozenset[str]:
+        """The ``known`` adw_ids some live process carries; empty when that can't be told."""
+        if not known:
+            return frozenset()
+        found = await asyncio.to_thread(scan_processes, frozenset(known), self.proc_dir, os.getpid())
+        if found is None:
+            if self.available:
+                log.info("process_scan_unavailable", proc_dir=str(self.proc_dir))
+            self.available = False
+            return frozenset()
+        self.available = True
+        return found

@@ -1,0 +1,181 @@
+"""The state-file source on real directories: records, error counts, worktrees, faults, cost."""
+
+import json
+import os
+import shutil
+
+import pytest
+
+from monitor.sources.statefiles import StateFiles, StateFilesError, count_error_lines, is_adw_id
+
+GOOD = {"adw_id": "1a2b3c4d", "issue_number": "42", "workflow_template": "adw_sdlc_iso", "backend_port": 9101}
+
+
+@pytest.fixture
+def agents(tmp_path):
+    path = tmp_path / "agents"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def trees(tmp_path):
+    path = tmp_path / "trees"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def files(agents, trees):
+    return StateFiles(agents, trees)
+
+
+def write_state(agents, adw_id, content):
+    """Rewrite a state file in place, as ADW writers do (``content``: a dict or raw text)."""
+    path = agents / adw_id / "adw_state.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
+
+
+def write_error_log(agents, adw_id, text):
+    path = agents / adw_id / "error.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def test_adw_id_form():
+    assert is_adw_id("1a2b3c4d") and is_adw_id("ABCDEF12")
+    assert not is_adw_id("1a2b3c4") and not is_adw_id("1a2b3c4d5") and not is_adw_id("1a2b3c4g")
+
+
+def test_error_lines_are_the_non_blank_lines():
+    assert count_error_lines(b"") == 0
+    assert count_error_lines(b"one\n\n  \ntwo\nthree") == 3
+
+
+async def test_records_error_counts_and_trees(files, agents, trees):
+    write_state(agents, "1a2b3c4d", GOOD)
+    write_state(agents, "deadbeef", {"issue_number": "7"})
+    write_error_log(agents, "deadbeef", "2026-01-01T00:00:00Z ERROR plan failed\n\nsecond\n")
+    write_state(agents, "notes", GOOD)          # not an adw_id: ignored
+    write_state(agents, "1a2b3c4d5", GOOD)      # nine hex digits: ignored
+    (agents / "cafebabe").write_text("a file, not a dir")
+    (agents / "0badf00d").mkdir()               # an agent dir without a state file yet
+    (trees / "deadbeef").mkdir()
+    (trees / "scratch").mkdir()
+    (trees / "feedface").write_text("a file, not a worktree")
+    assert await files.scan() is True
+    assert files.view.states == {
+        "1a2b3c4d": {"adw_id": "1a2b3c4d", "issue_number": "42", "workflow_template": "adw_sdlc_iso",
+                     "backend_port": 9101},
+        "deadbeef": {"adw_id": "deadbeef", "issue_number": "7"},
+    }
+    assert files.view.error_counts == {"deadbeef": 2}
+    assert files.view.trees == {"deadbeef"}
+
+
+async def test_unknown_fields_pass_through_and_adw_id_comes_from_the_dir(files, agents):
+    write_state(agents, "1a2b3c4d", {"adw_id": "ffffffff", "surprise": {"nested": [1, 2]}, "status": "pending"})
+    await files.scan()
+    assert files.view.states == {"1a2b3c4d": {"adw_id": "1a2b3c4d", "surprise": {"nested": [1, 2]},
+                                              "status": "pending"}}
+
+
+async def test_half_written_file_keeps_the_last_good_record(files, agents):
+    write_state(agents, "1a2b3c4d", GOOD)
+    await files.scan()
+    write_state(agents, "1a2b3c4d", json.dumps({**GOOD, "issue_number": "43"})[:30])
+    assert await files.scan() is True
+    record = files.view.states["1a2b3c4d"]
+    error = record.pop("state_file_error")
+    assert record == GOOD and error.startswith("invalid JSON: ")
+    write_state(agents, "1a2b3c4d", {**GOOD, "issue_number": "43"})
+    assert await files.scan() is True
+    assert files.view.states["1a2b3c4d"] == {**GOOD, "issue_number": "43"}
+
+
+async def test_state_file_that_never_parsed_is_just_its_id_and_the_error(files, agents):
+    write_state(agents, "1a2b3c4d", "")
+    write_state(agents, "deadbeef", "[1, 2]")
+    await files.scan()
+    assert files.view.states == {
+        "1a2b3c4d": {"adw_id": "1a2b3c4d", "state_file_error": "invalid JSON: Expecting value at line 1 column 1"},
+        "deadbeef": {"adw_id": "deadbeef", "state_file_error": "invalid JSON: not an object"},
+    }
+
+
+async def test_agent_dir_removed_and_added(files, agents):
+    write_state(agents, "1a2b3c4d", GOOD)
+    write_error_log(agents, "1a2b3c4d", "boom\n")
+    await files.scan()
+    shutil.rmtree(agents / "1a2b3c4d")
+    write_state(agents, "deadbeef", {"issue_number": "9"})
+    assert await files.scan() is True
+    assert files.view.states == {"deadbeef": {"adw_id": "deadbeef", "issue_number": "9"}}
+    assert files.view.error_counts == {}
+
+
+async def test_error_log_growth_is_counted(files, agents):
+    write_state(agents, "1a2b3c4d", GOOD)
+    write_error_log(agents, "1a2b3c4d", "one\n")
+    await files.scan()
+    with open(agents / "1a2b3c4d" / "error.log", "a", encoding="utf-8") as fh:
+        fh.write("two\nthree\n")
+    assert await files.scan() is True
+    assert files.view.error_counts == {"1a2b3c4d": 3}
+
+
+async def test_worktree_coming_and_going_is_a_change(files, agents, trees):
+    write_state(agents, "1a2b3c4d", GOOD)
+    await files.scan()
+    (trees / "1a2b3c4d").mkdir()
+    assert await files.scan() is True and files.view.trees == {"1a2b3c4d"}
+    (trees / "1a2b3c4d").rmdir()
+    assert await files.scan() is True and files.view.trees == frozenset()
+
+
+async def test_missing_trees_dir_means_no_worktrees(agents, tmp_path):
+    files = StateFiles(agents, tmp_path / "no-trees")
+    write_state(agents, "1a2b3c4d", GOOD)
+    await files.scan()
+    assert files.view.trees == frozenset() and list(files.view.states) == ["1a2b3c4d"]
+
+
+async def test_vanished_agents_dir_is_an_error_and_recovers(files, agents):
+    write_state(agents, "1a2b3c4d", GOOD)
+    await files.scan()
+    shutil.rmtree(agents)
+    with pytest.raises(StateFilesError, match=f"agents_dir not found: {agents}"):
+        await files.scan()
+    assert files.view.states == {}
+    agents.mkdir()
+    assert await files.scan() is False  # empty but fine, and still empty
+    write_state(agents, "1a2b3c4d", GOOD)
+    assert await files.scan() is True and files.view.states == {"1a2b3c4d": GOOD}
+
+
+async def test_touched_but_unchanged_file_is_read_once_and_is_no_change(files, agents):
+    write_state(agents, "1a2b3c4d", GOOD)
+    await files.scan()
+    generation, reads = files.generation, files.files_read
+    path = agents / "1a2b3c4d" / "adw_state.json"
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    assert await files.scan() is False
+    assert await files.scan() is False
+    assert files.files_read == reads + 1 and files.generation == generation
+
+
+async def test_rescan_of_a_thousand_unchanged_agents_reads_no_file(files, agents):
+    for number in range(1000):
+        adw_id = f"{number:08x}"
+        write_state(agents, adw_id, {"issue_number": str(number)})
+        write_error_log(agents, adw_id, "one error\n")
+    assert await files.scan() is True
+    assert files.files_read == 2000 and len(files.view.states) == 1000
+    generation = files.generation
+    assert await files.scan() is False
+    assert files.files_read == 2000 and files.generation == generation
+    write_state(agents, "000003e7", {"issue_number": "changed"})
+    assert await files.scan() is True
+    assert files.files_read == 2001 and files.view.states["000003e7"]["issue_number"] == "changed"
