@@ -83,13 +83,15 @@ class ChannelState:
             new["meta"] = {"source": "ok", "since": utc_now_iso()}
         return self._advance(new)
 
-    def mark_error(self, message: str) -> Update | None:
-        """Record that the source failed with ``message``; emits a patch on any change of it."""
+    def mark_error(self, message: str, data: Any | None = None) -> Update | None:
+        """Record that the source failed with ``message``, publishing ``data`` with it when given."""
         meta = self.state["meta"]
-        if meta["source"] == "error" and meta.get("error") == message:
-            return None
         since = meta["since"] if meta["source"] == "error" else utc_now_iso()
-        return self._advance({**self.state, "meta": {"source": "error", "error": message, "since": since}})
+        new = {**self.state, "meta": {"source": "error", "error": message, "since": since}}
+        if data is not None:
+            new["summary"] = to_json_value(data.summary)
+            new["items"] = to_json_value(data.items)
+        return self._advance(new)
 
     def _advance(self, new: dict[str, Any]) -> Update | None:
         change = merge_patch.diff(self.state, new)

@@ -15,7 +15,7 @@ import structlog
 
 from monitor.broker import Broker
 from monitor.channel import ChannelState, Update
-from monitor.channels.base import Reader
+from monitor.channels.base import ChannelData, Reader, SourceDown
 
 log = structlog.get_logger(__name__)
 
@@ -94,7 +94,7 @@ class Poller:
                 data = await self.reader.read()
         except Exception as exc:  # any source failure is the channel's state, not a crash
             self.observe(self.name, time.monotonic() - started, False)
-            self._failed(exc)
+            self._failed(exc, exc.data if isinstance(exc, SourceDown) else None)
             return
         self.last_ok_monotonic = time.monotonic()
         self.observe(self.name, self.last_ok_monotonic - started, True)
@@ -102,10 +102,10 @@ class Poller:
             log.info("source_recovered", channel=self.name)
         self._publish(self.channel.accept(data))
 
-    def _failed(self, exc: Exception) -> None:
+    def _failed(self, exc: Exception, data: ChannelData | None = None) -> None:
         was = self.channel.source_health
         message = describe_error(exc, self.timeout)
-        self._publish(self.channel.mark_error(message))
+        self._publish(self.channel.mark_error(message, data))
         if was != "error":
             log.warning("source_error", channel=self.name, error=message, error_type=type(exc).__name__)
 

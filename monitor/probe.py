@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from monitor.channel import ChannelState
+from monitor.channels.base import SourceDown
 from monitor.poller import describe_error
 from monitor.settings import Settings
 from monitor.sources.registry import Sources
@@ -48,7 +49,7 @@ async def _read(sources: Sources, settings: Settings, name: str) -> tuple[dict, 
         async with asyncio.timeout(timeout):
             data = await sources.readers[name].read()
     except Exception as exc:  # reported to the operator, not raised
-        state.mark_error(describe_error(exc, timeout))
+        state.mark_error(describe_error(exc, timeout), exc.data if isinstance(exc, SourceDown) else None)
         return state.state, describe_error(exc, timeout)
     state.accept(data)
     return state.state, None

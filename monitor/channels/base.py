@@ -15,11 +15,26 @@ class ChannelData:
     items: dict[str, Any]
 
 
+class SourceDown(Exception):
+    """The source failed, and the reader knows what the channel should show meanwhile.
+
+    The poller publishes ``data`` together with the error (``meta.source == "error"``)
+    in one update; e.g. webhook-status shows ``status: "unreachable"``.
+    """
+
+    def __init__(self, message: str, data: ChannelData) -> None:
+        super().__init__(message)
+        self.data = data
+
+
 class Reader(Protocol):
     """Reads one channel's sources."""
 
     async def read(self) -> ChannelData | None:
-        """Fresh data, or None when the sources are unchanged since the last good read."""
+        """Fresh data, or None when the sources are unchanged since the last good read.
+
+        Raises on failure; ``SourceDown`` when the channel has data to show with the error.
+        """
 
     async def close(self) -> None:
         """Release what the reader holds."""

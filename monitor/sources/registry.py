@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import aiohttp
 
-from monitor.channels import adw_monitor, queue, workflows
+from monitor.channels import adw_monitor, queue, routes, system_status, webhook_status, workflows
 from monitor.channels.base import Reader
 from monitor.settings import Settings
 from monitor.sources.database import Database, open_database
@@ -19,6 +19,9 @@ def _reader_factories() -> dict[str, Callable[["Sources"], Reader]]:
         "queue": queue.make_reader,
         "adw-monitor": adw_monitor.make_reader,
         "workflows": workflows.make_reader,
+        "system-status": system_status.make_reader,
+        "routes": routes.make_reader,
+        "webhook-status": webhook_status.make_reader,
     }
 
 

@@ -1,0 +1,116 @@
+"""The routes channel: the operations of an OpenAPI document, or this console's own routes.
+
+With ``[sources] openapi_url`` set, every operation under the document's ``paths``
+becomes an item; otherwise the console lists its own routes (without the HEAD routes
+aiohttp adds for each GET). Either way an unchanged source costs no rebuild and no
+message: the document is recognised by its digest, the route table by comparison.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+from monitor.channels.base import ChannelData
+from monitor.sources.httpjson import get_body, parse_json, redact_url
+
+CHANNEL = "routes"
+OPENAPI_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
+# The request gets this share of the poll timeout, so its own clear message wins the race.
+REQUEST_TIMEOUT_SHARE = 0.8
+
+
+def route_record(method: str, path: str, name: Any = None, summary: Any = None, tags: Any = None) -> dict[str, Any]:
+    """One routes item; ``name`` and ``summary`` are left out when unknown."""
+    record: dict[str, Any] = {"method": method.upper(), "path": path}
+    if name:
+        record["name"] = str(name)
+    if summary:
+        record["summary"] = str(summary)
+    record["tags"] = [str(tag) for tag in tags] if isinstance(tags, list) else []
+    return record
+
+
+def build_routes(records: Iterable[dict[str, Any]]) -> ChannelData:
+    """Items keyed by ``"METHOD path"`` and the summary: total and counts by method."""
+    items = {f"{record['method']} {record['path']}": record for record in records}
+    by_method = Counter(record["method"] for record in items.values())
+    return ChannelData({"total": len(items), "by_method": dict(by_method)}, items)
+
+
+def openapi_records(document: Any) -> list[dict[str, Any]]:
+    """Every operation of an OpenAPI (or Swagger 2) document as a routes record."""
+    paths = document.get("paths") if isinstance(document, dict) else None
+    if not isinstance(paths, dict):
+        raise ValueError("not an OpenAPI document: it has no paths object")
+    records = []
+    for path, path_item in paths.items():
+        if not isinstance(path_item, dict):
+            continue
+        for method in OPENAPI_METHODS:
+            operation = path_item.get(method)
+            if isinstance(operation, dict):
+                summary = operation.get("summary") or path_item.get("summary")
+                records.append(route_record(method, str(path), operation.get("operationId"), summary,
+                                            operation.get("tags")))
+    return records
+
+
+def own_route_records(routes: Iterable[tuple[str, str, str]]) -> list[dict[str, Any]]:
+    """This console's routes as records, leaving out the HEAD twin aiohttp adds to each GET."""
+    return [route_record(method, path, name) for method, path, name in routes if method.upper() != "HEAD"]
+
+
+class OpenApiRoutesReader:
+    """Reads the routes from an OpenAPI document over HTTP."""
+
+    def __init__(self, sources, url: str, timeout: float) -> None:
+        self.sources = sources
+        self.url = url
+        self.timeout = timeout
+        self._digest: bytes | None = None
+
+    async def read(self) -> ChannelData | None:
+        """Fresh routes, or None when the document's bytes are unchanged."""
+        body = await get_body(self.sources.http, self.url, self.timeout)
+        digest = hashlib.blake2b(body, digest_size=16).digest()
+        if digest == self._digest:
+            return None
+        try:
+            data = build_routes(openapi_records(await parse_json(body, self.url)))
+        except ValueError as exc:
+            raise ValueError(f"{redact_url(self.url)}: {exc}") from exc
+        self._digest = digest
+        return data
+
+    async def close(self) -> None:
+        """Nothing of its own to release: the HTTP session is shared."""
+
+
+class OwnRoutesReader:
+    """Reads this console's own route table."""
+
+    def __init__(self, sources) -> None:
+        self.sources = sources
+        self._table: list[tuple[str, str, str]] | None = None
+
+    async def read(self) -> ChannelData | None:
+        """Fresh routes, or None when the route table is unchanged."""
+        table = sorted(self.sources.own_routes())
+        if table == self._table:
+            return None
+        self._table = table
+        return build_routes(own_route_records(table))
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+def make_reader(sources) -> OpenApiRoutesReader | OwnRoutesReader:
+    """The routes reader: the OpenAPI document when ``openapi_url`` is set, else our own routes."""
+    url = sources.settings.sources.openapi_url
+    if not url:
+        return OwnRoutesReader(sources)
+    return OpenApiRoutesReader(sources, url, REQUEST_TIMEOUT_SHARE * sources.settings.channel(CHANNEL).timeout)

@@ -1,0 +1,214 @@
+"""The system-status channel: real checks against real servers, sockets and processes on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import uuid
+
+import pytest
+from aiohttp import web
+
+from monitor.broker import InProcessBroker
+from monitor.channel import ChannelState
+from monitor.channels.names import CHANNEL_NAMES
+from monitor.channels.system_status import SteadyLatency, build_system_status, make_reader, overall_status
+from monitor.poller import Poller
+from monitor.sources.checks import CheckResult
+from monitor.sources.registry import Sources
+
+
+@pytest.fixture
+async def web_target(aiohttp_server):
+    """An HTTP server with a healthy, a broken, a redirecting and a gated endpoint."""
+    gate = asyncio.Event()
+
+    async def ok(request):
+        return web.json_response({"status": "healthy"})
+
+    async def broken(request):
+        return web.Response(status=500)
+
+    async def redirect(request):
+        raise web.HTTPFound("/ok")
+
+    async def gated(request):
+        await gate.wait()  # opened by another check's connection
+        return web.Response(text="through")
+
+    app = web.Application()
+    for path, handler in (("/ok", ok), ("/broken", broken), ("/login", redirect), ("/gated", gated)):
+        app.router.add_get(path, handler)
+    server = await aiohttp_server(app)
+    server.gate = gate
+    return server
+
+
+@pytest.fixture
+async def listening_port():
+    """A TCP server that accepts and hangs up."""
+
+    async def hang_up(reader, writer):
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port
+
+
+@pytest.fixture
+async def worker_process():
+    """A running process whose command line carries a unique marker; yields the marker."""
+    marker = f"monitor-test-worker-{uuid.uuid4().hex[:8]}"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", "import sys; sys.stdin.read()", marker, stdin=asyncio.subprocess.PIPE)
+    yield marker
+    process.stdin.close()
+    await process.wait()
+
+
+@pytest.fixture
+async def open_sources(make_settings):
+    """Opens Sources for settings overrides; closes them after the test."""
+    opened = []
+
+    async def open_(overrides):
+        sources = Sources(make_settings(overrides))
+        await sources.open()
+        opened.append(sources)
+        return sources
+
+    yield open_
+    for sources in opened:
+        await sources.close()
+
+
+def without_latency(items):
+    return {name: {k: v for k, v in item.items() if k != "latency_ms"} for name, item in items.items()}
+
+
+def test_summary_and_items_from_results():
+    results = [
+        CheckResult("console", "console", "event loop", "healthy", 0.1, "serving"),
+        CheckResult("database", "database", "sqlite:////db.sqlite", "healthy", 1.5, "reachable"),
+        CheckResult("webhook", "http", "http://h/webhook-status", "degraded", 1500.0, "HTTP 200; slower than 1 s"),
+        CheckResult("redis", "tcp", "127.0.0.1:6379", "error", 0.3, "connection refused to 127.0.0.1:6379"),
+    ]
+    data = build_system_status(results)
+    assert data.summary == {"overall_status": "error", "healthy": 2, "total": 4, "health_percentage": 50.0}
+    assert data.items["webhook"] == {"name": "webhook", "kind": "http", "status": "degraded", "latency_ms": 1500.0,
+                                     "message": "HTTP 200; slower than 1 s", "target": "http://h/webhook-status"}
+    assert list(data.items) == ["console", "database", "webhook", "redis"]
+
+
+def test_overall_status_prefers_error_then_degraded():
+    assert overall_status(["healthy", "healthy"]) == "healthy"
+    assert overall_status(["healthy", "degraded"]) == "degraded"
+    assert overall_status(["degraded", "error", "healthy"]) == "error"
+
+
+def test_latency_is_republished_only_when_it_really_moves():
+    steady = SteadyLatency(relative=0.25, absolute_ms=5.0)
+
+    def shown(latency_ms, status="healthy"):
+        return steady.publish(CheckResult("api", "http", "u", status, latency_ms, "HTTP 200")).latency_ms
+
+    assert [shown(2.34), shown(4.0), shown(9.0)] == [2.3, 2.3, 9.0]
+    assert [shown(100.0), shown(120.0), shown(130.0)] == [100.0, 100.0, 130.0]
+    assert shown(131.0, "error") == 131.0  # a new status always carries its fresh latency
+
+
+async def test_every_kind_of_check(open_sources, web_target, listening_port, closed_port, worker_process, db_path):
+    ok_url, broken_url = str(web_target.make_url("/ok")), str(web_target.make_url("/broken"))
+    ghost = f"monitor-test-ghost-{uuid.uuid4().hex[:8]}"
+    checks = [
+        {"name": "api", "kind": "http", "target": ok_url},
+        {"name": "api-broken", "kind": "http", "target": broken_url},
+        {"name": "login", "kind": "http", "target": str(web_target.make_url("/login"))},
+        {"name": "postgres", "kind": "tcp", "target": f"127.0.0.1:{listening_port}"},
+        {"name": "redis", "kind": "tcp", "target": f"127.0.0.1:{closed_port}"},
+        {"name": "worker", "kind": "process", "target": worker_process},
+        {"name": "ghost", "kind": "process", "target": ghost},
+        {"name": "slow", "kind": "http", "target": ok_url, "degraded_after": 0.0},
+    ]
+    sources = await open_sources({"sources": {"webhook_url": ok_url}, "checks": checks})
+    data = await make_reader(sources).read()
+    assert data.summary == {"overall_status": "error", "healthy": 7, "total": 11, "health_percentage": 63.6}
+    assert without_latency(data.items) == {
+        "console": {"name": "console", "kind": "console", "status": "healthy", "message": "serving",
+                    "target": "event loop"},
+        "database": {"name": "database", "kind": "database", "status": "healthy", "message": "reachable",
+                     "target": f"sqlite:///{db_path}"},
+        "webhook": {"name": "webhook", "kind": "http", "status": "healthy", "message": "HTTP 200", "target": ok_url},
+        "api": {"name": "api", "kind": "http", "status": "healthy", "message": "HTTP 200", "target": ok_url},
+        "api-broken": {"name": "api-broken", "kind": "http", "status": "error",
+                       "message": f"HTTP 500 from {broken_url}", "target": broken_url},
+        "login": {"name": "login", "kind": "http", "status": "healthy", "message": "HTTP 302",
+                  "target": str(web_target.make_url("/login"))},
+        "postgres": {"name": "postgres", "kind": "tcp", "status": "healthy", "message": "connected",
+                     "target": f"127.0.0.1:{listening_port}"},
+        "redis": {"name": "redis", "kind": "tcp", "status": "error",
+                  "message": f"connection refused to 127.0.0.1:{closed_port}", "target": f"127.0.0.1:{closed_port}"},
+        "worker": {"name": "worker", "kind": "process", "status": "healthy", "message": "1 process",
+                   "target": worker_process},
+        "ghost": {"name": "ghost", "kind": "process", "status": "error", "message": f"no process matches {ghost!r}",
+                  "target": ghost},
+        "slow": {"name": "slow", "kind": "http", "status": "degraded", "message": "HTTP 200; slower than 0 s",
+                 "target": ok_url},
+    }
+    assert all(isinstance(item["latency_ms"], float) and item["latency_ms"] >= 0 for item in data.items.values())
+
+
+async def test_hanging_check_times_out_while_the_others_complete(open_sources, web_target):
+    """The gated endpoint answers only once the hanging server has a connection, so the two
+    checks can only both finish if they run at the same time."""
+
+    async def hold(reader, writer):
+        web_target.gate.set()
+        await reader.read()  # until the check gives up and hangs up
+        writer.close()
+
+    silent = await asyncio.start_server(hold, "127.0.0.1", 0)
+    silent_url = f"http://127.0.0.1:{silent.sockets[0].getsockname()[1]}/"
+    checks = [{"name": "gated", "kind": "http", "target": str(web_target.make_url("/gated")), "degraded_after": 60.0},
+              {"name": "hanging", "kind": "http", "target": silent_url, "timeout": 0.3}]
+    try:
+        sources = await open_sources({"sources": {"webhook_url": ""}, "checks": checks})
+        data = await make_reader(sources).read()
+    finally:
+        silent.close()
+        await silent.wait_closed()
+    statuses = {name: (item["status"], item["message"]) for name, item in data.items.items()}
+    assert statuses == {"console": ("healthy", "serving"), "database": ("healthy", "reachable"),
+                        "gated": ("healthy", "HTTP 200"), "hanging": ("error", "timed out after 0.3 s")}
+
+
+async def test_failing_checks_are_data_not_a_channel_error(open_sources, closed_port):
+    sources = await open_sources({"sources": {"webhook_url": f"http://127.0.0.1:{closed_port}/webhook-status"}})
+    broker = InProcessBroker(CHANNEL_NAMES, ring_size=8)
+    channel = ChannelState("system-status", "e1")
+    broker.publish(channel.initial_update())
+    await Poller(channel, make_reader(sources), broker, timeout=2.0).poll()
+    state = broker.current("system-status")[2]
+    assert state["meta"]["source"] == "ok"
+    assert state["summary"] == {"overall_status": "error", "healthy": 2, "total": 3, "health_percentage": 66.7}
+    assert state["items"]["webhook"]["message"] == f"connection refused to http://127.0.0.1:{closed_port}/webhook-status"
+
+
+async def test_configured_check_replaces_the_builtin_of_that_name(open_sources, listening_port):
+    sources = await open_sources({"checks": [{"name": "webhook", "kind": "tcp", "target": f"127.0.0.1:{listening_port}"}]})
+    data = await make_reader(sources).read()
+    assert list(data.items) == ["console", "database", "webhook"]
+    assert (data.items["webhook"]["kind"], data.items["webhook"]["status"]) == ("tcp", "healthy")
