@@ -14,6 +14,8 @@ from monitor.demo.schema import SQLITE_SCHEMA
 from monitor.settings import Settings, settings_from_mapping
 from tests.support import QueueTable
 
+pytest_plugins = ["tests.pgserver"]
+
 
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:

@@ -6,7 +6,16 @@ from collections.abc import Callable
 
 import aiohttp
 
-from monitor.channels import adw_monitor, queue, routes, system_status, webhook_status, workflows
+from monitor.channels import (
+    adw_monitor,
+    planned_features,
+    queue,
+    routes,
+    system_status,
+    webhook_status,
+    workflow_history,
+    workflows,
+)
 from monitor.channels.base import Reader
 from monitor.settings import Settings
 from monitor.sources.database import Database, open_database
@@ -19,6 +28,8 @@ def _reader_factories() -> dict[str, Callable[["Sources"], Reader]]:
         "queue": queue.make_reader,
         "adw-monitor": adw_monitor.make_reader,
         "workflows": workflows.make_reader,
+        "workflow-history": workflow_history.make_reader,
+        "planned-features": planned_features.make_reader,
         "system-status": system_status.make_reader,
         "routes": routes.make_reader,
         "webhook-status": webhook_status.make_reader,

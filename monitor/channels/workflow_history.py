@@ -1,0 +1,165 @@
+"""The workflow-history channel: the newest runs of workflow_history, keyed by adw_id.
+
+Items are the newest N rows (query ``workflow_history``, default N = 500, newest by
+``start_time`` then ``id``; runs without a start time count as newest). The summary
+covers the WHOLE table, not just those N: counts and means come from a GROUP BY query
+(``workflow_history_totals``) and the 7/30-day costs from the costed runs of the last
+month (``workflow_history_costs``). All three are overridable in ``[queries]``.
+
+``{since}`` in the costs query is replaced by the date a day before the 30-day window
+opens; it only narrows the rows read, the window itself is applied here on parsed
+start times, so any ISO-8601 text (naive = UTC) or timestamp column works.
+
+``avg_duration_seconds`` is the mean over completed runs that record a duration;
+``avg_cost`` over all runs with an ``actual_cost_total``; both are left out when no run
+qualifies, as is ``success_rate`` without completed or failed runs. ``cost_7d`` and
+``cost_30d`` are sums, so 0.0 when no costed run started in the window. Money is
+rounded to 4 decimals (per-run LLM costs are often below a cent).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from monitor.channels.base import ChannelData, percentage
+from monitor.sources.database import Database, Rows
+
+DEFAULT_QUERIES = {
+    "workflow_history": (
+        # "(x IS NULL) DESC" rather than NULLS FIRST: older SQLite libraries lack the latter
+        "SELECT * FROM workflow_history ORDER BY (start_time IS NULL) DESC, start_time DESC, id DESC LIMIT 500"
+    ),
+    "workflow_history_totals": (
+        "SELECT status, COUNT(*) AS runs, COUNT(duration_seconds) AS timed_runs,"
+        " SUM(duration_seconds) AS duration_sum, COUNT(actual_cost_total) AS costed_runs,"
+        " SUM(actual_cost_total) AS cost_sum FROM workflow_history GROUP BY status"
+    ),
+    "workflow_history_costs": (
+        "SELECT start_time, actual_cost_total FROM workflow_history"
+        " WHERE actual_cost_total IS NOT NULL AND start_time >= '{since}'"
+    ),
+}
+COST_WINDOWS = {"cost_7d": dt.timedelta(days=7), "cost_30d": dt.timedelta(days=30)}
+Clock = Callable[[], dt.datetime]
+
+
+def utc_now() -> dt.datetime:
+    """The current time, timezone-aware UTC."""
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    """A start time as an aware datetime (naive values are taken as UTC); None when unreadable."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    if not isinstance(value, dt.datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
+
+
+def build_items(rows: Rows) -> dict[str, Any]:
+    """Items keyed by adw_id (rows without one are skipped)."""
+    return {str(row["adw_id"]): dict(row) for row in rows if row.get("adw_id") is not None}
+
+
+def build_summary(totals: Rows, costs: Rows, now: dt.datetime) -> dict[str, Any]:
+    """total, completed, failed, running, success_rate, avg_duration_seconds, avg_cost, cost_7d, cost_30d."""
+    by_status: dict[Any, Mapping[str, Any]] = {row.get("status"): row for row in totals}
+
+    def runs(status: str) -> int:
+        return int(by_status.get(status, {}).get("runs") or 0)
+
+    completed, failed = runs("completed"), runs("failed")
+    summary: dict[str, Any] = {
+        "total": sum(int(row.get("runs") or 0) for row in totals),
+        "completed": completed,
+        "failed": failed,
+        "running": runs("running"),
+        "success_rate": percentage(completed, completed + failed),
+        "avg_duration_seconds": _mean(by_status.get("completed", {}), "duration_sum", "timed_runs", 1),
+        "avg_cost": _mean(_add_up(totals, ("cost_sum", "costed_runs")), "cost_sum", "costed_runs", 4),
+    }
+    for field, window in COST_WINDOWS.items():
+        summary[field] = round(math.fsum(_costs_since(costs, now - window)), 4)
+    return {key: value for key, value in summary.items() if value is not None}
+
+
+def _mean(row: Mapping[str, Any], total: str, count: str, digits: int) -> float | None:
+    """``row[total] / row[count]`` rounded, or None when nothing was counted."""
+    n = int(row.get(count) or 0)
+    return round(float(row[total]) / n, digits) if n and row.get(total) is not None else None
+
+
+def _add_up(rows: Rows, columns: Iterable[str]) -> dict[str, float]:
+    # fsum: the same total whatever order the database returns the groups in
+    return {column: math.fsum(float(row.get(column) or 0) for row in rows) for column in columns}
+
+
+def _costs_since(rows: Rows, since: dt.datetime) -> list[float]:
+    costs = []
+    for row in rows:
+        started = parse_time(row.get("start_time"))
+        if started is not None and started >= since and row.get("actual_cost_total") is not None:
+            costs.append(float(row["actual_cost_total"]))
+    return costs
+
+
+def costs_query(sql: str, now: dt.datetime) -> str:
+    """The costs query for ``now``: ``{since}`` becomes a date a day before the 30-day window."""
+    since = (now - max(COST_WINDOWS.values()) - dt.timedelta(days=1)).date().isoformat()
+    return sql.replace("{since}", since)
+
+
+class WorkflowHistoryReader:
+    """Reads the three queries when the database changed; otherwise only re-ages the cost windows.
+
+    Runs only leave a cost window as time passes, so the costed rows of the last read
+    still hold every run of the current windows: a quiet database is not read again.
+    """
+
+    def __init__(self, db: Database, queries: Mapping[str, str], clock: Clock = utc_now) -> None:
+        self.db = db
+        self.queries = dict(queries)
+        self.clock = clock
+        self._token: Any = None
+        self._rows: dict[str, Rows] | None = None
+        self._data: ChannelData | None = None
+
+    async def read(self) -> ChannelData | None:
+        """Fresh data; None when neither the database nor the cost windows changed."""
+        last, self._token = self._token, None  # forgotten unless this read succeeds
+        token = await self.db.change_token()
+        now = self.clock()
+        if token is None or token != last or self._rows is None or self._data is None:
+            queries = {**self.queries, "workflow_history_costs": costs_query(self.queries["workflow_history_costs"], now)}
+            self._rows = await self.db.fetch_many(queries)
+            self._data = build_workflow_history(self._rows, now)
+            self._token = token
+            return self._data
+        self._token = token
+        summary = build_summary(self._rows["workflow_history_totals"], self._rows["workflow_history_costs"], now)
+        if summary == self._data.summary:
+            return None
+        self._data = ChannelData(summary, self._data.items)
+        return self._data
+
+    async def close(self) -> None:
+        """Nothing of its own to release: the database is shared."""
+
+
+def build_workflow_history(rows: Mapping[str, Rows], now: dt.datetime) -> ChannelData:
+    """The channel from the results of the three queries, as of ``now``."""
+    summary = build_summary(rows["workflow_history_totals"], rows["workflow_history_costs"], now)
+    return ChannelData(summary, build_items(rows["workflow_history"]))
+
+
+def make_reader(sources, clock: Clock = utc_now) -> WorkflowHistoryReader:
+    """The workflow-history reader on the shared database (queries overridable in [queries])."""
+    queries = {name: sources.settings.query(name, sql) for name, sql in DEFAULT_QUERIES.items()}
+    return WorkflowHistoryReader(sources.database, queries, clock)
