@@ -16,6 +16,7 @@ from monitor.auth import add_login_routes, auth_middleware
 from monitor.broker import InProcessBroker
 from monitor.channel import ChannelState, new_epoch
 from monitor.channels.names import CHANNEL_NAMES
+from monitor.headers import security_headers
 from monitor.hub import Hub
 from monitor.metrics import Metrics
 from monitor.keys import BROKER, HUB, METRICS, POLLERS, POLLING, SETTINGS, SOURCES, STARTED_AT
@@ -38,7 +39,7 @@ def template_dir() -> Path:
 
 def create_app(settings: Settings) -> web.Application:
     """Build the console for ``settings``; nothing touches a source until startup."""
-    app = web.Application(middlewares=[request_id_middleware, auth_middleware])
+    app = web.Application(middlewares=[security_headers, request_id_middleware, auth_middleware])
     app[SETTINGS] = settings
     app[STARTED_AT] = time.time()
     app[BROKER] = InProcessBroker(CHANNEL_NAMES, settings.server.ring_size)

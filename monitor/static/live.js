@@ -1,0 +1,73 @@
+// The live dashboard: one Panel and one ChannelSocket per server-rendered panel, the
+// pause toggle, the freshness ticker and a polite, summarised announcer.
+import { Panel } from './panel.js';
+import { ChannelSocket } from './socket.js';
+import { setText } from './render.js';
+
+const ANNOUNCE_EVERY_MS = 3000;
+
+class Board {
+  constructor() {
+    this.paused = false;
+    this.panels = [];
+    this.news = new Map();
+    this.announcer = document.querySelector('[data-announcer]');
+    this.pauseNote = document.querySelector('[data-pause-note]');
+  }
+
+  note(title, update) {
+    const entry = this.news.get(title) || { added: 0, changed: 0, removed: 0 };
+    for (const [what, value] of Object.entries(update)) entry[what] = typeof value === 'number' ? entry[what] + value : value;
+    this.news.set(title, entry);
+    this.newsTimer ||= setTimeout(() => this.announce(), ANNOUNCE_EVERY_MS);
+  }
+
+  announce() {
+    this.newsTimer = 0;
+    const lines = [], byConnection = new Map();
+    for (const [title, entry] of this.news) {
+      const counts = ['added', 'changed', 'removed'].filter((what) => entry[what]).map((what) => `${entry[what]} ${what}`);
+      if (counts.length) lines.push(`${title}: ${counts.join(', ')}`);
+      if (entry.connection) byConnection.set(entry.connection, [...(byConnection.get(entry.connection) || []), title]);
+    }
+    for (const [state, titles] of byConnection) {
+      lines.push(`${titles.length === this.panels.length && titles.length > 1 ? 'All panels' : titles.join(', ')} ${state}`);
+    }
+    this.news.clear();
+    setText(this.announcer, lines.join('. '));
+  }
+
+  togglePause(button) {
+    this.paused = !this.paused;
+    button.setAttribute('aria-pressed', String(this.paused));
+    document.body.classList.toggle('paused', this.paused);
+    if (!this.paused) for (const panel of this.panels) if (panel.waiting) panel.render();
+    this.tick();
+  }
+
+  tick() {
+    const now = Date.now();
+    let waiting = 0;
+    for (const panel of this.panels) {
+      panel.tick(now);
+      waiting += panel.waiting;
+    }
+    setText(this.pauseNote, this.paused ? `Paused: ${waiting} update${waiting === 1 ? '' : 's'} waiting` : '');
+  }
+}
+
+function start() {
+  const board = new Board();
+  for (const root of document.querySelectorAll('[data-channel]')) {
+    const panel = new Panel(root, board);
+    board.panels.push(panel);
+    new ChannelSocket(root.dataset.channel, root.dataset.epoch, Number(root.dataset.seq), panel);
+  }
+  const button = document.querySelector('[data-pause]');
+  button.hidden = false;
+  button.addEventListener('click', () => board.togglePause(button));
+  setInterval(() => board.tick(), 1000);
+  board.tick();
+}
+
+start();

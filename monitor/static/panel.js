@@ -1,0 +1,174 @@
+// One panel: its channel state, and the DOM rows kept in step with it key by key.
+import { applyPatch, fillRow, fillSummary, own, setText, sorter, text, where } from './render.js';
+
+function ago(seconds) {
+  if (seconds < 60) return `${seconds} s ago`;
+  return seconds < 3600 ? `${Math.floor(seconds / 60)} min ago` : `${Math.floor(seconds / 3600)} h ago`;
+}
+
+export class Panel {
+  constructor(root, board) {
+    this.root = root;
+    this.board = board;
+    this.title = root.querySelector('h2').textContent.trim();
+    this.state = JSON.parse(root.querySelector('script[data-state]').textContent);
+    this.template = root.querySelector('template[data-row-template]').content.firstElementChild;
+    this.groups = [...root.querySelectorAll('[data-rows]')].map((el) =>
+      ({ el, sort: sorter(el.dataset.sort), where: where(el.dataset.where) }));
+    this.rows = new Map([...root.querySelectorAll('[data-rows] > [data-key]')].map((el) => [el.dataset.key, el]));
+    this.dirty = new Set();
+    this.waiting = 0;
+    this.shownAt = Date.now();
+    this.connection = 'offline';
+    this.conn = root.querySelector('[data-connection]');
+    this.ago = root.querySelector('[data-ago]');
+    this.setUpFilters();
+    this.setUpTabs();
+  }
+
+  snapshot(data, epoch, seq) {
+    const before = this.state.items, after = data.items;
+    for (const key of new Set([...Object.keys(before || {}), ...Object.keys(after || {})])) {
+      if (JSON.stringify(own(before, key)) !== JSON.stringify(own(after, key))) this.dirty.add(key);
+    }
+    this.state = data;
+    this.changed(epoch, seq);
+  }
+
+  patch(change, epoch, seq) {
+    for (const key of Object.keys(own(change, 'items') || {})) this.dirty.add(key);
+    this.state = applyPatch(this.state, change);
+    this.changed(epoch, seq);
+  }
+
+  changed(epoch, seq) {
+    this.at = { epoch, seq };
+    this.waiting += 1;
+    if (!this.board.paused) this.render();
+  }
+
+  render() {
+    const items = this.state.items || {};
+    const counts = { added: 0, changed: 0, removed: 0 };
+    for (const key of this.dirty) {
+      const item = own(items, key), row = this.rows.get(key);
+      if (item === undefined) {
+        if (row) { row.remove(); this.rows.delete(key); counts.removed += 1; }
+      } else if (row) {
+        fillRow(row, item, key);
+        counts.changed += 1;
+      } else {
+        const fresh = this.template.cloneNode(true);
+        fresh.dataset.key = key;
+        fillRow(fresh, item, key);
+        this.rows.set(key, fresh);
+        counts.added += 1;
+      }
+    }
+    this.dirty.clear();
+    this.place(items);
+    fillSummary(this.root, this.state.summary || {});
+    this.showMeta(this.state.meta || {});
+    this.filter();
+    Object.assign(this.root.dataset, this.at); // the (epoch, seq) on screen
+    this.waiting = 0;
+    this.shownAt = Date.now();
+    if (counts.added + counts.changed + counts.removed) this.board.note(this.title, counts);
+  }
+
+  // Move only the rows that are out of place; rows already in order stay untouched.
+  place(items) {
+    const entries = Object.entries(items), placed = new Set();
+    for (const group of this.groups) {
+      const members = entries.filter(([key, item]) => !placed.has(key) && group.where(item)).sort(group.sort);
+      let cursor = group.el.firstElementChild;
+      for (const [key] of members) {
+        placed.add(key);
+        const row = this.rows.get(key);
+        if (row === cursor) cursor = cursor.nextElementSibling;
+        else group.el.insertBefore(row, cursor);
+      }
+    }
+    for (const [key, row] of this.rows) if (!placed.has(key)) row.remove();
+  }
+
+  showMeta(meta) {
+    const failed = meta.source === 'error', box = this.root.querySelector('[data-meta-error]');
+    this.root.dataset.source = text(meta.source) || 'pending';
+    setText(box, failed ? text(meta.error) : '');
+    box.hidden = !failed;
+  }
+
+  status(state, retryAt, note = '') {
+    const wasLive = this.connection === 'live';
+    if (wasLive !== (state === 'live') && (wasLive || this.everLive)) this.board.note(this.title, { connection: state });
+    this.everLive ||= state === 'live';
+    this.connection = state;
+    this.retryAt = retryAt;
+    this.note = note;
+    this.conn.dataset.connection = state;
+    setText(this.conn, state); // the state's name is its label
+    this.tick(Date.now());
+  }
+
+  tick(now) {
+    let line = `updated ${ago(Math.max(0, Math.round((now - this.shownAt) / 1000)))}`;
+    if (this.connection !== 'live' && this.retryAt > now) line += ` · retry in ${Math.ceil((this.retryAt - now) / 1000)} s`;
+    if (this.board.paused && this.waiting) line += ` · ${this.waiting} waiting`;
+    if (this.note) line += ` · ${this.note}`;
+    setText(this.ago, line);
+  }
+
+  setUpFilters() {
+    this.search = this.root.querySelector('[data-filter-text]');
+    this.select = this.root.querySelector('[data-filter-field]');
+    this.showing = this.root.querySelector('[data-showing]');
+    const controls = this.root.querySelector('[data-filters]');
+    if (!controls) return;
+    controls.hidden = false;
+    for (const control of [this.search, this.select]) control?.addEventListener('input', () => this.filter());
+    this.filter();
+  }
+
+  filter() {
+    if (!this.showing) return;
+    const query = (this.search?.value || '').trim().toLowerCase(), wanted = this.select?.value || '';
+    const field = this.select ? `[data-field="${this.select.dataset.filterField}"]` : '';
+    let shown = 0;
+    for (const row of this.rows.values()) {
+      const value = field && row.querySelector(field)?.dataset.value;
+      const match = (!query || row.textContent.toLowerCase().includes(query)) && (!wanted || value === wanted);
+      row.hidden = !match;
+      shown += match ? 1 : 0;
+    }
+    setText(this.showing, `showing ${shown} of ${this.rows.size} ${this.showing.dataset.showing}`);
+  }
+
+  setUpTabs() {
+    const list = this.root.querySelector('[data-tabs]');
+    if (!list) return;
+    const tabs = [...list.querySelectorAll('[role=tab]')];
+    const select = (tab, focus) => {
+      for (const t of tabs) {
+        const on = t === tab;
+        t.setAttribute('aria-selected', String(on));
+        t.tabIndex = on ? 0 : -1;
+        document.getElementById(t.getAttribute('aria-controls')).hidden = !on;
+      }
+      if (focus) tab.focus();
+    };
+    list.addEventListener('click', (event) => {
+      const tab = event.target.closest('[role=tab]');
+      if (tab) select(tab, false);
+    });
+    list.addEventListener('keydown', (event) => {
+      const at = tabs.indexOf(document.activeElement), step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
+      if (at < 0 || !step) return;
+      event.preventDefault();
+      select(tabs[(at + step + tabs.length) % tabs.length], true);
+    });
+    list.hidden = false;
+    this.root.classList.add('tabbed');
+    select(tabs[0], false);
+  }
+}

@@ -1,0 +1,81 @@
+"""Server-rendered pages, their security headers and the static bundle."""
+
+from pathlib import Path
+
+import pytest
+
+from monitor.channels.names import CHANNEL_NAMES
+from monitor.headers import CONTENT_SECURITY_POLICY
+from monitor.keys import POLLERS
+from monitor.pages import STATIC_DIR
+from tests.browser.support import console_app
+
+SCRIPT_BUDGET_BYTES = 20 * 1024
+
+
+@pytest.fixture
+async def console(aiohttp_client, make_settings):
+    """The console with its security headers."""
+    return await aiohttp_client(console_app(make_settings()))
+
+
+@pytest.mark.parametrize("path", ["/", *(f"/{name}" for name in CHANNEL_NAMES)])
+async def test_every_page_renders_its_panels_with_a_row_template(console, path):
+    response = await console.get(path)
+    page = await response.text()
+    channels = CHANNEL_NAMES if path == "/" else (path[1:],)
+    assert response.status == 200 and response.content_type == "text/html"
+    for channel in channels:
+        assert f'data-channel="{channel}"' in page
+    assert page.count("<template data-row-template>") == len(channels)
+    assert page.count('<script type="application/json" data-state>') == len(channels)
+
+
+async def test_unknown_page_is_404(console):
+    response = await console.get("/no-such-panel")
+    assert response.status == 404
+
+
+@pytest.mark.parametrize("path", ["/", "/queue", "/no-such-panel", "/static/live.js"])
+async def test_security_headers_on_every_response(console, path):
+    response = await console.get(path)
+    assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+    assert "script-src 'self'" in CONTENT_SECURITY_POLICY and "style-src 'self'" in CONTENT_SECURITY_POLICY
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["Referrer-Policy"] == "no-referrer"
+
+
+async def test_security_headers_cover_auth_refusals(aiohttp_client, make_settings):
+    console = await aiohttp_client(console_app(make_settings({"auth": {"mode": "token", "token": "a-test-token-of-32-characters-x"}})))
+    for path, status in (("/", 303), ("/api/v1/queue", 401)):
+        response = await console.get(path, allow_redirects=False)
+        assert response.status == status
+        assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+
+
+async def test_pages_carry_no_inline_script_or_style(console):
+    page = await (await console.get("/")).text()
+    assert "<style" not in page and " style=" not in page and " on" + "click=" not in page
+    scripts = page.count("<script")
+    assert scripts == page.count('<script type="application/json" data-state>') + page.count('<script type="module" src="/static/')
+
+
+async def test_static_files_are_served_with_their_types(console):
+    script = await console.get("/static/live.js")
+    style = await console.get("/static/monitor.css")
+    assert script.status == 200 and script.content_type in ("text/javascript", "application/javascript")
+    assert style.status == 200 and style.content_type == "text/css"
+    assert script.headers["Cache-Control"] == "no-cache"  # an upgraded console is picked up on reload
+
+
+def test_script_bundle_fits_the_budget():
+    scripts = list(Path(STATIC_DIR).glob("*.js"))
+    assert scripts and sum(path.stat().st_size for path in scripts) <= SCRIPT_BUDGET_BYTES
+
+
+async def test_markup_from_a_source_is_escaped(console, queue_table):
+    queue_table.insert(title="<img src=x onerror=alert(1)>")
+    await console.app[POLLERS]["queue"].poll()
+    page = await (await console.get("/queue")).text()
+    assert "<img" not in page
+    assert "&lt;img src=x onerror=alert(1)&gt;" in page
