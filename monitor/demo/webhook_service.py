@@ -7,6 +7,7 @@ side by recording deliveries on a `WebhookStats` the caller owns.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -48,6 +49,7 @@ class WebhookStats:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._started = clock()
+        self._lock = threading.Lock()  # the simulator records from a worker thread while the app reads
         self.total_received = 0
         self.successful = 0
         self.failed = 0
@@ -56,19 +58,25 @@ class WebhookStats:
 
     def record_success(self, issue: int, adw_id: str, workflow: str) -> None:
         """Count a delivery that started (or advanced) the ADW run `adw_id`."""
-        self.total_received += 1
-        self.successful += 1
-        self.last_successful = {"issue": issue, "adw_id": adw_id, "workflow": workflow, "timestamp": _utc_now()}
+        with self._lock:
+            self.total_received += 1
+            self.successful += 1
+            self.last_successful = {"issue": issue, "adw_id": adw_id, "workflow": workflow, "timestamp": _utc_now()}
 
     def record_failure(self, issue: int, error: str) -> None:
         """Count a delivery the service rejected or could not act on."""
-        self.total_received += 1
-        self.failed += 1
-        self.recent_failures.append({"issue": issue, "timestamp": _utc_now(), "error": error})
+        with self._lock:
+            self.total_received += 1
+            self.failed += 1
+            self.recent_failures.append({"issue": issue, "timestamp": _utc_now(), "error": error})
 
     def status(self) -> dict[str, Any]:
         """The `GET /webhook-status` body, exactly as DESIGN §4 shapes it."""
         uptime = max(0.0, self._clock() - self._started)
+        with self._lock:
+            return self._status(uptime)
+
+    def _status(self, uptime: float) -> dict[str, Any]:
         rate = round(100.0 * self.successful / self.total_received, 1) if self.total_received else 0.0
         return {
             "status": "healthy",
@@ -90,25 +98,29 @@ class ApiCatalog:
     def __init__(self, max_added: int = 10) -> None:
         self._max_added = max_added
         self._added: list[tuple[str, str, str, str]] = []
+        self._lock = threading.Lock()  # the simulator edits from a worker thread while the app reads
 
     def add_route(self, method: str, path: str, summary: str, tag: str) -> None:
         """Publish or update an operation; the oldest added ones retire past `max_added`."""
         route = (method.upper(), path, summary, tag)
         if any(r[:2] == route[:2] for r in _SERVICE_ROUTES):
             return
-        for index, known in enumerate(self._added):
-            if known[:2] == route[:2]:
-                self._added[index] = route
-                return
-        self._added = [*self._added, route][-self._max_added:]
+        with self._lock:
+            known = [r[:2] for r in self._added]
+            if route[:2] in known:
+                self._added[known.index(route[:2])] = route
+            else:
+                self._added = [*self._added, route][-self._max_added:]
 
     def remove_route(self, method: str, path: str) -> None:
         """Withdraw an added operation (a reverted change); service routes stay."""
-        self._added = [r for r in self._added if r[:2] != (method.upper(), path)]
+        with self._lock:
+            self._added = [r for r in self._added if r[:2] != (method.upper(), path)]
 
     def routes(self) -> list[tuple[str, str, str, str]]:
         """Every published (method, path, summary, tag), service routes first."""
-        return [*_SERVICE_ROUTES, *self._added]
+        with self._lock:
+            return [*_SERVICE_ROUTES, *self._added]
 
     def openapi(self) -> dict[str, Any]:
         """An OpenAPI 3 document of the published routes."""

@@ -1,7 +1,6 @@
 """The demo workspace: an ADW database, agent state files and worktrees, seeded with history.
 
-The record builders here are shared with the simulator, so seeded rows and live rows
-look alike.
+The record builders here are shared with the simulator, so seeded and live rows look alike.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ from typing import Any
 
 from monitor.demo.schema import ADW_PHASES, SQLITE_SCHEMA
 
-# template -> the phases it skips; every template walks the same nine phases in order.
+# template -> the phases it skips; every template walks the same nine phases in order
 TEMPLATES = {
     "adw_sdlc_iso": frozenset(),
     "adw_plan_build_iso": frozenset({"review", "doc"}),
@@ -30,8 +29,7 @@ PHASE_SCRIPTS = {"plan": "adw_plan_iso", "build": "adw_build_iso", "test": "adw_
 _PHASE_COST = {"plan": 0.45, "validate": 0.15, "build": 0.9, "lint": 0.1, "test": 0.6,
                "review": 0.5, "doc": 0.25, "ship": 0.1, "cleanup": 0.05}
 REPO_URL = "https://github.com/acme/storefront"
-
-# (title, issue class, the endpoint the change ships)
+# (title, issue class, method and path of the endpoint the change ships)
 WORK_ITEMS = (
     ("Add dark mode toggle to settings", "/feature", "PUT", "/api/settings/theme"),
     ("Fix pagination off-by-one on orders list", "/bug", "GET", "/api/orders"),
@@ -70,6 +68,7 @@ FAILURES = {
     "cleanup": "cleanup: git worktree remove failed (directory busy)",
 }
 TAGS = ("frontend", "backend", "api", "database", "infra", "ux", "security", "testing", "docs")
+_PATTERNS = ("api_endpoint", "db_migration", "ui_component", "background_job", "config_change", "test_fixture")
 
 
 @dataclass(frozen=True)
@@ -98,20 +97,9 @@ def new_adw_id(rng: random.Random) -> str:
     return f"{rng.getrandbits(32):08x}"
 
 
-def new_queue_id(rng: random.Random) -> str:
-    """A uuid4 string drawn from `rng`, so seeded workspaces are reproducible."""
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
-
-
 def slug(title: str) -> str:
     """A branch-friendly form of a title."""
     return "-".join("".join(c if c.isalnum() else " " for c in title.lower()).split()[:5])
-
-
-def estimated_breakdown(template: str, model_set: str) -> dict[str, float]:
-    """Estimated cost per phase the template runs, in dollars."""
-    factor = 2.5 if model_set == "heavy" else 1.0
-    return {p: round(_PHASE_COST[p] * factor, 2) for p in ADW_PHASES if p not in TEMPLATES[template]}
 
 
 def phase_actuals(rng: random.Random, estimate: float) -> tuple[float, int]:
@@ -120,12 +108,20 @@ def phase_actuals(rng: random.Random, estimate: float) -> tuple[float, int]:
     return cost, int(cost / 6.0 * 1_000_000 * rng.uniform(0.9, 1.1))
 
 
-def new_state(ws: Workspace, rng: random.Random, adw_id: str, issue: int, item: tuple, start: datetime) -> dict[str, Any]:
+def insert_row(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> int:
+    """Insert `row` (column -> value) into `table`; return the new rowid."""
+    sql = f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
+    return conn.execute(sql, tuple(row.values())).lastrowid
+
+
+def new_state(ws: Workspace, rng: random.Random, adw_id: str, issue: int, item: tuple,
+              start: datetime) -> dict[str, Any]:
     """A fresh adw_state.json record for a run on work `item` that started at `start`."""
     title, issue_class, _, _ = item
     template = "adw_patch_iso" if issue_class == "/patch" else rng.choice(sorted(set(TEMPLATES) - {"adw_patch_iso"}))
     model_set = "heavy" if rng.random() < 0.25 else "base"
-    breakdown = estimated_breakdown(template, model_set)
+    factor = 2.5 if model_set == "heavy" else 1.0
+    breakdown = {p: round(_PHASE_COST[p] * factor, 2) for p in ADW_PHASES if p not in TEMPLATES[template]}
     state = {
         "adw_id": adw_id, "issue_number": str(issue),
         "branch_name": f"{issue_class.strip('/')}-issue-{issue}-adw-{adw_id}-{slug(title)}",
@@ -160,21 +156,83 @@ def append_error(ws: Workspace, adw_id: str, when: datetime, message: str) -> No
 
 
 def insert_task_log(conn: sqlite3.Connection, state: dict[str, Any], phase: str, status: str, when: datetime,
-                    cost: float = 0.0, tokens: int = 0, duration: float | None = None, error: str | None = None) -> None:
-    """Record one phase event of a run in task_logs."""
-    started = when - timedelta(seconds=duration) if duration else when
-    conn.execute(
-        "INSERT INTO task_logs (adw_id, issue_number, workflow_template, phase_name, phase_number, phase_status,"
-        " log_message, error_message, started_at, completed_at, duration_seconds, tokens_used, cost_usd)"
-        " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (state["adw_id"], int(state["issue_number"]), state["workflow_template"], phase, ADW_PHASES.index(phase) + 1,
-         status, f"{phase} {status}", error, utc_iso(started), utc_iso(when) if status != "started" else None,
-         duration, tokens, cost),
-    )
+                    cost: float = 0.0, tokens: int = 0, duration: float | None = None,
+                    error: str | None = None) -> None:
+    """Record one phase event (started|completed|failed|skipped) of a run in task_logs."""
+    insert_row(conn, "task_logs", {
+        "adw_id": state["adw_id"], "issue_number": int(state["issue_number"]),
+        "workflow_template": state["workflow_template"], "phase_name": phase,
+        "phase_number": ADW_PHASES.index(phase) + 1, "phase_status": status, "log_message": f"{phase} {status}",
+        "error_message": error, "started_at": utc_iso(when - timedelta(seconds=duration or 0)),
+        "completed_at": None if status == "started" else utc_iso(when),
+        "duration_seconds": duration, "tokens_used": tokens, "cost_usd": cost,
+    })
+
+
+def history_row(state: dict[str, Any], status: str, phase: str, start: datetime, end: datetime | None,
+                cost: float, phase_count: int, now: datetime) -> dict[str, Any]:
+    """The workflow_history row (column -> value) of a run described by its state record."""
+    return {
+        "adw_id": state["adw_id"], "issue_number": int(state["issue_number"]), "nl_input": state["nl_input"],
+        "github_url": state["github_url"], "workflow_template": state["workflow_template"],
+        "model_used": state["model_used"], "status": status, "start_time": utc_iso(start),
+        "end_time": utc_iso(end) if end else None,
+        "duration_seconds": round((end - start).total_seconds(), 1) if end else None,
+        "error_message": FAILURES[phase] if status == "failed" else None,
+        "phase_count": phase_count, "current_phase": phase, "retry_count": 0,
+        "actual_cost_total": round(cost, 4), "estimated_cost_total": state["estimated_cost_total"],
+        "created_at": utc_iso(start), "updated_at": utc_iso(end or now),
+    }
+
+
+def queue_row(rng: random.Random, now: datetime, phase: tuple[int, int, int, str], status: str,
+              position: int, fresh: bool = False) -> dict[str, Any]:
+    """A phase_queue row for phase (feature_id, phase_number, issue, title); `fresh` = created now."""
+    feature_id, phase_number, issue, title = phase
+    created = now if fresh else now - timedelta(hours=rng.uniform(1, 72))
+    updated = now if fresh else now - timedelta(minutes=rng.uniform(0, 50))
+    return {
+        "queue_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "feature_id": feature_id,
+        "phase_number": phase_number, "issue_number": issue, "status": status,
+        "depends_on_phases": json.dumps(list(range(1, phase_number))),
+        "phase_data": json.dumps({
+            "title": f"{title} (phase {phase_number})",
+            "content": f"Phase {phase_number} of '{title}': implement, test and document the change.",
+            "externalDocs": rng.sample(["docs/api.md", "docs/architecture.md", "README.md", "docs/testing.md"], 2),
+            "predicted_patterns": rng.sample(_PATTERNS, 2),
+        }),
+        "created_at": utc_iso(created), "updated_at": utc_iso(updated),
+        "error_message": "Dependency phase failed" if status == "blocked" else None,
+        "priority": rng.choice((10, 25, 50, 50, 50, 75, 90)), "queue_position": position,
+        "ready_timestamp": None if status in ("queued", "blocked") else utc_iso(created + timedelta(minutes=5)),
+        "current_phase": "init",
+    }
+
+
+def feature_row(rng: random.Random, now: datetime, item: tuple, status: str, parent_id: int | None,
+                session: int | None, fresh: bool = False) -> dict[str, Any]:
+    """A planned_features row for work `item` (a feature, bug or enhancement); `fresh` = created now."""
+    title, issue_class, _, _ = item
+    estimate = rng.choice((0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0))
+    created = now if fresh else now - timedelta(days=rng.uniform(0, 20))
+    started = min(created + timedelta(hours=2), now) if status in ("in_progress", "completed") else None
+    hours = round(estimate * rng.uniform(0.6, 1.6), 1)
+    completed = min(started + timedelta(hours=hours), now) if status == "completed" and started else None
+    return {
+        "item_type": {"/bug": "bug", "/patch": "bug", "/chore": "enhancement"}.get(issue_class, "feature"),
+        "title": title, "description": f"{title}. Acceptance criteria in the linked issue.", "status": status,
+        "priority": rng.choice(("high", "medium", "medium", "low")), "estimated_hours": estimate,
+        "actual_hours": hours if completed else None, "session_number": session,
+        "github_issue_number": rng.randrange(100, 400), "parent_id": parent_id,
+        "tags": json.dumps(rng.sample(TAGS, rng.randint(1, 3))),
+        "completion_notes": "Shipped behind a feature flag." if completed else None,
+        "created_at": utc_iso(created), "updated_at": utc_iso(completed or started or created),
+        "started_at": utc_iso(started) if started else None, "completed_at": utc_iso(completed) if completed else None,
+    }
 
 
 def create_workspace(root: Path, rng: random.Random) -> Workspace:
-    """Create (or reuse) a seeded demo workspace under `root`."""
+    """Create (or reuse, when already seeded) a demo workspace under `root`."""
     ws = Workspace.at(root)
     for directory in (ws.db_path.parent, ws.agents_dir, ws.trees_dir):
         directory.mkdir(parents=True, exist_ok=True)
@@ -182,6 +240,7 @@ def create_workspace(root: Path, rng: random.Random) -> Workspace:
     try:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.executescript(SQLITE_SCHEMA)
+        # queue_config is written last in the seeding transaction, so its row marks a finished seed
         if conn.execute("SELECT 1 FROM queue_config WHERE config_key = 'queue_paused'").fetchone() is None:
             with conn:
                 _seed(conn, ws, rng, datetime.now(timezone.utc))
@@ -196,12 +255,21 @@ def _seed(conn: sqlite3.Connection, ws: Workspace, rng: random.Random, now: date
     plan = [("running", 2), *(("running", n) for n in rng.sample(range(1, 7), 3)),
             *[("completed", len(ADW_PHASES))] * 3, ("failed", rng.randrange(2, 6))]
     runs = [_seed_run(conn, ws, rng, now, 100 + i, items[i], outcome, done) for i, (outcome, done) in enumerate(plan)]
-    history = runs + [_old_run(ws, rng, now, 60 + i, items[i % len(items)]) for i in range(52)]
+    history = runs + [_old_run(ws, rng, now, 40 + i, items[i % len(items)]) for i in range(52)]
     for row in history:
-        conn.execute(f"INSERT INTO workflow_history ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
-                     tuple(row.values()))
+        insert_row(conn, "workflow_history", row)
     _seed_queue(conn, rng, now, history)
-    _seed_features(conn, rng, now)
+    # 22 of the 24 work items always include a chore, so every item type shows; older sessions are done
+    statuses = ["completed"] * 9 + ["cancelled"] * 2 + ["in_progress"] * 5 + ["planned"] * 6
+    work = list(zip(rng.sample(WORK_ITEMS, len(statuses)), statuses))
+    for session in range(1, 4):
+        started = now - timedelta(days=30 - 10 * session)
+        parent = insert_row(conn, "planned_features", {
+            "item_type": "session", "title": f"Planning session {session}", "description": "Roadmap grooming",
+            "status": "completed" if session < 3 else "in_progress", "priority": "medium", "estimated_hours": 2.0,
+            "session_number": session, "created_at": utc_iso(started), "updated_at": utc_iso(started)})
+        for item, status in work[(session - 1) * 7: session * 7 + (session == 3)]:
+            insert_row(conn, "planned_features", feature_row(rng, now, item, status, parent, session))
     conn.execute("INSERT INTO queue_config VALUES ('queue_paused', 'false', ?)", (utc_iso(now),))
 
 
@@ -213,21 +281,19 @@ def _seed_run(conn: sqlite3.Connection, ws: Workspace, rng: random.Random, now: 
     while last < len(ADW_PHASES) and ADW_PHASES[last] not in state["estimated_cost_breakdown"]:
         last += 1  # a run never stands in a phase its template skips
     durations = [rng.uniform(30, 240) for _ in range(last)]
-    ago = timedelta(seconds=sum(durations) + 20) if outcome == "running" else timedelta(hours=rng.uniform(1, 30))
-    start = now - ago
+    age = timedelta(seconds=sum(durations) + 20) if outcome == "running" else timedelta(hours=rng.uniform(1, 30))
+    start = now - age
     state["start_time"] = utc_iso(start)
     when, cost = start, 0.0
     for phase, duration in zip(ADW_PHASES, durations):
-        estimate = state["estimated_cost_breakdown"].get(phase)
-        if estimate is None:
+        if phase not in state["estimated_cost_breakdown"]:
             insert_task_log(conn, state, phase, "skipped", when)
             continue
-        phase_cost, tokens = phase_actuals(rng, estimate)
+        phase_cost, tokens = phase_actuals(rng, state["estimated_cost_breakdown"][phase])
         when += timedelta(seconds=duration)
         insert_task_log(conn, state, phase, "completed", when, phase_cost, tokens, duration)
         cost += phase_cost
-        if phase in PHASE_SCRIPTS:
-            state["all_adws"].append(PHASE_SCRIPTS[phase])
+        state["all_adws"] += [PHASE_SCRIPTS[phase]] if phase in PHASE_SCRIPTS else []
         if phase == "plan":
             state["plan_file"] = f"specs/issue-{issue}-adw-{adw_id}-sdlc_planner-{slug(item[0])}.md"
     current = ADW_PHASES[min(last, len(ADW_PHASES) - 1)]
@@ -243,33 +309,15 @@ def _seed_run(conn: sqlite3.Connection, ws: Workspace, rng: random.Random, now: 
     if "status" in state:
         state.update(status=outcome, current_phase=current)
     write_state(ws, state)
-    ended = outcome != "running"
-    return history_row(state, outcome, current, start, when if ended else None, cost, last, now)
-
-
-def history_row(state: dict[str, Any], status: str, phase: str, start: datetime, end: datetime | None,
-                cost: float, phase_count: int, now: datetime) -> dict[str, Any]:
-    """The workflow_history row (column -> value) of a run described by its state record."""
-    row = {
-        "adw_id": state["adw_id"], "issue_number": int(state["issue_number"]), "nl_input": state["nl_input"],
-        "github_url": state["github_url"], "workflow_template": state["workflow_template"],
-        "model_used": state["model_used"], "status": status, "start_time": utc_iso(start),
-        "phase_count": phase_count, "current_phase": phase, "retry_count": 0,
-        "actual_cost_total": round(cost, 4), "estimated_cost_total": state["estimated_cost_total"],
-        "created_at": utc_iso(start), "updated_at": utc_iso(end or now),
-    }
-    if end is not None:
-        row.update(end_time=utc_iso(end), duration_seconds=round((end - start).total_seconds(), 1))
-    if status == "failed":
-        row["error_message"] = FAILURES[phase]
-    return row
+    return history_row(state, outcome, current, start, None if outcome == "running" else when, cost, last, now)
 
 
 def _old_run(ws: Workspace, rng: random.Random, now: datetime, issue: int, item: tuple) -> dict[str, Any]:
     """A finished run whose agent dir was pruned long ago; only its history row remains."""
     roll = rng.random()
     status = "pending" if roll < 0.04 else "failed" if roll < 0.24 else "completed"
-    start = now - (timedelta(minutes=rng.uniform(1, 10)) if status == "pending" else timedelta(days=rng.uniform(0.2, 40)))
+    age = timedelta(minutes=rng.uniform(1, 10)) if status == "pending" else timedelta(days=rng.uniform(0.2, 40))
+    start = now - age
     state = new_state(ws, rng, new_adw_id(rng), issue, item, start)
     if status == "pending":
         return history_row(state, status, "init", start, None, 0.0, 0, now)
@@ -279,92 +327,25 @@ def _old_run(ws: Workspace, rng: random.Random, now: datetime, issue: int, item:
     return history_row(state, status, ADW_PHASES[phases - 1], start, end, cost, phases, now)
 
 
-_STATUS_ORDER = ("completed", "running", "failed", "ready", "queued", "blocked")
-
-
 def _seed_queue(conn: sqlite3.Connection, rng: random.Random, now: datetime, history: list[dict[str, Any]]) -> None:
     """About forty queue rows in all six statuses, grouped into multi-phase features."""
-    # pop() takes from the end: agent runs go last so each gets a queue row to carry its status
+    # pop() takes from the end: agent runs go last, so each gets a queue row to carry its status
     by_status = {s: [r for r in reversed(history) if r["status"] == s] for s in ("running", "completed", "failed")}
     statuses = ["running"] * len(by_status["running"]) + ["completed"] * 14 + ["failed"] * 3
     statuses += ["ready"] * 5 + ["queued"] * 10 + ["blocked"] * 4
     rng.shuffle(statuses)
+    order = ("completed", "running", "failed", "ready", "queued", "blocked")  # within a feature, by phase
     position, feature_id = 0, 1
     while statuses:
         size = min(len(statuses), rng.randint(1, 4))
-        chunk, statuses = sorted(statuses[:size], key=_STATUS_ORDER.index), statuses[size:]
+        chunk, statuses = sorted(statuses[:size], key=order.index), statuses[size:]
         title = rng.choice(WORK_ITEMS)[0]
         for phase_number, status in enumerate(chunk, start=1):
-            run = by_status[status].pop() if by_status.get(status) else None
             position += 1
-            insert_queue_row(conn, rng, now, (feature_id, phase_number, 300 + position, title), status, position, run)
+            row = queue_row(rng, now, (feature_id, phase_number, 300 + position, title), status, position)
+            if by_status.get(status):
+                run = by_status[status].pop()
+                row.update(issue_number=run["issue_number"], adw_id=run["adw_id"], started_timestamp=run["start_time"],
+                           current_phase=run["current_phase"], error_message=run["error_message"])
+            insert_row(conn, "phase_queue", row)
         feature_id += 1
-
-
-def insert_queue_row(conn: sqlite3.Connection, rng: random.Random, now: datetime, phase: tuple[int, int, int, str],
-                     status: str, position: int, run: dict[str, Any] | None = None, fresh: bool = False) -> None:
-    """Insert one phase_queue row for phase (feature_id, phase_number, issue, title), optionally run by `run`."""
-    feature_id, phase_number, issue, title = phase
-    created = now if fresh else now - timedelta(hours=rng.uniform(1, 72))
-    conn.execute(
-        "INSERT INTO phase_queue (queue_id, feature_id, phase_number, issue_number, status, depends_on_phases,"
-        " phase_data, created_at, updated_at, error_message, adw_id, priority, queue_position, ready_timestamp,"
-        " started_timestamp, current_phase) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (new_queue_id(rng), feature_id, phase_number, run["issue_number"] if run else issue, status,
-         json.dumps(list(range(1, phase_number))), json.dumps(phase_data(rng, title, phase_number)),
-         utc_iso(created), utc_iso(now if fresh else now - timedelta(minutes=rng.uniform(0, 50))),
-         "Dependency phase failed" if status == "blocked" else (run or {}).get("error_message"),
-         run["adw_id"] if run else None, rng.choice((10, 25, 50, 50, 50, 75, 90)), position,
-         utc_iso(created + timedelta(minutes=5)) if status not in ("queued", "blocked") else None,
-         run["start_time"] if run else None, run["current_phase"] if run else "init"),
-    )
-
-
-def phase_data(rng: random.Random, title: str, phase_number: int) -> dict[str, Any]:
-    """The phase_data JSON of a queue row."""
-    return {
-        "title": f"{title} — phase {phase_number}",
-        "content": f"Phase {phase_number} of '{title}': implement, test and document the change.",
-        "externalDocs": rng.sample(["docs/api.md", "docs/architecture.md", "README.md", "docs/testing.md"], 2),
-        "predicted_patterns": rng.sample(["api_endpoint", "db_migration", "ui_component", "background_job",
-                                          "config_change", "test_fixture"], 2),
-    }
-
-
-def _seed_features(conn: sqlite3.Connection, rng: random.Random, now: datetime) -> None:
-    """Three planning sessions with about twenty-two items of work under them."""
-    for session in range(1, 4):
-        started = now - timedelta(days=30 - 10 * session)
-        cur = conn.execute(
-            "INSERT INTO planned_features (item_type, title, description, status, priority, estimated_hours,"
-            " session_number, tags, created_at, updated_at) VALUES ('session',?,?,?,'medium',?,?,'[]',?,?)",
-            (f"Planning session {session}", "Roadmap grooming", "completed" if session < 3 else "in_progress",
-             2.0, session, utc_iso(started), utc_iso(started)))
-        for _ in range(7 if session < 3 else 8):
-            insert_feature(conn, rng, now, cur.lastrowid, session, done_bias=0.7 if session == 1 else 0.3)
-
-
-def insert_feature(conn: sqlite3.Connection, rng: random.Random, now: datetime, parent_id: int | None,
-                   session: int | None, done_bias: float = 0.0) -> None:
-    """Insert one planned feature/bug/enhancement, sometimes already started or finished."""
-    title, issue_class, _, _ = rng.choice(WORK_ITEMS)
-    kind = {"/bug": "bug", "/patch": "bug", "/chore": "enhancement"}.get(issue_class, "feature")
-    estimate = rng.choice((0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0))
-    created = now - timedelta(days=rng.uniform(0, 20))
-    roll = rng.random()
-    status = "completed" if roll < done_bias else "cancelled" if roll < done_bias + 0.05 else \
-        "in_progress" if roll < done_bias + 0.25 else "planned"
-    started = min(created + timedelta(hours=2), now) if status in ("in_progress", "completed") else None
-    hours = round(estimate * rng.uniform(0.6, 1.6), 1)
-    completed = min(started + timedelta(hours=hours), now) if status == "completed" and started else None
-    conn.execute(
-        "INSERT INTO planned_features (item_type, title, description, status, priority, estimated_hours,"
-        " actual_hours, session_number, github_issue_number, parent_id, tags, completion_notes, created_at,"
-        " updated_at, started_at, completed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (kind, title, f"{title}. Acceptance criteria in the linked issue.", status,
-         rng.choice(("high", "medium", "medium", "low")), estimate,
-         hours if completed else None,
-         session, rng.randrange(100, 400), parent_id, json.dumps(rng.sample(TAGS, rng.randint(1, 3))),
-         "Shipped behind a feature flag." if completed else None, utc_iso(created), utc_iso(completed or created),
-         utc_iso(started) if started else None, utc_iso(completed) if completed else None),
-    )
