@@ -107,7 +107,8 @@ class Poller:
         message = describe_error(exc, self.timeout)
         self._publish(self.channel.mark_error(message, data))
         if was != "error":
-            log.warning("source_error", channel=self.name, error=message, error_type=type(exc).__name__)
+            cause = exc.__cause__ if isinstance(exc, SourceDown) and exc.__cause__ is not None else exc
+            log.warning("source_error", channel=self.name, error=message, error_type=type(cause).__name__)
 
     def _publish(self, update: Update | None) -> None:
         if update is not None:

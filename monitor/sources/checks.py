@@ -8,15 +8,16 @@ work is asynchronous and the process scan runs in a worker thread.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import structlog
 
 from monitor.sources.database import Database
+from monitor.sources.processes import command_lines
 from monitor.sources.httpjson import describe_client_error, redact_url
 
 log = structlog.get_logger(__name__)
@@ -139,24 +140,11 @@ async def probe_tcp(target: str) -> str:
 
 def find_processes(text: str, proc: str = "/proc") -> list[int]:
     """Pids of the processes (other than this one) whose command line contains ``text``."""
-    own = os.getpid()
+    lines = command_lines(Path(proc))
+    if lines is None:
+        raise CheckFailed(f"process checks need {proc} (Linux)")
     needle = text.encode()
-    found = []
-    try:
-        entries = list(os.scandir(proc))
-    except FileNotFoundError:
-        raise CheckFailed(f"process checks need {proc} (Linux)") from None
-    for entry in entries:
-        if not entry.name.isdigit() or int(entry.name) == own:
-            continue
-        try:
-            with open(os.path.join(entry.path, "cmdline"), "rb") as fh:
-                cmdline = fh.read().replace(b"\0", b" ")
-        except OSError:
-            continue  # exited while we looked, or not ours to read
-        if needle in cmdline:
-            found.append(int(entry.name))
-    return found
+    return [pid for pid, cmdline in lines if needle in cmdline.replace(b"\0", b" ")]
 
 
 async def probe_process(text: str) -> str:

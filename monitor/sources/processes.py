@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 
 import structlog
@@ -42,20 +42,27 @@ def _read_cmdline(path: str) -> bytes:
         return b""
 
 
+def command_lines(proc_dir: Path = Path("/proc"), own_pid: int | None = None) -> Iterator[tuple[int, bytes]] | None:
+    """Blocking: (pid, raw command line) of every other live process; None when /proc can't be listed."""
+    pids = _process_dirs(proc_dir, os.getpid() if own_pid is None else own_pid)
+    if pids is None:
+        return None
+    return ((int(pid), cmdline) for pid in pids
+            if (cmdline := _read_cmdline(os.path.join(proc_dir, pid, "cmdline"))))
+
+
 def scan_processes(known: Iterable[str], proc_dir: Path = Path("/proc"),
                    own_pid: int | None = None) -> frozenset[str] | None:
     """Blocking: the ``known`` adw_ids that appear in any live command line; None = can't tell."""
     wanted = {adw_id.lower(): adw_id for adw_id in known}
     if not wanted:
         return frozenset()
-    pids = _process_dirs(proc_dir, os.getpid() if own_pid is None else own_pid)
-    if pids is None:
+    lines = command_lines(proc_dir, own_pid)
+    if lines is None:
         return None
     found: set[str] = set()
-    for pid in pids:
-        cmdline = _read_cmdline(os.path.join(proc_dir, pid, "cmdline"))
-        if cmdline:
-            found.update(wanted[word] for word in adw_ids_in(cmdline) if word in wanted)
+    for _, cmdline in lines:
+        found.update(wanted[word] for word in adw_ids_in(cmdline) if word in wanted)
     return frozenset(found)
 
 
