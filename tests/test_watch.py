@@ -29,3 +29,24 @@ async def test_database_created_after_start_is_picked_up(make_client, db_path, q
     staged.rename(db_path)
     while live.state["meta"]["source"] != "ok":
         await live.receive()
+
+
+async def test_state_file_change_and_new_worktree_reach_clients(make_client, tmp_path):
+    agents, trees = tmp_path / "agents", tmp_path / "trees"
+    (agents / "1a2b3c4d").mkdir(parents=True)
+    trees.mkdir()
+    state = agents / "1a2b3c4d" / "adw_state.json"
+    state.write_text('{"adw_id": "1a2b3c4d", "issue_number": "7", "workflow_template": "adw_plan_iso"}')
+    client = await make_client({"sources": {"watch": True},
+                                "channels": {"workflows": {"interval": 60.0}, "adw-monitor": {"interval": 60.0}}})
+    workflows = ProtocolClient(await client.ws_connect("/api/v1/ws/workflows"))
+    monitor = ProtocolClient(await client.ws_connect("/api/v1/ws/adw-monitor"))
+    await workflows.receive()
+    await monitor.receive()
+    assert monitor.state["items"]["1a2b3c4d"]["status"] == "queued"
+    state.write_text('{"adw_id": "1a2b3c4d", "issue_number": "7", "workflow_template": "adw_sdlc_iso"}')
+    while workflows.state["items"]["1a2b3c4d"].get("workflow_template") != "adw_sdlc_iso":
+        await workflows.receive()
+    (trees / "1a2b3c4d").mkdir()
+    while monitor.state["items"]["1a2b3c4d"]["status"] != "paused":
+        await monitor.receive()
