@@ -110,6 +110,20 @@ def _costs_since(rows: Rows, since: dt.datetime) -> list[float]:
     return costs
 
 
+def next_age_out(rows: Rows, now: dt.datetime) -> dt.datetime | None:
+    """The last moment a costed run is still inside a window it will leave after ``now``; None = never.
+
+    A run started at ``s`` counts in a window until ``s + window`` inclusive, so the
+    summary can change only once the clock has passed that moment.
+    """
+    moments = []
+    for row in rows:
+        started = parse_time(row.get("start_time"))
+        if started is not None:
+            moments.extend(m for window in COST_WINDOWS.values() if (m := started + window) >= now)
+    return min(moments, default=None)
+
+
 def costs_query(sql: str, now: dt.datetime) -> str:
     """The costs query for ``now``: ``{since}`` becomes a date a day before the 30-day window."""
     since = (now - max(COST_WINDOWS.values()) - dt.timedelta(days=1)).date().isoformat()
@@ -130,6 +144,7 @@ class WorkflowHistoryReader:
         self._token: Any = None
         self._rows: dict[str, Rows] | None = None
         self._data: ChannelData | None = None
+        self._recheck_at: dt.datetime | None = None  # nothing can age out of a window before this
 
     async def read(self) -> ChannelData | None:
         """Fresh data; None when neither the database nor the cost windows changed."""
@@ -140,9 +155,13 @@ class WorkflowHistoryReader:
             queries = {**self.queries, "workflow_history_costs": costs_query(self.queries["workflow_history_costs"], now)}
             self._rows = await self.db.fetch_many(queries)
             self._data = build_workflow_history(self._rows, now)
+            self._recheck_at = next_age_out(self._rows["workflow_history_costs"], now)
             self._token = token
             return self._data
         self._token = token
+        if self._recheck_at is None or now <= self._recheck_at:
+            return None  # a quiet database and no run leaving a window: nothing to recompute
+        self._recheck_at = next_age_out(self._rows["workflow_history_costs"], now)
         summary = build_summary(self._rows["workflow_history_totals"], self._rows["workflow_history_costs"], now)
         if summary == self._data.summary:
             return None

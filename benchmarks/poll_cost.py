@@ -1,0 +1,148 @@
+"""Poll-cost benchmark: what one poll costs when nothing changed, and after a small change.
+
+Workspace: 500 queue rows, 1,000 agent state files, 10,000 workflow_history rows (plus
+planned features and task logs). For each file- or database-backed channel it times the
+reader's ``read()`` — the whole poll minus publishing — in three situations:
+  unchanged: the sources are as at the last read (should skip the full read),
+  one row:   one phase_queue / workflow_history / planned_features row was updated,
+  one file:  one adw_state.json was rewritten.
+
+Run: ``python -m benchmarks.poll_cost [--repeat 30]``; prints a markdown table and writes
+benchmarks/results/poll_cost.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sqlite3
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from monitor.demo.schema import SQLITE_SCHEMA
+from monitor.settings import settings_from_mapping
+from monitor.sources.registry import Sources
+
+CHANNELS = ("queue", "adw-monitor", "workflows", "workflow-history", "planned-features")
+
+
+def build_workspace(root: Path) -> tuple[Path, Path, list[str]]:
+    """Create the database and 1,000 agent directories; return (db, agents dir, adw ids)."""
+    db, agents = root / "database.db", root / "agents"
+    conn = sqlite3.connect(db)
+    conn.executescript(SQLITE_SCHEMA)
+    conn.execute("INSERT INTO queue_config VALUES ('queue_paused', 'false', '2026-01-01T00:00:00Z')")
+    conn.executemany("INSERT INTO phase_queue (queue_id, status, phase_data, priority, issue_number) VALUES (?,?,?,?,?)",
+                     [(str(uuid.uuid4()), "queued", json.dumps({"title": f"phase {i}", "content": "x" * 200}), 50, i)
+                      for i in range(500)])
+    conn.executemany("INSERT INTO workflow_history (adw_id, issue_number, status, start_time, duration_seconds, "
+                     "actual_cost_total) VALUES (?,?,?,?,?,?)",
+                     [(f"{i:08x}", i, "completed" if i % 7 else "failed", f"2026-11-{1 + i % 24:02d}T10:00:00+00:00",
+                       600.0 + i % 300, 1.5) for i in range(10_000)])
+    conn.executemany("INSERT INTO planned_features (item_type, title, status, priority, estimated_hours) "
+                     "VALUES (?,?,?,?,?)", [("feature", f"feature {i}", "planned", "medium", 3.0) for i in range(200)])
+    conn.commit()
+    conn.close()
+    ids = [f"{0xa0000000 + i:08x}" for i in range(1000)]
+    for adw_id in ids:
+        (agents / adw_id).mkdir(parents=True)
+        (agents / adw_id / "adw_state.json").write_text(json.dumps(
+            {"adw_id": adw_id, "issue_number": "1", "workflow_template": "adw_sdlc_iso", "branch_name": f"b-{adw_id}"}))
+    return db, agents, ids
+
+
+async def time_read(reader) -> tuple[float, bool]:
+    """Seconds one read took, and whether it returned data (False = "unchanged")."""
+    started = time.perf_counter()
+    data = await reader.read()
+    return time.perf_counter() - started, data is not None
+
+
+def touch_row(db: Path, channel: str, n: int) -> None:
+    """Update one row that ``channel`` reads."""
+    statement = {
+        "queue": "UPDATE phase_queue SET priority = ? WHERE rowid = 1",
+        "workflow-history": "UPDATE workflow_history SET retry_count = ? WHERE id = 1",
+        "planned-features": "UPDATE planned_features SET actual_hours = ? WHERE id = 1",
+        "adw-monitor": "UPDATE phase_queue SET priority = ? WHERE rowid = 1",
+    }[channel]
+    with sqlite3.connect(db) as conn:
+        conn.execute(statement, (n,))
+    conn.close()
+
+
+def touch_file(agents: Path, adw_id: str, n: int) -> None:
+    """Rewrite one state file."""
+    (agents / adw_id / "adw_state.json").write_text(json.dumps(
+        {"adw_id": adw_id, "issue_number": str(n), "workflow_template": "adw_sdlc_iso"}))
+
+
+async def measure(channel: str, sources: Sources, db: Path, agents: Path, ids: list[str], repeat: int) -> dict:
+    """Median and p95 milliseconds per situation for one channel."""
+    reader = sources.readers[channel]
+    await reader.read()
+    results: dict[str, list[float]] = {"unchanged": [], "one row": [], "one file": []}
+    for n in range(repeat):
+        seconds, _ = await time_read(reader)
+        results["unchanged"].append(seconds)
+        if channel in ("workflows", "adw-monitor"):
+            touch_file(agents, ids[n % len(ids)], n + 2)
+            results["one file"].append((await time_read(reader))[0])
+        if channel != "workflows":
+            touch_row(db, channel, n + 2)
+            results["one row"].append((await time_read(reader))[0])
+    return {case: summarize(values) for case, values in results.items() if values}
+
+
+def summarize(values: list[float]) -> dict:
+    """Median and 95th percentile in milliseconds."""
+    ordered = sorted(values)
+    return {"median_ms": round(statistics.median(ordered) * 1000, 3),
+            "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))] * 1000, 3), "n": len(ordered)}
+
+
+async def run(repeat: int) -> dict:
+    """Build the workspace and measure every channel."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        db, agents, ids = await asyncio.to_thread(build_workspace, root)
+        settings = settings_from_mapping({"sources": {
+            "database": f"sqlite:///{db}", "agents_dir": str(agents), "trees_dir": str(root / "trees"),
+            "webhook_url": ""}})
+        sources = Sources(settings)
+        await sources.open()
+        try:
+            return {channel: await measure(channel, sources, db, agents, ids, repeat) for channel in CHANNELS}
+        finally:
+            await sources.close()
+
+
+def table(results: dict) -> str:
+    """The results as a markdown table."""
+    lines = ["| channel | unchanged (median / p95 ms) | one row changed | one file changed |", "|---|---|---|---|"]
+    for channel, cases in results.items():
+        cells = [f"{c['median_ms']} / {c['p95_ms']}" if (c := cases.get(k)) else "—"
+                 for k in ("unchanged", "one row", "one file")]
+        lines.append(f"| {channel} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=30)
+    args = parser.parse_args()
+    results = asyncio.run(run(args.repeat))
+    out = Path(__file__).resolve().parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "poll_cost.json").write_text(json.dumps({"cpu_count": os.cpu_count(), "results": results}, indent=2))
+    print(table(results))
+
+
+if __name__ == "__main__":
+    main()
