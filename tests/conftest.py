@@ -1,7 +1,9 @@
-"""Shared fixtures: a real SQLite database, settings for it, and the console under test."""
+"""Shared fixtures: a real SQLite database, settings for it, the console under test, and the
+sources, agent/worktree directories and loopback ports that channel tests share."""
 
 from __future__ import annotations
 
+import socket
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 from monitor.app import create_app
 from monitor.demo.schema import SQLITE_SCHEMA
 from monitor.settings import Settings, settings_from_mapping
+from monitor.sources.registry import Sources
 from tests.support import QueueTable
 
 pytest_plugins = ["tests.pgserver"]
@@ -75,3 +78,53 @@ def make_client(aiohttp_client, make_settings):
 async def client(make_client):
     """The console on the test database with default test settings."""
     return await make_client()
+
+
+@pytest.fixture
+def agents(tmp_path: Path) -> Path:
+    """The agents directory `make_settings` points at, created empty."""
+    path = tmp_path / "agents"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def trees(tmp_path: Path) -> Path:
+    """The worktrees directory `make_settings` points at, created empty."""
+    path = tmp_path / "trees"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture
+async def sources(make_settings):
+    """Sources for the default test settings (not opened); closed after the test."""
+    opened = Sources(make_settings())
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def open_sources(make_settings):
+    """Opens Sources for settings overrides (and an own-route table); closes them after the test."""
+    opened = []
+
+    async def open_(overrides, own_routes=list):
+        sources = Sources(make_settings(overrides), own_routes=own_routes)
+        await sources.open()
+        opened.append(sources)
+        return sources
+
+    yield open_
+    for sources in opened:
+        await sources.close()
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    return port

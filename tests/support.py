@@ -1,4 +1,4 @@
-"""Test helpers: a queue table writer, a protocol-checking client, a raw WebSocket peer."""
+"""Test helpers: a queue table writer, a protocol-checking client, a raw WebSocket peer, a state-file writer."""
 
 from __future__ import annotations
 
@@ -159,3 +159,10 @@ async def poll(client, channel: str = "queue") -> None:
 async def connections(client, channel: str, count: int) -> None:
     """Wait until ``channel`` has exactly ``count`` registered connections."""
     await client.app[HUB].wait_until(lambda hub: hub.count(channel) == count)
+
+
+def write_state(agents: Path, adw_id: str, content: dict[str, Any] | str) -> None:
+    """Rewrite a state file in place, as ADW writers do (``content``: a dict or raw text)."""
+    path = agents / adw_id / "adw_state.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")

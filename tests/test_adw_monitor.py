@@ -19,27 +19,6 @@ RUNNING = {"issue_number": "1", "workflow_template": "adw_sdlc_iso", "issue_clas
            "model_set": "base"}
 
 
-@pytest.fixture
-async def sources(make_settings):
-    opened = Sources(make_settings())
-    yield opened
-    await opened.close()
-
-
-@pytest.fixture
-def agents(tmp_path):
-    path = tmp_path / "agents"
-    path.mkdir(exist_ok=True)
-    return path
-
-
-@pytest.fixture
-def trees(tmp_path):
-    path = tmp_path / "trees"
-    path.mkdir(exist_ok=True)
-    return path
-
-
 def start_carrier(adw_id):
     """A real process whose command line carries ``adw-<adw_id>``, as an ADW orchestrator's does."""
     return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", f"adw-{adw_id}"],

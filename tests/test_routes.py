@@ -13,7 +13,6 @@ from monitor.channels.names import CHANNEL_NAMES
 from monitor.channels.routes import build_routes, make_reader, openapi_records
 from monitor.poller import Poller
 from monitor.sources.httpjson import HttpSourceError
-from monitor.sources.registry import Sources
 
 OPENAPI = {
     "openapi": "3.1.0",
@@ -65,22 +64,6 @@ async def openapi_service(aiohttp_server):
     app.router.add_get("/openapi.json", service.handle)
     service.url = str((await aiohttp_server(app)).make_url("/openapi.json"))
     return service
-
-
-@pytest.fixture
-async def open_sources(make_settings):
-    """Opens Sources for settings overrides (and an own-route table); closes them after the test."""
-    opened = []
-
-    async def open_(overrides, own_routes=list):
-        sources = Sources(make_settings(overrides), own_routes=own_routes)
-        await sources.open()
-        opened.append(sources)
-        return sources
-
-    yield open_
-    for sources in opened:
-        await sources.close()
 
 
 def test_items_and_summary_from_openapi_document():

@@ -7,34 +7,14 @@ import shutil
 import pytest
 
 from monitor.sources.statefiles import StateFiles, StateFilesError, count_error_lines, is_adw_id
+from tests.support import write_state
 
 GOOD = {"adw_id": "1a2b3c4d", "issue_number": "42", "workflow_template": "adw_sdlc_iso", "backend_port": 9101}
 
 
 @pytest.fixture
-def agents(tmp_path):
-    path = tmp_path / "agents"
-    path.mkdir(exist_ok=True)
-    return path
-
-
-@pytest.fixture
-def trees(tmp_path):
-    path = tmp_path / "trees"
-    path.mkdir(exist_ok=True)
-    return path
-
-
-@pytest.fixture
 def files(agents, trees):
     return StateFiles(agents, trees)
-
-
-def write_state(agents, adw_id, content):
-    """Rewrite a state file in place, as ADW writers do (``content``: a dict or raw text)."""
-    path = agents / adw_id / "adw_state.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
 
 
 def write_error_log(agents, adw_id, text):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 import uuid
 
@@ -16,7 +15,6 @@ from monitor.channels.names import CHANNEL_NAMES
 from monitor.channels.system_status import SteadyLatency, build_system_status, make_reader, overall_status
 from monitor.poller import Poller
 from monitor.sources.checks import CheckResult
-from monitor.sources.registry import Sources
 
 
 @pytest.fixture
@@ -59,16 +57,6 @@ async def listening_port():
 
 
 @pytest.fixture
-def closed_port() -> int:
-    """A loopback port nothing listens on."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
-@pytest.fixture
 async def worker_process():
     """A running process whose command line carries a unique marker; yields the marker."""
     marker = f"monitor-test-worker-{uuid.uuid4().hex[:8]}"
@@ -77,22 +65,6 @@ async def worker_process():
     yield marker
     process.stdin.close()
     await process.wait()
-
-
-@pytest.fixture
-async def open_sources(make_settings):
-    """Opens Sources for settings overrides; closes them after the test."""
-    opened = []
-
-    async def open_(overrides):
-        sources = Sources(make_settings(overrides))
-        await sources.open()
-        opened.append(sources)
-        return sources
-
-    yield open_
-    for sources in opened:
-        await sources.close()
 
 
 def without_latency(items):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import socket
 
 import pytest
 from aiohttp import web
@@ -12,7 +11,6 @@ from aiohttp import web
 from monitor.channels.base import ChannelData, SourceDown
 from monitor.channels.webhook_status import build_webhook_status, make_reader, published_uptime
 from monitor.keys import BROKER
-from monitor.sources.registry import Sources
 from tests.support import poll
 
 LAST_SUCCESSFUL = {"issue": 45, "adw_id": "a1b2c3d4", "workflow": "adw_sdlc_iso",
@@ -65,16 +63,6 @@ async def service(aiohttp_server):
 
 
 @pytest.fixture
-def closed_port() -> int:
-    """A loopback port nothing listens on."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()
-    return port
-
-
-@pytest.fixture
 async def silent_url():
     """A server that accepts connections and never answers."""
 
@@ -89,20 +77,14 @@ async def silent_url():
 
 
 @pytest.fixture
-async def webhook_reader(make_settings):
+def webhook_reader(open_sources):
     """Opens Sources for a webhook URL and returns the channel's reader on them."""
-    opened = []
 
     async def make(url: str, timeout: float = 2.0):
-        sources = Sources(make_settings({"sources": {"webhook_url": url},
-                                         "channels": {"webhook-status": {"timeout": timeout}}}))
-        await sources.open()
-        opened.append(sources)
-        return make_reader(sources)
+        return make_reader(await open_sources({"sources": {"webhook_url": url},
+                                               "channels": {"webhook-status": {"timeout": timeout}}}))
 
-    yield make
-    for sources in opened:
-        await sources.close()
+    return make
 
 
 def test_summary_and_items_from_document():

@@ -1,15 +1,12 @@
 """The workflows channel built from real state files, through its reader and a real poller."""
 
-import json
 import shutil
-
-import pytest
 
 from monitor.broker import InProcessBroker
 from monitor.channel import ChannelState
 from monitor.channels import workflows
 from monitor.poller import Poller
-from monitor.sources.registry import Sources
+from tests.support import write_state
 
 SDLC_RUN = {
     "adw_id": "1a2b3c4d", "issue_number": "101", "branch_name": "feature-issue-101-adw-1a2b3c4d-dark-mode",
@@ -20,26 +17,6 @@ SDLC_RUN = {
     "nl_input": "Add dark mode toggle", "github_url": "https://github.com/acme/storefront/issues/101",
     "status": "running", "current_phase": "build",
 }
-
-
-@pytest.fixture
-async def sources(make_settings):
-    opened = Sources(make_settings())
-    yield opened
-    await opened.close()
-
-
-@pytest.fixture
-def agents(tmp_path):
-    path = tmp_path / "agents"
-    path.mkdir(exist_ok=True)
-    return path
-
-
-def write_state(agents, adw_id, content):
-    path = agents / adw_id / "adw_state.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
 
 
 async def test_items_and_summary_from_state_files(sources, agents):

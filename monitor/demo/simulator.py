@@ -1,8 +1,8 @@
 """The demo simulator: keeps a demo workspace changing the way a busy ADW system does.
 
 Each `step` advances live runs through the nine phases, moves queue rows along, plans and
-finishes features and records webhook deliveries, so every channel's source changes
-within a few one-second ticks.
+finishes features (`backlog`) and records webhook deliveries, so every channel's source
+changes within a few one-second ticks.
 """
 
 from __future__ import annotations
@@ -13,46 +13,29 @@ import json
 import random
 import shutil
 import sqlite3
-import subprocess
-import sys
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 import structlog
 
+from monitor.demo.backlog import queue_paused, tick_features, tick_queue
+from monitor.demo.processes import StandInProcesses
+from monitor.demo.records import (
+    FAILURES, PHASE_SCRIPTS, Workspace, append_error, history_row, insert_row, insert_task_log, new_adw_id,
+    new_state, phase_actuals, slug, utc_iso, work_item_for, write_state,
+)
 from monitor.demo.schema import ADW_PHASES
 from monitor.demo.webhook_service import ApiCatalog, WebhookStats
-from monitor.demo.workspace import (
-    FAILURES, PHASE_SCRIPTS, WORK_ITEMS, Workspace, append_error, feature_row, history_row, insert_row,
-    insert_task_log, new_adw_id, new_state, phase_actuals, queue_row, slug, utc_iso, write_state,
-)
 
 log = structlog.get_logger(__name__)
 
-# Stands in for an ADW orchestrator: its command line carries the adw_id, and it exits by
-# itself once its parent is gone, so even a killed demo leaves no stray processes behind.
-_CHILD_CODE = "import os, time\nparent = os.getppid()\nwhile os.getppid() == parent:\n    time.sleep(1)\n"
 _WARNINGS = ("claude CLI timed out after 600s, retrying (1/3)", "GitHub API rate limited, sleeping 30s",
              "git push rejected (non-fast-forward), rebasing onto origin/main",
              "port in use, picked the next free backend port")
 _WEBHOOK_ERRORS = ("Invalid webhook signature", "Issue is closed", "No ADW command in comment",
                    "GitHub API returned 502", "Duplicate delivery ignored")
-# planned-feature action -> (status it applies to, SET clause; :now and :factor are bound per call)
-_FEATURE_MOVES = {
-    "start": ("planned", "status = 'in_progress', started_at = :now"),
-    "finish": ("in_progress", "status = 'completed', completed_at = :now, completion_notes = 'Merged and deployed.',"
-               " actual_hours = ROUND(COALESCE(estimated_hours, 1.0) * :factor, 1)"),
-    "cancel": ("planned", "status = 'cancelled'"),
-    "log_hours": ("in_progress", "actual_hours = COALESCE(actual_hours, 0) + 0.5"),
-}
-_FEATURE_ACTIONS = ("start", "start", "finish", "finish", "log_hours", "cancel", "add", "add", "add")  # by weight
-_PROMOTE_NEXT_QUEUED = (  # the best queued phase whose earlier phases are all done becomes ready
-    "UPDATE phase_queue SET status = 'ready', ready_timestamp = :now, updated_at = :now WHERE queue_id ="
-    " (SELECT q.queue_id FROM phase_queue q WHERE q.status = 'queued' AND NOT EXISTS (SELECT 1 FROM phase_queue d"
-    " WHERE d.feature_id = q.feature_id AND d.phase_number < q.phase_number AND d.status != 'completed')"
-    " ORDER BY q.priority DESC, q.queue_position LIMIT 1)")
-_KEEP = {"completed_queue_rows": 15, "open_queue_rows": 28, "history_rows": 100, "features": 36, "closed_features": 20}
+_KEEP = {"completed_queue_rows": 15, "history_rows": 100, "closed_features": 20}  # what pruning leaves
 
 
 @dataclass
@@ -74,7 +57,7 @@ class Simulator:
         self._ws, self._rng, self._webhook, self._api = workspace, rng, webhook, api
         self._max_live, self._max_agents = max_live, max_agents
         self._runs: dict[str, _Run] = {}
-        self._procs: dict[str, subprocess.Popen] = {}
+        self._processes = StandInProcesses()
         self._lock = threading.Lock()  # close() may race a step still running in its worker thread
         self._conn: sqlite3.Connection | None = None
         self._adopted = self._closed = False
@@ -82,7 +65,7 @@ class Simulator:
 
     def live_processes(self) -> dict[str, int]:
         """adw_id -> pid of every child process currently standing in for a running ADW."""
-        return {adw_id: proc.pid for adw_id, proc in self._procs.items() if proc.poll() is None}
+        return self._processes.live()
 
     def step(self) -> None:
         """Apply one tick of changes to the workspace (blocking: SQLite and file writes)."""
@@ -94,9 +77,9 @@ class Simulator:
                 self._adopt(conn, now)
             for run in list(self._runs.values()):
                 self._tick_run(conn, run, now)
-            self._tick_queue(conn, now)
+            tick_queue(conn, self._rng, self._ws, now, pause_chance=self._busy(0.01, warm_up=0.0))
             self._maybe_start_run(conn, now)
-            self._tick_features(conn, now)
+            tick_features(conn, self._rng, now, act_chance=self._busy(0.7))
             self._tick_webhook()
             self._prune(conn)
             self._ticks += 1
@@ -118,8 +101,7 @@ class Simulator:
         """Kill every child process and close the database; later steps do nothing."""
         with self._lock:
             self._closed = True
-            for adw_id in list(self._procs):
-                self._kill(adw_id)
+            self._processes.kill_all()
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
@@ -159,11 +141,11 @@ class Simulator:
             run.paused = roll >= 0.3
         elif run.phase >= 0 and roll < 0.03:
             run.paused = True  # an operator stopped it: the worktree stays, so it shows as paused
-            self._kill(adw_id)
+            self._processes.kill(adw_id)
         elif roll < 0.58:
             self._advance(conn, run, now)
         if adw_id in self._runs and not run.paused:
-            self._ensure_process(run)
+            self._processes.ensure(run.state)
 
     def _advance(self, conn: sqlite3.Connection, run: _Run, now: datetime) -> None:
         if run.phase >= 0:
@@ -200,7 +182,7 @@ class Simulator:
                                  f"{slug(state['nl_input'])}.md"
         elif phase in ("build", "ship") and self._api is not None:
             # the endpoint goes live on the dev API once built, and loses its preview tag once shipped
-            title, issue_class, method, path = _work_item(state["nl_input"])
+            title, issue_class, method, path = work_item_for(state["nl_input"])
             self._api.add_route(method, path, title, "preview" if phase == "build" else issue_class.strip("/"))
         elif phase == "cleanup":
             shutil.rmtree(self._ws.trees_dir / state["adw_id"], ignore_errors=True)
@@ -215,9 +197,9 @@ class Simulator:
                              " (SELECT feature_id FROM phase_queue WHERE queue_id = ?)", (utc_iso(now), run.queue_id))
             append_error(self._ws, adw_id, now, FAILURES[phase])
             if self._api is not None and run.phase > ADW_PHASES.index("build"):  # a failed change is reverted
-                self._api.remove_route(*_work_item(run.state["nl_input"])[2:])
+                self._api.remove_route(*work_item_for(run.state["nl_input"])[2:])
         self._save_progress(conn, run, now, "failed" if failed else "completed")
-        self._kill(adw_id)
+        self._processes.kill(adw_id)
         del self._runs[adw_id]
 
     def _save_progress(self, conn: sqlite3.Connection, run: _Run, now: datetime, status: str) -> None:
@@ -235,7 +217,7 @@ class Simulator:
         write_state(self._ws, run.state)
 
     def _maybe_start_run(self, conn: sqlite3.Connection, now: datetime) -> None:
-        if len(self._runs) >= self._max_live or _queue_paused(conn) or self._rng.random() >= self._busy(0.8):
+        if len(self._runs) >= self._max_live or queue_paused(conn) or self._rng.random() >= self._busy(0.8):
             return
         ready = conn.execute("SELECT queue_id, issue_number, phase_data FROM phase_queue WHERE status = 'ready'"
                              " ORDER BY priority DESC, queue_position LIMIT 1").fetchone()
@@ -246,7 +228,7 @@ class Simulator:
         while (self._ws.agents_dir / adw_id).exists() or conn.execute(
                 "SELECT 1 FROM workflow_history WHERE adw_id = ?", (adw_id,)).fetchone():
             adw_id = new_adw_id(self._rng)
-        state = new_state(self._ws, self._rng, adw_id, issue, _work_item(json.loads(data).get("title", "")), now)
+        state = new_state(self._ws, self._rng, adw_id, issue, work_item_for(json.loads(data).get("title", "")), now)
         write_state(self._ws, state)
         tree = self._ws.trees_dir / adw_id
         tree.mkdir(parents=True, exist_ok=True)
@@ -258,85 +240,9 @@ class Simulator:
                          " updated_at = ?, current_phase = 'init' WHERE queue_id = ?",
                          (adw_id, utc_iso(now), utc_iso(now), queue_id))
         self._runs[adw_id] = _Run(state, queue_id, -1, now, now)
-        self._ensure_process(self._runs[adw_id])
+        self._processes.ensure(state)
         self._webhook.record_success(issue, adw_id, state["workflow_template"])
         log.debug("demo_run_started", adw_id=adw_id, issue=issue, workflow=state["workflow_template"])
-
-    def _ensure_process(self, run: _Run) -> None:
-        adw_id = run.state["adw_id"]
-        proc = self._procs.get(adw_id)
-        if proc is not None and proc.poll() is None:
-            return
-        argv = [sys.executable, "-c", _CHILD_CODE, f"{run.state['workflow_template']}.py",
-                run.state["issue_number"], adw_id]
-        self._procs[adw_id] = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                               stderr=subprocess.DEVNULL)
-
-    def _kill(self, adw_id: str) -> None:
-        proc = self._procs.pop(adw_id, None)
-        if proc is not None:
-            proc.kill()
-            proc.wait()
-
-    def _tick_queue(self, conn: sqlite3.Connection, now: datetime) -> None:
-        rng, stamp = self._rng, utc_iso(now)
-        with conn:
-            if rng.random() < 0.5:
-                conn.execute(_PROMOTE_NEXT_QUEUED, {"now": stamp})
-            if rng.random() < 0.2:
-                self._retry_failed(conn, stamp)
-            paused = _queue_paused(conn)
-            if rng.random() < (0.25 if paused else self._busy(0.01, warm_up=0.0)):
-                conn.execute("UPDATE queue_config SET config_value = ?, updated_at = ?"
-                             " WHERE config_key = 'queue_paused'", ("false" if paused else "true", stamp))
-        open_rows = conn.execute("SELECT COUNT(*) FROM phase_queue WHERE status != 'completed'").fetchone()[0]
-        if open_rows < _KEEP["open_queue_rows"] and rng.random() < 0.3:
-            feature_id, issue, position = conn.execute(
-                "SELECT COALESCE(MAX(feature_id), 0) + 1, COALESCE(MAX(issue_number), 0),"
-                " COALESCE(MAX(queue_position), 0) FROM phase_queue").fetchone()
-            title = rng.choice(WORK_ITEMS)[0]
-            with conn:
-                for n in range(1, rng.randint(1, 3) + 1):
-                    insert_row(conn, "phase_queue", queue_row(rng, now, (feature_id, n, issue + n, title), "queued",
-                                                              position + n, fresh=True))
-
-    def _retry_failed(self, conn: sqlite3.Connection, stamp: str) -> None:
-        """Requeue a failed phase whose run's agent dir is gone, and unblock its feature."""
-        agents = _agent_ids(self._ws)  # a run still on disk keeps its failed row, which carries its status
-        for queue_id, feature_id, adw_id in conn.execute(
-                "SELECT queue_id, feature_id, adw_id FROM phase_queue WHERE status = 'failed' ORDER BY updated_at"
-        ).fetchall():
-            if adw_id not in agents:
-                conn.execute("UPDATE phase_queue SET status = 'queued', error_message = NULL, adw_id = NULL,"
-                             " updated_at = ? WHERE queue_id = ?", (stamp, queue_id))
-                conn.execute("UPDATE phase_queue SET status = 'queued', error_message = NULL, updated_at = ?"
-                             " WHERE feature_id = ? AND status = 'blocked'", (stamp, feature_id))
-                return
-
-    def _tick_features(self, conn: sqlite3.Connection, now: datetime) -> None:
-        rng = self._rng
-        if rng.random() >= self._busy(0.7):
-            return
-        counts = dict(conn.execute("SELECT status, COUNT(*) FROM planned_features WHERE item_type != 'session'"
-                                   " GROUP BY status").fetchall())
-        can_add = sum(counts.values()) < _KEEP["features"]
-        # only moves that apply right now, so a tick that acts always changes something
-        moves = [a for a in _FEATURE_ACTIONS if (can_add if a == "add" else counts.get(_FEATURE_MOVES[a][0]))]
-        if not moves:
-            return
-        action = rng.choice(moves)
-        with conn:
-            if action == "add":
-                session = conn.execute("SELECT id, session_number FROM planned_features WHERE item_type = 'session'"
-                                       " ORDER BY id DESC LIMIT 1").fetchone() or (None, None)
-                row = feature_row(rng, now, rng.choice(WORK_ITEMS), "planned", session[0], session[1], fresh=True)
-                insert_row(conn, "planned_features", row)
-                return
-            wanted, assignments = _FEATURE_MOVES[action]
-            rows = conn.execute("SELECT id FROM planned_features WHERE status = ? AND item_type != 'session'"
-                                " ORDER BY id", (wanted,)).fetchall()
-            conn.execute(f"UPDATE planned_features SET {assignments}, updated_at = :now WHERE id = :id",
-                         {"now": utc_iso(now), "id": rng.choice(rows)[0], "factor": rng.uniform(0.6, 1.6)})
 
     def _tick_webhook(self) -> None:
         roll = self._rng.random()
@@ -348,14 +254,14 @@ class Simulator:
 
     def _prune(self, conn: sqlite3.Connection) -> None:
         """Keep the workspace bounded: the oldest finished agents, queue rows, history and features go."""
-        finished = sorted((self._ws.agents_dir / a for a in _agent_ids(self._ws) - set(self._runs)),
+        finished = sorted((self._ws.agents_dir / a for a in self._ws.agent_ids() - set(self._runs)),
                           key=lambda path: path.stat().st_mtime)
         with conn:
             for agent_dir in finished[: max(0, len(self._runs) + len(finished) - self._max_agents)]:
                 shutil.rmtree(agent_dir, ignore_errors=True)
                 shutil.rmtree(self._ws.trees_dir / agent_dir.name, ignore_errors=True)
                 conn.execute("DELETE FROM task_logs WHERE adw_id = ?", (agent_dir.name,))
-            agents = sorted(_agent_ids(self._ws)) or [""]
+            agents = sorted(self._ws.agent_ids()) or [""]
             conn.execute(f"DELETE FROM phase_queue WHERE queue_id IN (SELECT queue_id FROM phase_queue WHERE status ="
                          f" 'completed' AND COALESCE(adw_id, '') NOT IN ({', '.join('?' * len(agents))})"
                          f" ORDER BY updated_at DESC LIMIT -1 OFFSET ?)", (*agents, _KEEP["completed_queue_rows"]))
@@ -366,16 +272,3 @@ class Simulator:
                          " IN ('completed', 'cancelled') AND item_type != 'session'"
                          " ORDER BY id DESC LIMIT -1 OFFSET ?)", (_KEEP["closed_features"],))
 
-
-def _agent_ids(ws: Workspace) -> set[str]:
-    return {path.name for path in ws.agents_dir.iterdir() if path.is_dir()}
-
-
-def _queue_paused(conn: sqlite3.Connection) -> bool:
-    row = conn.execute("SELECT config_value FROM queue_config WHERE config_key = 'queue_paused'").fetchone()
-    return row is not None and row[0] == "true"
-
-
-def _work_item(text: str) -> tuple[str, str, str, str]:
-    """The work item a queue title or nl_input talks about (a stable fallback otherwise)."""
-    return next((item for item in WORK_ITEMS if text.startswith(item[0])), WORK_ITEMS[len(text) % len(WORK_ITEMS)])
