@@ -200,7 +200,12 @@ def _checks(raw: Any, label: str) -> tuple[CheckSettings, ...]:
 def _queries(raw: Any, label: str) -> dict[str, str]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{label}: [queries]: expected a table of query name = SQL text")
+    from monitor.sources.registry import query_names  # late: the registry imports this module
+
+    known = query_names()
     for name, sql in raw.items():
+        if name not in known:
+            raise ConfigError(f"{label}: [queries] {name}: unknown query; expected one of {', '.join(known)}")
         if not isinstance(sql, str) or not sql.strip():
             raise ConfigError(f"{label}: [queries] {name}: expected SQL text, got {sql!r}")
     return dict(raw)

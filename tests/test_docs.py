@@ -16,5 +16,12 @@ def test_readme_documents_every_setting():
         assert f"`channels.<name>.{spec.name}`" in README
 
 
+def test_readme_documents_every_query_name():
+    from monitor.sources.registry import query_names
+
+    for name in query_names():
+        assert f"`{name}`" in README, f"README lacks query {name}"
+
+
 def test_readme_gives_the_two_commands():
     assert "monitor demo" in README and "make test" in README

@@ -56,6 +56,7 @@ def test_environment_overrides_every_kind_of_key(tmp_path):
     ("server = 3\n", "[server]: expected a table"),
     ("[server\n", "not valid TOML"),
     ("[[checks]]\nname = 'db'\n", "expected both name and target"),
+    ("[queries]\nphase_queu = 'SELECT 1'\n", "[queries] phase_queu: unknown query"),
 ])
 def test_bad_config_names_the_file_and_key(tmp_path, text, expected):
     path = write(tmp_path, text)

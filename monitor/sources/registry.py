@@ -36,6 +36,12 @@ def _reader_factories() -> dict[str, Callable[["Sources"], Reader]]:
     }
 
 
+def query_names() -> tuple[str, ...]:
+    """Every query name that ``[queries]`` may override."""
+    modules = (queue, adw_monitor, workflow_history, planned_features)
+    return tuple(name for module in modules for name in module.DEFAULT_QUERIES)
+
+
 class Sources:
     """Owns the connections to the monitored system; ``open`` before use, ``close`` after."""
 
