@@ -1,14 +1,17 @@
 """One live WebSocket client: it owns its writer, its backlog and its eviction.
 
 Fan-out calls ``offer`` synchronously. While the client keeps up, the frame is written
-straight to the transport (no task, no await). Once the transport's buffer backs up,
-frames wait in a bounded backlog drained by one task; past the bound the client is
-closed with 1013 (try again later) and may resume from its last seq.
+straight to the transport (no task, no await): for an uncompressed socket the complete
+WebSocket frame, header included, which the hub builds once for all its clients. Once the
+transport's buffer backs up, frames wait in a bounded backlog drained by one task through
+aiohttp's writer; past the bound the client is closed with 1013 (try again later) and may
+resume from its last seq.
 """
 
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -19,6 +22,21 @@ from aiohttp import WSCloseCode, WSMsgType, web
 log = structlog.get_logger(__name__)
 
 HEADER_ALLOWANCE = 14  # largest WebSocket frame header a server writes
+SPLIT_ABOVE = 16 * 1024  # larger payloads go out after their header rather than copied behind it
+
+
+def text_frame_header(size: int) -> bytes:
+    """The header of an unmasked, final WebSocket text frame of ``size`` payload bytes."""
+    if size < 126:
+        return bytes((0x81, size))
+    if size < 65536:
+        return struct.pack("!BBH", 0x81, 126, size)
+    return struct.pack("!BBQ", 0x81, 127, size)
+
+
+def text_frame(payload: bytes) -> bytes:
+    """``payload`` as a complete server-to-client WebSocket text frame."""
+    return text_frame_header(len(payload)) + payload
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,8 +52,9 @@ class Connection:
     """A subscribed WebSocket and everything needed to write to it."""
 
     __slots__ = (
-        "ws", "channel", "limits", "opened_at", "messages_sent", "bytes_sent",
-        "close_reason", "_transport", "_backlog", "_backlog_bytes", "_drainer", "_closer", "_on_evict",
+        "ws", "channel", "limits", "opened_at", "messages_sent", "bytes_sent", "close_reason",
+        "_transport", "_raw", "_low_water", "_high_water",
+        "_backlog", "_backlog_bytes", "_drainer", "_closer", "_on_evict",
     )
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request, channel: str,
@@ -48,24 +67,60 @@ class Connection:
         self.bytes_sent = 0
         self.close_reason = ""
         self._transport = request.transport
-        self._backlog: deque[bytes] = deque()
+        # A compressing socket needs aiohttp's compressor state for every frame, so only
+        # uncompressed sockets may be written behind aiohttp's back.
+        self._raw = not ws.compress
+        # aiohttp never changes a server transport's limits: read them once, not per frame.
+        self._low_water, self._high_water = (
+            request.transport.get_write_buffer_limits() if request.transport is not None else (0, 0))
+        # Created on the first backed-up frame: an empty deque costs ~700 bytes, and most
+        # clients never fall behind.
+        self._backlog: deque[bytes] | None = None
         self._backlog_bytes = 0
         self._drainer: asyncio.Task | None = None
         self._closer: asyncio.Task | None = None
         self._on_evict = on_evict
 
     @property
+    def transport(self):
+        """The connection's transport (None once the request lost it)."""
+        return self._transport
+
+    @property
     def backlog_size(self) -> int:
         """Frames waiting for this client's transport."""
-        return len(self._backlog)
+        return len(self._backlog) if self._backlog else 0
 
-    def offer(self, frame: bytes) -> None:
-        """Hand one encoded frame to this client without waiting for it."""
+    def offer(self, frame: bytes, wire: bytes | None = None) -> None:
+        """Hand one encoded frame to this client without waiting for it.
+
+        ``wire`` is the same frame with its WebSocket header, when a fan-out built it once.
+        """
         if self.close_reason or self.ws.closed:
             return
+        transport = self._transport
+        # The fan-out case, inline: with 10k clients every extra call per client shows
+        # next to the bare transport writes (see BENCHMARKS.md).
+        if wire is not None and self._raw and not self._backlog and transport is not None \
+                and not transport.is_closing():
+            buffered = transport.get_write_buffer_size()
+            if buffered <= self._low_water and buffered + len(wire) <= self._high_water:
+                try:
+                    transport.write(wire)
+                except (ConnectionError, RuntimeError) as exc:  # the peer went away: the receive loop ends it
+                    self._write_failed(exc)
+                    return
+                self.messages_sent += 1
+                self.bytes_sent += len(frame)
+                return
+        self._offer_slowly(frame, wire)
+
+    def _offer_slowly(self, frame: bytes, wire: bytes | None) -> None:
         if not self._backlog and self._fits_now(len(frame)):
-            self._write_now(frame)
+            self._write_now(frame, wire)
             return
+        if self._backlog is None:
+            self._backlog = deque()
         self._backlog.append(frame)
         self._backlog_bytes += len(frame)
         if len(self._backlog) > self.limits.messages or self._backlog_bytes > self.limits.bytes:
@@ -75,28 +130,43 @@ class Connection:
 
     def _fits_now(self, size: int) -> bool:
         # Below the low-water mark the protocol is never paused, and staying under the
-        # high-water mark keeps it unpaused, so aiohttp's send_frame cannot suspend.
+        # high-water mark keeps it unpaused, so a write here can never need a drain.
         transport = self._transport
         if transport is None or transport.is_closing():
             return False
-        low, high = transport.get_write_buffer_limits()
         buffered = transport.get_write_buffer_size()
-        return buffered <= low and buffered + size + HEADER_ALLOWANCE <= high
+        return buffered <= self._low_water and buffered + size + HEADER_ALLOWANCE <= self._high_water
 
-    def _write_now(self, frame: bytes) -> None:
+    def _write_now(self, frame: bytes, wire: bytes | None) -> None:
+        try:
+            if not self._raw:
+                self._write_through_aiohttp(frame)
+            elif wire is not None:
+                # A whole frame in one synchronous call never interleaves with aiohttp's
+                # own pings, pongs and close frame on the same transport.
+                self._transport.write(wire)
+            elif len(frame) > SPLIT_ABOVE:
+                self._transport.write(text_frame_header(len(frame)))
+                self._transport.write(frame)
+            else:
+                self._transport.write(text_frame(frame))
+        except (ConnectionError, RuntimeError) as exc:  # the peer went away: the receive loop ends it
+            self._write_failed(exc)
+            return
+        self._count(frame)
+
+    def _write_failed(self, exc: Exception) -> None:
+        self.close_reason = self.close_reason or "write_failed"
+        log.debug("ws_write_failed", channel=self.channel, error=str(exc))
+
+    def _write_through_aiohttp(self, frame: bytes) -> None:
         coro = self.ws.send_frame(frame, WSMsgType.TEXT)
         try:
             coro.send(None)
         except StopIteration:
-            self._count(frame)
-            return
-        except Exception as exc:  # the peer went away mid-write: the receive loop ends it
-            self.close_reason = self.close_reason or "write_failed"
-            log.debug("ws_write_failed", channel=self.channel, error=str(exc))
             return
         # Unreachable while _fits_now holds; the frame is already in the transport.
         coro.close()
-        self._count(frame)
 
     async def _drain(self) -> None:
         try:
@@ -106,8 +176,7 @@ class Connection:
                 await self.ws.send_frame(frame, WSMsgType.TEXT)
                 self._count(frame)
         except (ConnectionError, RuntimeError) as exc:
-            self.close_reason = self.close_reason or "write_failed"
-            log.debug("ws_write_failed", channel=self.channel, error=str(exc))
+            self._write_failed(exc)
         finally:
             self._drainer = None
 
@@ -120,7 +189,7 @@ class Connection:
         if self.close_reason:
             return
         self.close_reason = reason
-        self._backlog.clear()
+        self._backlog = None
         self._backlog_bytes = 0
         if self._drainer is not None:
             self._drainer.cancel()

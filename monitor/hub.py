@@ -2,6 +2,7 @@
 
 A frame from the broker reaches only the sockets of its own channel. Fan-out never
 awaits: each connection either writes at once or queues into its own bounded backlog.
+The WebSocket frame (header + payload) is built once per delivery, not once per socket.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Callable
 import structlog
 from aiohttp import WSCloseCode
 
-from monitor.connection import Connection
+from monitor.connection import Connection, text_frame
 
 log = structlog.get_logger(__name__)
 
@@ -32,8 +33,9 @@ class Hub:
     def deliver(self, channel: str, frame: bytes) -> None:
         """Offer ``frame`` to every connection of ``channel``."""
         connections = tuple(self._by_channel[channel])
+        wire = text_frame(frame) if connections else None
         for connection in connections:
-            connection.offer(frame)
+            connection.offer(frame, wire)
         self.frames_sent[channel] += len(connections)
         self.bytes_sent[channel] += len(connections) * len(frame)
 

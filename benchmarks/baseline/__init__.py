@@ -1,0 +1,1 @@
+"""A small replica of the seed console's pattern (FastAPI + uvicorn); benchmarks only."""

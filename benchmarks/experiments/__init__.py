@@ -1,0 +1,1 @@
+"""Benchmark-only experiments that show what a proposed product change would measure."""

@@ -1,0 +1,63 @@
+"""Starting the two servers under test on the same workspace: the console and the seed replica."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmarks.hooks import HOOKS_ENV
+from benchmarks.procs import Child, start_child, wait_listening
+from benchmarks.workspace import Workspace
+
+HEARTBEAT = 30.0
+POLLED_INTERVAL = 2.0  # webhook-status: the seed's 2 s watch interval, to keep runs short
+
+
+def console_config(workspace: Workspace, webhook_url: str, overrides: tuple[str, ...] = ()) -> str:
+    """The console's config.toml for the generated workspace (port 0: any free port).
+
+    ``overrides`` are ``section.key=value`` with a TOML value, e.g. ``sources.watch_debounce=0.005``.
+    """
+    sections = {
+        "server": {"host": '"127.0.0.1"', "port": "0", "heartbeat": str(HEARTBEAT)},
+        "sources": {"database": f'"sqlite:///{workspace.db_path.absolute()}"',
+                    "agents_dir": f'"{workspace.agents_dir.absolute()}"',
+                    "trees_dir": f'"{workspace.trees_dir.absolute()}"', "webhook_url": f'"{webhook_url}"'},
+        "channels.webhook-status": {"interval": str(POLLED_INTERVAL)},
+        "log": {"level": '"info"', "format": '"json"'},
+    }
+    for override in overrides:
+        dotted, value = override.split("=", 1)
+        section, key = dotted.rsplit(".", 1)
+        sections.setdefault(section, {})[key] = value
+    return "\n".join(f"[{name}]\n" + "".join(f"{key} = {value}\n" for key, value in table.items())
+                     for name, table in sections.items())
+
+
+async def start_console(workspace: Workspace, webhook_url: str, logs: Path, overrides: tuple[str, ...] = (),
+                        experiments: tuple[str, ...] = ()) -> Child:
+    """``python -m benchmarks.server_entry --config <generated>`` with the hooks switched on."""
+    config = workspace.root / "config.toml"
+    config.write_text(console_config(workspace, webhook_url, overrides))
+    argv = ["-m", "benchmarks.server_entry", "--config", str(config)]
+    for name in experiments:
+        argv += ["--experiment", name]
+    child = await start_child("console", argv, logs / "console.log", env={HOOKS_ENV: "1"})
+    await wait_listening(child)
+    return child
+
+
+async def start_baseline(workspace: Workspace, webhook_url: str, logs: Path, overrides: tuple[str, ...] = (),
+                         experiments: tuple[str, ...] = ()) -> Child:
+    """``python -m benchmarks.baseline`` (FastAPI + uvicorn seed replica) with the hooks switched on.
+
+    The replica has no config file: console ``overrides`` and ``experiments`` do not apply to it.
+    """
+    argv = ["-m", "benchmarks.baseline", "--db", str(workspace.db_path.absolute()),
+            "--agents-dir", str(workspace.agents_dir.absolute()), "--trees-dir", str(workspace.trees_dir.absolute()),
+            "--webhook-url", webhook_url, "--heartbeat", str(HEARTBEAT)]
+    child = await start_child("baseline", argv, logs / "baseline.log", env={HOOKS_ENV: "1"})
+    await wait_listening(child)
+    return child
+
+
+STARTERS = {"console": start_console, "baseline": start_baseline}
