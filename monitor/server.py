@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import resource
 import signal
 
 import structlog
@@ -18,6 +19,7 @@ log = structlog.get_logger(__name__)
 async def serve_until_signalled(settings: Settings, app: web.Application | None = None) -> None:
     """Serve ``app`` (default: the console for ``settings``) until SIGTERM or SIGINT."""
     app = app if app is not None else create_app(settings)
+    raise_open_file_limit()
     notifier = Notifier()
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
                            shutdown_timeout=settings.server.shutdown_timeout)
@@ -46,6 +48,18 @@ async def serve_until_signalled(settings: Settings, app: web.Application | None 
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
     log.info("stopped")
+
+
+def raise_open_file_limit() -> None:
+    """Lift the soft limit on open files to the hard one: every live socket is a descriptor."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else max(soft, 65536), hard))
+        except (ValueError, OSError) as exc:
+            log.warning("open_file_limit_unchanged", soft=soft, hard=hard, error=str(exc))
+            return
+    log.debug("open_file_limit", limit=resource.getrlimit(resource.RLIMIT_NOFILE)[0])
 
 
 def warn_if_exposed(settings: Settings) -> None:
