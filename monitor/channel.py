@@ -38,6 +38,8 @@ def utc_now_iso() -> str:
 
 def to_json_value(value: Any) -> Any:
     """Make ``value`` JSON-shaped and drop ``None`` members: absent means null on the wire."""
+    if type(value) in _PLAIN:  # most values of a row: no conversion, decided in one lookup
+        return value
     if isinstance(value, dict):
         return {str(k): to_json_value(v) for k, v in value.items() if v is not None}
     if isinstance(value, (list, tuple)):
@@ -49,6 +51,9 @@ def to_json_value(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return value
+
+
+_PLAIN = frozenset({str, int, float, bool})
 
 
 class ChannelState:
