@@ -19,6 +19,7 @@ from monitor.channels.names import CHANNEL_NAMES
 from monitor.headers import security_headers
 from monitor.hub import Hub
 from monitor.metrics import Metrics
+from monitor.logs import quiet_malformed_requests
 from monitor.keys import BROKER, HUB, METRICS, POLLERS, POLLING, SETTINGS, SOURCES, STARTED_AT
 from monitor.poller import Poller
 from monitor.scheduler import Polling, build_scheduler
@@ -39,6 +40,7 @@ def template_dir() -> Path:
 
 def create_app(settings: Settings) -> web.Application:
     """Build the console for ``settings``; nothing touches a source until startup."""
+    quiet_malformed_requests()
     app = web.Application(middlewares=[security_headers, request_id_middleware, auth_middleware])
     app[SETTINGS] = settings
     app[STARTED_AT] = time.time()

@@ -123,7 +123,10 @@ class Connection:
             self._backlog = deque()
         self._backlog.append(frame)
         self._backlog_bytes += len(frame)
-        if len(self._backlog) > self.limits.messages or self._backlog_bytes > self.limits.bytes:
+        # A single frame may exceed the byte bound (a big channel's snapshot): only a client
+        # that is behind by more than that one frame counts as slow.
+        over_bytes = self._backlog_bytes > self.limits.bytes and len(self._backlog) > 1
+        if len(self._backlog) > self.limits.messages or over_bytes:
             self.evict(WSCloseCode.TRY_AGAIN_LATER, "slow")
         elif self._drainer is None:
             self._drainer = asyncio.get_running_loop().create_task(self._drain())

@@ -2,10 +2,39 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 
 import structlog
+from aiohttp.http_exceptions import HttpProcessingError
+
+
+class SafeLogger:
+    """Writes rendered lines to a stream; a failing destination drops lines, never raises.
+
+    A full disk or a vanished pipe must not take the console down with it: the line is
+    lost, counted, and a note goes to stderr at most once per failure streak.
+    """
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+        self.dropped = 0
+
+    def msg(self, message: str) -> None:
+        """Write one line."""
+        try:
+            self._stream.write(message + "\n")
+            self._stream.flush()
+        except (OSError, ValueError):
+            self.dropped += 1
+            if self.dropped == 1 and self._stream is not sys.stderr:
+                with contextlib.suppress(OSError, ValueError):
+                    sys.stderr.write("monitor: log destination failing; dropping log lines\n")
+            return
+        self.dropped = 0
+
+    log = debug = info = warn = warning = error = critical = exception = fatal = failure = err = msg
 
 
 def configure_logging(level: str = "info", fmt: str = "auto", stream=None) -> None:
@@ -24,7 +53,31 @@ def configure_logging(level: str = "info", fmt: str = "auto", stream=None) -> No
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
-        logger_factory=structlog.PrintLoggerFactory(file=stream),
+        logger_factory=lambda *args: SafeLogger(stream),
         cache_logger_on_first_use=False,
     )
     logging.basicConfig(level=max(numeric, logging.WARNING), stream=stream, format="%(levelname)s %(name)s %(message)s")
+
+
+class MalformedRequestFilter(logging.Filter):
+    """Turns aiohttp's ERROR-with-traceback for a refused malformed request into a DEBUG line.
+
+    The client already got its 400; logging each one as an error would let anyone on the
+    network flood the error log (and page an operator) with garbage requests.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Downgrade records caused by an HTTP parsing error; keep everything else."""
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, HttpProcessingError) and record.levelno >= logging.ERROR:
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            record.msg, record.args = f"malformed request refused: {exc}", ()
+            record.exc_info = record.exc_text = None
+        return True
+
+
+def quiet_malformed_requests() -> None:
+    """Install ``MalformedRequestFilter`` on aiohttp's server logger, once per process."""
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, MalformedRequestFilter) for f in logger.filters):
+        logger.addFilter(MalformedRequestFilter())

@@ -55,6 +55,14 @@ class Poller:
         """Read the sources once and publish any change; never raises."""
         if self._stopped:
             return
+        try:
+            await self._poll_serialized()
+        except asyncio.CancelledError:
+            if not self._stopped:
+                raise
+            # stop() cancelled us: a poll cut short by shutdown is not an error to report.
+
+    async def _poll_serialized(self) -> None:
         async with self._lock:
             self._running = asyncio.current_task()
             try:

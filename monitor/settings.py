@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from typing import Any
 
 from monitor.channels.names import CHANNEL_NAMES
 
+MAX_SECONDS = 1_000_000.0
 DEFAULT_CONFIG_PATHS = (Path("config.toml"), Path("/etc/monitor/config.toml"))
 
 
@@ -25,15 +27,16 @@ class ConfigError(Exception):
     """A config file or override is unusable; the message names file, key and expectation."""
 
 
-def _opt(default: Any, help: str, choices: tuple[str, ...] = (), minimum: float | None = None) -> Any:
-    meta = {"help": help, "choices": choices, "minimum": minimum}
+def _opt(default: Any, help: str, choices: tuple[str, ...] = (), minimum: float | None = None,
+         maximum: float | None = None) -> Any:
+    meta = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum}
     return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
 class ServerSettings:
     host: str = _opt("127.0.0.1", "address to listen on; loopback by default")
-    port: int = _opt(8080, "TCP port to listen on", minimum=0)
+    port: int = _opt(8080, "TCP port to listen on", minimum=0, maximum=65535)
     heartbeat: float = _opt(30.0, "seconds between WebSocket pings; a peer silent for heartbeat*1.5 is dropped", minimum=0.01)
     shutdown_timeout: float = _opt(5.0, "seconds shutdown waits for sockets to close with 1001", minimum=0.0)
     ring_size: int = _opt(512, "recent patches kept per channel for resume", minimum=1)
@@ -257,8 +260,15 @@ def _coerce(value: Any, spec: dataclasses.Field, where: str, from_text: bool) ->
     choices, minimum = spec.metadata["choices"], spec.metadata["minimum"]
     if choices and converted not in choices:
         raise ConfigError(f"{where}: expected one of {' | '.join(choices)}, got {value!r}")
-    if minimum is not None and converted < minimum:  # noqa: SIM102
+    if kind is float and not math.isfinite(converted):
+        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
+    if minimum is not None and converted < minimum:
         raise ConfigError(f"{where}: expected a number >= {minimum}, got {value!r}")
+    # Seconds beyond about eleven days overflow the scheduler's and the event loop's clocks.
+    maximum = spec.metadata["maximum"] if spec.metadata["maximum"] is not None else (
+        MAX_SECONDS if kind is float else None)
+    if maximum is not None and converted > maximum:
+        raise ConfigError(f"{where}: expected a number <= {maximum}, got {value!r}")
     return converted
 
 

@@ -31,7 +31,7 @@ def parse_resume(query) -> tuple[str | None, int | None]:
     epoch, seq = query.get("epoch"), query.get("seq")
     if epoch is None or not EPOCH_PATTERN.fullmatch(epoch):
         return None, None
-    if seq is None or not seq.isdigit() or len(seq) > 18:
+    if seq is None or not (seq.isascii() and seq.isdigit()) or len(seq) > 18:
         return None, None
     return epoch, int(seq)
 
@@ -58,7 +58,8 @@ async def channel_socket(request: web.Request) -> web.StreamResponse:
     if origin is not None and not origin_allowed(origin, request.host, server.allowed_origins):
         log.warning("ws_refused", reason="origin", origin=origin[:200], channel=channel, peer=request.remote)
         raise web.HTTPForbidden(text="cross-origin WebSocket refused")
-    ws = web.WebSocketResponse(heartbeat=server.heartbeat, compress=False, max_msg_size=server.max_client_frame)
+    # aiohttp refuses a message of exactly max_msg_size; max_client_frame is the largest accepted.
+    ws = web.WebSocketResponse(heartbeat=server.heartbeat, compress=False, max_msg_size=server.max_client_frame + 1)
     await ws.prepare(request)
     hub = request.app[HUB]
     limits = BacklogLimits(server.max_backlog_messages, server.max_backlog_bytes, server.close_grace)

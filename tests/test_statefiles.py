@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 import shutil
 
 import pytest
@@ -134,13 +135,19 @@ async def test_vanished_agents_dir_is_an_error_and_recovers(files, agents):
     assert await files.scan() is True and files.view.states == {"1a2b3c4d": GOOD}
 
 
+def age_files(*paths, seconds: int) -> None:
+    """Set the mtime of ``paths`` to ``seconds`` ago: a file written long ago, not this instant."""
+    past = time.time_ns() - seconds * 1_000_000_000
+    for path in paths:
+        os.utime(path, ns=(past, past))
+
+
 async def test_touched_but_unchanged_file_is_read_once_and_is_no_change(files, agents):
     write_state(agents, "1a2b3c4d", GOOD)
     await files.scan()
     generation, reads = files.generation, files.files_read
     path = agents / "1a2b3c4d" / "adw_state.json"
-    stat = path.stat()
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    age_files(path, seconds=3600)  # touched, but long enough ago that its mtime is settled
     assert await files.scan() is False
     assert await files.scan() is False
     assert files.files_read == reads + 1 and files.generation == generation
@@ -151,6 +158,7 @@ async def test_rescan_of_a_thousand_unchanged_agents_reads_no_file(files, agents
         adw_id = f"{number:08x}"
         write_state(agents, adw_id, {"issue_number": str(number)})
         write_error_log(agents, adw_id, "one error\n")
+    age_files(*agents.glob("*/*"), seconds=3600)  # unchanged agents are old ones
     assert await files.scan() is True
     assert files.files_read == 2000 and len(files.view.states) == 1000
     generation = files.generation

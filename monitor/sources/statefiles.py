@@ -13,6 +13,7 @@ import asyncio
 import json
 import os
 import re
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,9 @@ class _FileReads:
         self.count += 1
         with open(path, "rb") as fh:
             return fh.read()
+
+
+RACY_WINDOW_NS = 2_000_000_000
 
 
 def _signature(path: str) -> Signature | None:
@@ -170,9 +174,16 @@ def _refreshed(path: str, old: Any, read: Callable[[Signature], Any]) -> Any:
     signature = _signature(path)
     if signature is None:
         return None
-    if old is not None and old.signature == signature:
+    if old is not None and old.signature == signature and not _racy(signature):
         return old
     return read(signature)
+
+
+def _racy(signature: Signature) -> bool:
+    # A file modified within the last tick of a coarse file-system clock (ext3, HFS+: 1 s;
+    # FAT: 2 s) can be rewritten again, same size, without its mtime moving: trust its
+    # signature only once that tick is surely over (git's "racy" entries, the same idea).
+    return time.time_ns() - signature[0] < RACY_WINDOW_NS
 
 
 def _scan(agents_dir: Path, trees_dir: Path, states: Mapping[str, _StateEntry],
