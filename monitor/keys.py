@@ -7,13 +7,13 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from monitor.broker import InProcessBroker
-    from monitor.hub import Hub
-    from monitor.metrics import Metrics
-    from monitor.poller import Poller
-    from monitor.scheduler import Polling
-    from monitor.settings import Settings
-    from monitor.sources.registry import Sources
+    from monitor.broker import InProcessBroker  # noqa: F401 - for the AppKey type names
+    from monitor.hub import Hub  # noqa: F401 - for the AppKey type names
+    from monitor.metrics import Metrics  # noqa: F401 - for the AppKey type names
+    from monitor.poller import Poller  # noqa: F401 - for the AppKey type names
+    from monitor.scheduler import Polling  # noqa: F401 - for the AppKey type names
+    from monitor.settings import Settings  # noqa: F401 - for the AppKey type names
+    from monitor.sources.registry import Sources  # noqa: F401 - for the AppKey type names
 
 SETTINGS = web.AppKey("settings", "Settings")
 BROKER = web.AppKey("broker", "InProcessBroker")

@@ -2,7 +2,6 @@
 
 import tomllib
 
-import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 

@@ -4,7 +4,6 @@ import asyncio
 import logging
 from urllib.parse import quote
 
-import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 

@@ -1,6 +1,5 @@
 """A channel whose state outgrows the slow-client bound must still reach every client."""
 
-import pytest
 from aiohttp import WSMsgType
 
 from tests.support import poll

@@ -11,7 +11,6 @@ import json
 import os
 import time
 
-import pytest
 
 from monitor.sources.statefiles import StateFiles
 
