@@ -28,8 +28,8 @@ async def serve_until_signalled(settings: Settings, app: web.Application | None 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     notifier.send("STATUS=starting: first polls")
-    await runner.setup()  # runs the first polls, so the first page is complete
     try:
+        await runner.setup()  # runs the first polls, so the first page is complete
         site = web.TCPSite(runner, settings.server.host, settings.server.port)
         await site.start()
         warn_if_exposed(settings)

@@ -39,10 +39,13 @@ class ServerSettings:
     port: int = _opt(8080, "TCP port to listen on", minimum=0, maximum=65535)
     heartbeat: float = _opt(30.0, "seconds between WebSocket pings; a peer silent for heartbeat*1.5 is dropped", minimum=0.01)
     shutdown_timeout: float = _opt(5.0, "seconds shutdown waits for sockets to close with 1001", minimum=0.0)
-    ring_size: int = _opt(512, "recent patches kept per channel for resume", minimum=1)
-    max_backlog_messages: int = _opt(256, "frames queued for one slow client before it is closed with 1013", minimum=1)
-    max_backlog_bytes: int = _opt(4 * 1024 * 1024, "bytes queued for one slow client before it is closed with 1013", minimum=1024)
-    max_client_frame: int = _opt(4096, "largest client frame accepted, in bytes; larger frames close with 1009", minimum=16)
+    ring_size: int = _opt(512, "recent patches kept per channel for resume", minimum=1, maximum=1_000_000)
+    max_backlog_messages: int = _opt(256, "frames queued for one slow client before it is closed with 1013", minimum=1,
+                                     maximum=1_000_000)
+    max_backlog_bytes: int = _opt(4 * 1024 * 1024, "bytes queued for one slow client before it is closed with 1013",
+                                  minimum=1024, maximum=1 << 30)
+    max_client_frame: int = _opt(4096, "largest client frame accepted, in bytes; larger frames close with 1009", minimum=16,
+                                 maximum=16 << 20)
     close_grace: float = _opt(5.0, "seconds a refused or evicted client gets to take its close frame before the socket is cut", minimum=0.0)
     allowed_origins: tuple = _opt((), "extra origins allowed to open WebSockets (scheme://host[:port]); same-origin is always allowed")
 

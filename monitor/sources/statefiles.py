@@ -28,7 +28,7 @@ STATE_FILE = "adw_state.json"
 ERROR_LOG = "error.log"
 ERROR_FIELD = "state_file_error"
 
-Signature = tuple[int, int, int]  # (mtime_ns, size, inode)
+Signature = tuple  # (mtime_ns, size, inode), plus a "racy" mark while the mtime may still move
 
 
 class StateFilesError(Exception):
@@ -174,16 +174,14 @@ def _refreshed(path: str, old: Any, read: Callable[[Signature], Any]) -> Any:
     signature = _signature(path)
     if signature is None:
         return None
-    if old is not None and old.signature == signature and not _racy(signature):
+    if old is not None and old.signature == signature:
         return old
-    return read(signature)
-
-
-def _racy(signature: Signature) -> bool:
-    # A file modified within the last tick of a coarse file-system clock (ext3, HFS+: 1 s;
-    # FAT: 2 s) can be rewritten again, same size, without its mtime moving: trust its
-    # signature only once that tick is surely over (git's "racy" entries, the same idea).
-    return time.time_ns() - signature[0] < RACY_WINDOW_NS
+    # A file read within a coarse file-system clock tick of its mtime (ext3, HFS+: 1 s;
+    # FAT: 2 s) can be rewritten again, same size, without its mtime moving. Such a read
+    # is remembered under a signature no file has, so the next scan reads it again, until
+    # a read comes after that tick is surely over (git's "racy" entries, the same idea).
+    racy = time.time_ns() - signature[0] < RACY_WINDOW_NS
+    return read((*signature, "racy") if racy else signature)
 
 
 def _scan(agents_dir: Path, trees_dir: Path, states: Mapping[str, _StateEntry],

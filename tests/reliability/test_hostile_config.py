@@ -61,3 +61,13 @@ def test_numbers_a_console_cannot_run_with_are_refused(tmp_path):
             loaded.append(name)
     assert loaded == []
 
+
+
+def test_counts_a_console_cannot_hold_are_refused(tmp_path):
+    loaded = []
+    for key in ("ring_size", "max_client_frame", "max_backlog_messages", "max_backlog_bytes"):
+        path = tmp_path / "config.toml"
+        path.write_text(f"[server]\n{key} = {10 ** 30}\n")
+        if load_or_refuse(path, {}) == "loaded":
+            loaded.append(key)
+    assert loaded == []
