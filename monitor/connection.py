@@ -123,13 +123,12 @@ class Connection:
             self._backlog = deque()
         self._backlog.append(frame)
         self._backlog_bytes += len(frame)
-        # A single frame may exceed the byte bound (a big channel's snapshot): only a client
-        # that is behind by more than that one frame counts as slow.
-        over_bytes = self._backlog_bytes > self.limits.bytes and len(self._backlog) > 1
-        if len(self._backlog) > self.limits.messages or over_bytes:
-            self.evict(WSCloseCode.TRY_AGAIN_LATER, "slow")
-        elif self._drainer is None:
+        # The frame that starts the drain is in flight, not waiting: it may exceed the byte
+        # bound (a big channel's snapshot). Only frames queued behind it count as lag.
+        if self._drainer is None:  # this frame starts the drain: in flight, not waiting
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
+        elif len(self._backlog) > self.limits.messages or self._backlog_bytes > self.limits.bytes:
+            self.evict(WSCloseCode.TRY_AGAIN_LATER, "slow")
 
     def _fits_now(self, size: int) -> bool:
         # Below the low-water mark the protocol is never paused, and staying under the

@@ -25,9 +25,9 @@ AGENT_IDS = ("a1b2c3d4", "b2c3d4e5", "c3d4e5f6", "d4e5f6a7")
 TEMPLATES = ("adw_sdlc_iso", "adw_patch_iso", "adw_plan_build")
 RUN_STATUSES = ("pending", "running", "completed", "failed")
 FEATURE_STATUSES = ("planned", "in_progress", "completed", "cancelled")
-# Above any state a run builds: a snapshot larger than this bound is never delivered (the
-# bug test_large_state.py pins); lower it to 65536 once that fix is in.
-BACKLOG_BYTES = 1 << 20
+# Below the biggest queue snapshot a run builds (bursts of 12 KB rows), so the rule that a
+# single frame may exceed the bound (test_large_state.py) is exercised too.
+BACKLOG_BYTES = 64 * 1024
 
 
 def create_database(path: Path) -> None:
