@@ -57,7 +57,6 @@ class Plan:
     quiet_pct: float = 15.0  # other work on the machine, as a share of all cores, that a round waits out
     quiet_patience: float = 60.0
     console_settings: tuple[str, ...] = ()  # section.key=value overrides of the generated config.toml
-    console_experiments: tuple[str, ...] = ()  # see benchmarks.server_entry.EXPERIMENTS
 
 
 QUICK = Plan(rounds=1, steps=(500, 1000, 2000), idle_seconds=10.0, fanout_repetitions=7, fresh_clients=200,
@@ -79,8 +78,7 @@ async def run_round(bench: Bench, kind: str, index: int) -> dict:
     logs = bench.out / f"round-{index}"
     busy_before = await wait_until_quiet(bench.plan.quiet_pct, bench.plan.quiet_patience)
     started, busy_at_start, own_at_start = time.monotonic(), machine_busy_seconds(), own_cpu_seconds()
-    server = await STARTERS[kind](bench.changes.workspace, bench.stub.url, logs, bench.plan.console_settings,
-                                  bench.plan.console_experiments)
+    server = await STARTERS[kind](bench.changes.workspace, bench.stub.url, logs, bench.plan.console_settings)
     loadgen = None
     try:
         loadgen = await LoadGenerator.start("127.0.0.1", server.port, logs / f"loadgen-{kind}.log")
@@ -181,13 +179,11 @@ def main() -> None:
     parser.add_argument("--no-idle", action="store_true", help="skip the idle CPU measurement")
     parser.add_argument("--phases", default="memory,idle,fanout,fresh", help="which measurements to run")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override a console config key (TOML value), e.g. sources.watch_debounce=0.005")
-    parser.add_argument("--experiment", action="append", default=[],
-                        help="run the console with a benchmark-only experiment, e.g. inotify-watcher")
+                        help="override a console config key (TOML value), e.g. sources.watch_debounce=0.02")
     args = parser.parse_args()
     plan = QUICK if args.quick else Plan()
     plan = dataclasses.replace(plan, servers=tuple(args.servers.split(",")), phases=tuple(args.phases.split(",")),
-                               console_settings=tuple(args.set), console_experiments=tuple(args.experiment),
+                               console_settings=tuple(args.set),
                                rounds=args.rounds or plan.rounds, idle_seconds=0 if args.no_idle else plan.idle_seconds)
     out = RESULTS_DIR / time.strftime("%Y%m%d-%H%M%S")
     asyncio.run(run(plan, out))

@@ -21,23 +21,10 @@ from monitor.server import serve_until_signalled
 from monitor.settings import ConfigError, find_config, load_settings
 
 
-def use_inotify_watcher() -> None:
-    """Replace the watchfiles-based watcher with the event-driven prototype."""
-    import monitor.app
-    from benchmarks.experiments.inotify_watch import InotifyWatcher
-
-    monitor.app.Watcher = InotifyWatcher
-
-
-EXPERIMENTS = {"inotify-watcher": use_inotify_watcher}
-
-
 def main() -> int:
     """Serve the console with the benchmark hooks until SIGTERM or SIGINT."""
     parser = argparse.ArgumentParser(description="the console with benchmark hooks (benchmarks only)")
     parser.add_argument("--config", required=True)
-    parser.add_argument("--experiment", action="append", default=[], choices=sorted(EXPERIMENTS),
-                        help="swap in a benchmark-only experiment")
     args = parser.parse_args()
     if os.environ.get(HOOKS_ENV) != "1":
         print(f"benchmarks.server_entry: set {HOOKS_ENV}=1 to run the console with benchmark hooks", file=sys.stderr)
@@ -48,8 +35,6 @@ def main() -> int:
         print(f"benchmarks.server_entry: bad config: {exc}", file=sys.stderr)
         return 2
     raise_open_file_limit()
-    for name in args.experiment:
-        EXPERIMENTS[name]()
     configure_logging(settings.log.level, settings.log.format)
     app = create_app(settings)
     add_bench_routes(app)

@@ -15,7 +15,7 @@ POLLED_INTERVAL = 2.0  # webhook-status: the seed's 2 s watch interval, to keep 
 def console_config(workspace: Workspace, webhook_url: str, overrides: tuple[str, ...] = ()) -> str:
     """The console's config.toml for the generated workspace (port 0: any free port).
 
-    ``overrides`` are ``section.key=value`` with a TOML value, e.g. ``sources.watch_debounce=0.005``.
+    ``overrides`` are ``section.key=value`` with a TOML value, e.g. ``sources.watch_debounce=0.02``.
     """
     sections = {
         "server": {"host": '"127.0.0.1"', "port": "0", "heartbeat": str(HEARTBEAT)},
@@ -33,24 +33,20 @@ def console_config(workspace: Workspace, webhook_url: str, overrides: tuple[str,
                      for name, table in sections.items())
 
 
-async def start_console(workspace: Workspace, webhook_url: str, logs: Path, overrides: tuple[str, ...] = (),
-                        experiments: tuple[str, ...] = ()) -> Child:
+async def start_console(workspace: Workspace, webhook_url: str, logs: Path, overrides: tuple[str, ...] = ()) -> Child:
     """``python -m benchmarks.server_entry --config <generated>`` with the hooks switched on."""
     config = workspace.root / "config.toml"
     config.write_text(console_config(workspace, webhook_url, overrides))
     argv = ["-m", "benchmarks.server_entry", "--config", str(config)]
-    for name in experiments:
-        argv += ["--experiment", name]
     child = await start_child("console", argv, logs / "console.log", env={HOOKS_ENV: "1"})
     await wait_listening(child)
     return child
 
 
-async def start_baseline(workspace: Workspace, webhook_url: str, logs: Path, overrides: tuple[str, ...] = (),
-                         experiments: tuple[str, ...] = ()) -> Child:
+async def start_baseline(workspace: Workspace, webhook_url: str, logs: Path, overrides: tuple[str, ...] = ()) -> Child:
     """``python -m benchmarks.baseline`` (FastAPI + uvicorn seed replica) with the hooks switched on.
 
-    The replica has no config file: console ``overrides`` and ``experiments`` do not apply to it.
+    The replica has no config file: console ``overrides`` do not apply to it.
     """
     argv = ["-m", "benchmarks.baseline", "--db", str(workspace.db_path.absolute()),
             "--agents-dir", str(workspace.agents_dir.absolute()), "--trees-dir", str(workspace.trees_dir.absolute()),

@@ -20,12 +20,12 @@ from monitor.headers import security_headers
 from monitor.hub import Hub
 from monitor.metrics import Metrics
 from monitor.logs import quiet_malformed_requests
-from monitor.keys import BROKER, HUB, METRICS, POLLERS, POLLING, SETTINGS, SOURCES, STARTED_AT
+from monitor.keys import BROKER, HUB, METRICS, POLLERS, POLLING, SETTINGS, SOURCES, STARTED_AT, WATCHER
 from monitor.poller import Poller
 from monitor.scheduler import Polling, build_scheduler
 from monitor.settings import Settings
 from monitor.sources.registry import Sources
-from monitor.watch import Watcher, watch_targets
+from monitor.watch import start_watcher, watch_targets
 from monitor import views, websocket
 
 log = structlog.get_logger(__name__)
@@ -106,6 +106,7 @@ async def pollers_ctx(app: web.Application):
 async def watcher_ctx(app: web.Application):
     """Watch the file sources so their channels poll as soon as something changes."""
     settings, pollers = app[SETTINGS], app[POLLERS]
+    app[WATCHER] = None
     if not settings.sources.watch:
         yield
         return
@@ -114,10 +115,10 @@ async def watcher_ctx(app: web.Application):
         if channel in pollers:
             pollers[channel].request_poll()
 
-    watcher = Watcher(watch_targets(settings), trigger, settings.sources.watch_debounce)
-    watcher.start()
+    watcher = app[WATCHER] = start_watcher(watch_targets(settings), trigger, settings.sources.watch_debounce)
     yield
-    await watcher.stop()
+    if watcher is not None:
+        await watcher.stop()
 
 
 def list_routes(app: web.Application) -> list[tuple[str, str, str]]:

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from monitor.scheduler import Polling  # noqa: F401 - for the AppKey type names
     from monitor.settings import Settings  # noqa: F401 - for the AppKey type names
     from monitor.sources.registry import Sources  # noqa: F401 - for the AppKey type names
+    from monitor.watch import Watcher  # noqa: F401 - for the AppKey type names
 
 SETTINGS = web.AppKey("settings", "Settings")
 BROKER = web.AppKey("broker", "InProcessBroker")
@@ -23,3 +24,4 @@ POLLERS = web.AppKey("pollers", "dict[str, Poller]")
 POLLING = web.AppKey("polling", "Polling")
 STARTED_AT = web.AppKey("started_at", float)
 METRICS = web.AppKey("metrics", "Metrics")
+WATCHER = web.AppKey("watcher", "Watcher | None")

@@ -59,7 +59,7 @@ class SourcesSettings:
     openapi_url: str = _opt("", "OpenAPI document for the routes channel; empty = this console's own routes")
     busy_timeout: float = _opt(0.2, "seconds a database read waits on a writer's lock before the poll reports it", minimum=0.0)
     watch: bool = _opt(True, "watch agents_dir, trees_dir and the SQLite files and poll at once on a change")
-    watch_debounce: float = _opt(0.02, "seconds of quiet after a file change before the affected channels poll", minimum=0.001)
+    watch_debounce: float = _opt(0.005, "seconds from a file change to the poll of the channels it affects; changes meanwhile share that poll", minimum=0.001)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from monitor import pages
 from monitor.channels.names import CHANNEL_NAMES
-from monitor.keys import BROKER, HUB, METRICS, POLLERS, STARTED_AT
+from monitor.keys import BROKER, HUB, METRICS, POLLERS, STARTED_AT, WATCHER
 
 
 def add_routes(app: web.Application) -> None:
@@ -54,7 +54,10 @@ async def healthz(request: web.Request) -> web.Response:
             "last_good_poll_age_s": None if last_ok is None else round(now - last_ok, 3),
             "connections": request.app[HUB].count(name),
         }
-    return json_response({"status": "ok", "uptime_s": round(time.time() - request.app[STARTED_AT], 1), "channels": channels})
+    watcher = request.app[WATCHER]
+    watch = {"active": watcher is not None, "directories": watcher.watch_count if watcher else 0}
+    return json_response({"status": "ok", "uptime_s": round(time.time() - request.app[STARTED_AT], 1),
+                          "watch": watch, "channels": channels})
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -13,9 +13,10 @@ import pytest
 
 from monitor.app import create_app
 from monitor.demo.schema import SQLITE_SCHEMA
+from monitor.inotify_watch import InotifyWatcher
 from monitor.settings import Settings, settings_from_mapping
 from monitor.sources.registry import Sources
-from tests.support import QueueTable
+from tests.support import QueueTable, Triggers
 
 pytest_plugins = ["tests.pgserver"]
 
@@ -128,3 +129,19 @@ def closed_port() -> int:
     port = sock.getsockname()[1]
     sock.close()
     return port
+
+
+@pytest.fixture
+async def start_watch():
+    """Starts an inotify watcher on targets (its ``trigger`` collects the channels); stops it after the test."""
+    started = []
+
+    def start(targets):
+        watcher = InotifyWatcher(targets, Triggers(), 0.005)
+        watcher.start()
+        started.append(watcher)
+        return watcher
+
+    yield start
+    for watcher in started:
+        await watcher.stop()

@@ -166,3 +166,20 @@ def write_state(agents: Path, adw_id: str, content: dict[str, Any] | str) -> Non
     path = agents / adw_id / "adw_state.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(content if isinstance(content, str) else json.dumps(content), encoding="utf-8")
+
+
+class Triggers:
+    """Collects the channels a file watcher asks to poll, a batch at a time."""
+
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[str] = asyncio.Queue()
+
+    def __call__(self, channel: str) -> None:
+        self.queue.put_nowait(channel)
+
+    async def batch(self) -> set[str]:
+        """The channels of the next firing: the first one awaited, then those queued with it."""
+        channels = {await self.queue.get()}
+        while not self.queue.empty():
+            channels.add(self.queue.get_nowait())
+        return channels

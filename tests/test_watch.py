@@ -1,5 +1,9 @@
 """Event-assisted detection: with hour-long intervals, file changes still arrive at once."""
 
+import shutil
+from pathlib import Path
+
+from monitor.watch import WatchTarget
 from tests.support import ProtocolClient
 
 WATCHING = {"sources": {"watch": True}, "channels": {"queue": {"interval": 3600.0}}}
@@ -50,3 +54,84 @@ async def test_state_file_change_and_new_worktree_reach_clients(make_client, tmp
     (trees / "1a2b3c4d").mkdir()
     while monitor.state["items"]["1a2b3c4d"]["status"] != "paused":
         await monitor.receive()
+
+
+
+async def test_healthz_says_whether_files_are_watched(make_client, agents, trees):
+    watching = await (await (await make_client(WATCHING)).get("/healthz")).json()
+    assert watching["watch"] == {"active": True, "directories": 3}  # agents/, trees/, the database's directory
+    polling_only = await (await (await make_client()).get("/healthz")).json()
+    assert polling_only["watch"] == {"active": False, "directories": 0}
+
+def target(path: Path, channel: str, depth: int = 0, relevant=lambda changed: True) -> WatchTarget:
+    return WatchTarget(path, (channel,), depth, relevant)
+
+
+def state_file(root: Path):
+    return lambda changed: changed.parent == root or (changed.parent.parent == root and changed.name == "adw_state.json")
+
+
+async def test_only_relevant_changes_trigger_their_channels(start_watch, tmp_path):
+    agents, db = tmp_path / "agents", tmp_path / "db"
+    (agents / "1a2b3c4d" / "phase").mkdir(parents=True)
+    db.mkdir()
+    watcher = start_watch([target(agents, "a", 1, state_file(agents)),
+                           target(db, "b", relevant=lambda changed: changed.name == "database.db")])
+    (agents / "1a2b3c4d" / "phase" / "adw_state.json").write_text("{}")  # two levels down: not ours
+    (agents / "1a2b3c4d" / "raw_output.jsonl").write_text("{}")
+    (db / "other.db").write_text("")
+    (db / "database.db").write_text("")
+    assert await watcher.trigger.batch() == {"b"}
+    (agents / "1a2b3c4d" / "adw_state.json").write_text("{}")
+    assert await watcher.trigger.batch() == {"a"}
+
+
+async def test_a_target_created_later_is_watched_from_then_on(start_watch, tmp_path):
+    agents = tmp_path / "deep" / "agents"
+    watcher = start_watch([target(agents, "a", 1, state_file(agents))])
+    (tmp_path / "deep").mkdir()
+    assert await watcher.trigger.batch() == {"a"}  # one step closer: re-read
+    agents.mkdir()
+    assert await watcher.trigger.batch() == {"a"}
+    (agents / "1a2b3c4d").mkdir()
+    assert await watcher.trigger.batch() == {"a"}
+    (agents / "1a2b3c4d" / "adw_state.json").write_text("{}")
+    assert await watcher.trigger.batch() == {"a"}
+    assert watcher.watch_count == 2
+
+
+async def test_a_target_deleted_and_made_again_is_watched_again(start_watch, tmp_path):
+    agents = tmp_path / "agents"
+    (agents / "1a2b3c4d").mkdir(parents=True)
+    watcher = start_watch([target(agents, "a", 1, state_file(agents))])
+    shutil.rmtree(agents)
+    assert await watcher.trigger.batch() == {"a"}
+    (agents / "5e6f7a8b").mkdir(parents=True)
+    assert await watcher.trigger.batch() == {"a"}
+    (agents / "5e6f7a8b" / "adw_state.json").write_text("{}")
+    assert await watcher.trigger.batch() == {"a"}
+    assert watcher.watch_count == 2
+
+
+async def test_a_target_moved_away_is_no_longer_followed(start_watch, tmp_path):
+    agents, db = tmp_path / "agents", tmp_path / "db"
+    (agents / "1a2b3c4d").mkdir(parents=True)
+    db.mkdir()
+    watcher = start_watch([target(agents, "a", 1, state_file(agents)), target(db, "b")])
+    agents.rename(tmp_path / "agents.old")
+    assert await watcher.trigger.batch() == {"a"}
+    (tmp_path / "agents.old" / "1a2b3c4d" / "adw_state.json").write_text("{}")
+    (db / "database.db").write_text("")
+    assert await watcher.trigger.batch() == {"b"}
+    assert watcher.watch_count == 2  # the parent waiting for agents/, and db/
+
+
+async def test_an_overflowed_event_queue_rereads_every_target(start_watch, tmp_path):
+    quiet, busy = tmp_path / "quiet", tmp_path / "busy"
+    quiet.mkdir()
+    busy.mkdir()
+    watcher = start_watch([target(quiet, "a"), target(busy, "b", relevant=lambda changed: False)])
+    limit = int(Path("/proc/sys/fs/inotify/max_queued_events").read_text())
+    for number in range(limit // 2 + 1):  # a creation and a close each: the queue overflows, unread
+        (busy / str(number)).touch()
+    assert await watcher.trigger.batch() == {"a", "b"}
