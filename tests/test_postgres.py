@@ -1,7 +1,7 @@
 """PostgreSQL as the monitored database, on a real server started by the tests.
 
 The same rows written into SQLite and PostgreSQL must give the same channel states;
-errors name the URL without its password; a server restart and a timed-out read leave
+errors name the URL with its password masked; a server restart and a timed-out read leave
 the database usable on the next read.
 """
 
@@ -18,7 +18,8 @@ from monitor.channels.dbreader import DatabaseReader
 from monitor.keys import BROKER
 from monitor.settings import Settings, settings_from_mapping
 from monitor.sources.database import DatabaseError, open_database
-from monitor.sources.postgres import PostgresDatabase, redacted_url
+from monitor.redact import redact_url
+from monitor.sources.postgres import PostgresDatabase
 from monitor.sources.sqlite import SqliteDatabase
 from tests.pgserver import free_port, unavailable
 from tests.support import poll
@@ -126,7 +127,8 @@ async def test_errors_name_the_url_but_never_the_password(postgres_url):
             await db.fetch_many({"missing": "SELECT * FROM no_such_table"})
     finally:
         await db.close()
-    assert str(failed.value) == f'{postgres_url}: relation "no_such_table" does not exist'
+    shown = with_password.replace("s3cret-pw", "***")
+    assert str(failed.value) == f'{shown}: relation "no_such_table" does not exist'
 
 
 async def test_nothing_listening_is_connection_refused():
@@ -137,8 +139,8 @@ async def test_nothing_listening_is_connection_refused():
             await db.change_token()
     finally:
         await db.close()
-    assert str(failed.value) == f"{redacted_url(url)}: connection refused"
-    assert "s3cret" not in str(failed.value) and redacted_url(url).startswith("postgresql://monitor@127.0.0.1:")
+    assert str(failed.value) == f"{redact_url(url)}: connection refused"
+    assert "s3cret" not in str(failed.value) and redact_url(url).startswith("postgresql://monitor:***@127.0.0.1:")
 
 
 async def test_server_down_is_an_error_and_back_up_recovers(make_postgres_server):

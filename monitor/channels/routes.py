@@ -14,7 +14,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from monitor.channels.base import ChannelData
-from monitor.sources.httpjson import get_body, parse_json, redact_url
+from monitor.redact import redact_url
+from monitor.sources.httpjson import get_body, parse_json
 
 CHANNEL = "routes"
 OPENAPI_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")

@@ -22,7 +22,7 @@ from monitor.sources.checks import (
     DEGRADED, ERROR, HEALTHY, CheckResult, CheckSpec, Probe, probe_database, probe_event_loop, probe_http,
     probe_process, probe_tcp, run_checks,
 )
-from monitor.sources.httpjson import redact_url
+from monitor.redact import redact_url
 
 log = structlog.get_logger(__name__)
 

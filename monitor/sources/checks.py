@@ -18,7 +18,8 @@ import structlog
 
 from monitor.sources.database import Database
 from monitor.sources.processes import command_lines
-from monitor.sources.httpjson import describe_client_error, redact_url
+from monitor.redact import redact_url
+from monitor.sources.httpjson import describe_client_error
 
 log = structlog.get_logger(__name__)
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+
+from monitor.redact import redact_url
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 # Parsing a document bigger than this would hold the event loop for milliseconds.
@@ -22,20 +23,6 @@ PREVIEW_CHARS = 60
 
 class HttpSourceError(Exception):
     """An HTTP source could not be read; the message names the URL and the reason."""
-
-
-def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***``."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return url
-    if password is None:
-        return url
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    return parts._replace(netloc=f"{user}:***@{hostport}").geturl()
 
 
 def describe_client_error(url: str, exc: aiohttp.ClientError) -> str:

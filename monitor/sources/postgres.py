@@ -10,7 +10,7 @@ only costs a read. The statistics counters are no substitute: ``xact_commit`` co
 read-only commits (our own polls included) and all ``pg_stat_*`` counters are flushed
 lazily, so a committed change can show up in the tables before it shows up there.
 
-Errors become ``DatabaseError`` naming the URL without its password. A lost connection
+Errors become ``DatabaseError`` naming the URL with its password masked. A lost connection
 drops the pool and the read is tried once more on a fresh one, so a server restart
 costs at most the reads made while it is down. A read cancelled by the poll timeout
 hands its connection to a background task that waits for the server to cancel the
@@ -26,11 +26,12 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import structlog
 
+from monitor.redact import redact_url
 from monitor.sources.database import DatabaseError, Rows
 
 log = structlog.get_logger(__name__)
@@ -45,18 +46,6 @@ OLD_SNAPSHOT_SQL = "SELECT txid_current_snapshot()::text AS snapshot, pg_postmas
 
 class ConnectionLost(Exception):
     """The connection broke under a read (not a refusal to connect)."""
-
-
-def redacted_url(url: str) -> str:
-    """``url`` without its password or query (``postgresql://user@host:5432/db``)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "postgresql://(unreadable URL)"
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    user = userinfo.split(":", 1)[0]
-    netloc = f"{user}@{hostport}" if at and user else hostport
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 def describe(exc: BaseException) -> str:
@@ -97,7 +86,7 @@ class PostgresDatabase:
 
     def __init__(self, url: str, connect_timeout: float = 10.0) -> None:
         self.url = url
-        self.label = redacted_url(url)
+        self.label = redact_url(url)
         self._connect_timeout = connect_timeout
         self._secrets = _secrets_in(url)
         self._pool: asyncpg.Pool | None = None
