@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import resource
 import signal
 
@@ -32,6 +33,10 @@ async def serve_until_signalled(settings: Settings, app: web.Application | None 
         await runner.setup()  # runs the first polls, so the first page is complete
         site = web.TCPSite(runner, settings.server.host, settings.server.port)
         await site.start()
+        # What startup built (modules, templates, first states) lives as long as the process:
+        # keep it out of every later full collection, which otherwise walks it each time.
+        gc.collect()
+        gc.freeze()
         warn_if_exposed(settings)
         urls = []
         for host, port in _bound_addresses(runner):
