@@ -1,1 +1,0 @@
-"""Benchmark-only experiments that show what a proposed product change would measure."""
