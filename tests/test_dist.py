@@ -39,6 +39,8 @@ async def test_pyz_builds_and_serves_a_page(tmp_path, db_path, queue_table):
                 assert page.status == 200 and "served from the pyz" in await page.text()
             async with session.get(f"http://127.0.0.1:{port}/static/live.js") as script:
                 assert script.status == 200
+            async with session.get(f"http://127.0.0.1:{port}/healthz") as health:
+                assert (await health.json())["watch"]["active"]  # asyncinotify works from inside the file
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), timeout=30) == 0
     finally:
