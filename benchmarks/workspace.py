@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from monitor.demo import records
 from monitor.demo.schema import ADW_PHASES, QUEUE_STATUSES, SQLITE_SCHEMA
 
 QUEUE_ROWS = 500
@@ -28,13 +29,9 @@ WORDS = ("cache", "checkout", "invoice", "login", "search", "report", "webhook",
 
 
 @dataclass(frozen=True)
-class Workspace:
-    """Where the generated workspace lives."""
+class Workspace(records.Workspace):
+    """Where the generated workspace lives, and the ids the driver changes."""
 
-    root: Path
-    db_path: Path
-    agents_dir: Path
-    trees_dir: Path
     adw_ids: tuple[str, ...]
     queue_ids: tuple[str, ...]
 

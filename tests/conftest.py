@@ -13,7 +13,6 @@ import pytest
 
 from monitor.app import create_app
 from monitor.demo.schema import SQLITE_SCHEMA
-from monitor.inotify_watch import InotifyWatcher
 from monitor.settings import Settings, settings_from_mapping
 from monitor.sources.registry import Sources
 from tests.support import QueueTable, Triggers
@@ -134,6 +133,8 @@ def closed_port() -> int:
 @pytest.fixture
 async def start_watch():
     """Starts an inotify watcher on targets (its ``trigger`` collects the channels); stops it after the test."""
+    from monitor.inotify_watch import InotifyWatcher  # Linux only: imported when a test watches
+
     started = []
 
     def start(targets):

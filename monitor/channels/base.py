@@ -50,6 +50,15 @@ def parse_json_text(value: Any) -> Any:
         return value
 
 
+def decoded_record(row: Any, json_columns: tuple[str, ...]) -> dict[str, Any]:
+    """A row as a dict, with those of ``json_columns`` it has decoded from their JSON text."""
+    record = dict(row)
+    for column in json_columns:
+        if column in record:
+            record[column] = parse_json_text(record[column])
+    return record
+
+
 def percentage(part: int | float, whole: int | float) -> float | None:
     """``part / whole`` as a percentage rounded to 1 decimal; None when ``whole`` is 0."""
     if not whole:

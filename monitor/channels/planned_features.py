@@ -12,7 +12,7 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from monitor.channels.base import ChannelData, parse_json_text, percentage
+from monitor.channels.base import ChannelData, decoded_record, percentage
 from monitor.channels.dbreader import DatabaseReader
 from monitor.sources.database import Rows
 
@@ -26,14 +26,8 @@ DEFAULT_QUERIES = {"planned_features": "SELECT * FROM planned_features"}
 
 def build_items(rows: Rows) -> dict[str, Any]:
     """Items keyed by id as text, with the JSON columns decoded."""
-    items: dict[str, Any] = {}
-    for row in rows:
-        record = dict(row)
-        for column in JSON_COLUMNS:
-            if column in record:
-                record[column] = parse_json_text(record[column])
-        items[str(record["id"])] = record
-    return items
+    records = (decoded_record(row, JSON_COLUMNS) for row in rows)
+    return {str(record["id"]): record for record in records}
 
 
 def count_by(records: Iterable[dict[str, Any]], column: str, known: tuple[str, ...]) -> dict[str, int]:

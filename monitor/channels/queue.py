@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor.channels.base import ChannelData, parse_json_text
+from monitor.channels.base import ChannelData, decoded_record
 from monitor.channels.dbreader import DatabaseReader
 from monitor.sources.database import Rows
 
@@ -21,10 +21,7 @@ def build_queue(phase_rows: Rows, config_rows: Rows) -> ChannelData:
     """Summary and items of the queue channel from the two tables' rows."""
     items: dict[str, Any] = {}
     for row in phase_rows:
-        record = dict(row)
-        for column in JSON_COLUMNS:
-            if column in record:
-                record[column] = parse_json_text(record[column])
+        record = decoded_record(row, JSON_COLUMNS)
         phase_data = record.get("phase_data")
         if isinstance(phase_data, dict) and phase_data.get("title") is not None:
             record["title"] = str(phase_data["title"])
