@@ -25,7 +25,8 @@ from tests.pgserver import free_port, unavailable
 from tests.support import poll
 from tests.tables import PLANNED_FEATURES, RUNS_NOW, fill_postgres, fill_sqlite, insert_postgres
 
-NEWEST_3 = workflow_history.DEFAULT_QUERIES["workflow_history"].replace("LIMIT 500", "LIMIT 3")
+NEWEST_3 = ("SELECT * FROM workflow_history"
+                 " ORDER BY (start_time IS NULL) DESC, start_time DESC, id DESC LIMIT 3")
 
 
 def history_reader(sources, queries=None):

@@ -7,7 +7,8 @@ import shutil
 
 import pytest
 
-from monitor.sources.statefiles import StateFiles, StateFilesError, count_error_lines, is_adw_id
+from monitor.sources.errorlog import TAIL_BYTES, last_entry
+from monitor.sources.statefiles import StateFiles, StateFilesError, is_adw_id
 from tests.support import write_state
 
 GOOD = {"adw_id": "1a2b3c4d", "issue_number": "42", "workflow_template": "adw_sdlc_iso", "backend_port": 9101}
@@ -29,9 +30,34 @@ def test_adw_id_form():
     assert not is_adw_id("1a2b3c4") and not is_adw_id("1a2b3c4d5") and not is_adw_id("1a2b3c4g")
 
 
-def test_error_lines_are_the_non_blank_lines():
-    assert count_error_lines(b"") == 0
-    assert count_error_lines(b"one\n\n  \ntwo\nthree") == 3
+TRACEBACK = (
+    "Traceback (most recent call last):\n"
+    '  File "adws/adw_test_iso.py", line 9, in run\n'
+    "    resolve()\n"
+    "ValueError: no fix\n"
+    "\n"
+    "During handling of the above exception, another exception occurred:\n"
+    "\n"
+    "Traceback (most recent call last):\n"
+    '  File "adws/adw_test_iso.py", line 12, in <module>\n'
+    "    main()\n"
+    "RuntimeError: Test phase failed\n"
+)
+
+
+def test_last_entry_of_an_error_log():
+    assert last_entry("") == "" and last_entry("\n  \n") == ""
+    assert last_entry("one\n\n  \ntwo\nthree\n") == "three"
+    assert last_entry("first\n" + TRACEBACK) == "first\n" + TRACEBACK.replace("\n\n", "\n").strip()
+    assert last_entry(TRACEBACK + "later, one line\n") == "later, one line"
+    assert last_entry("x" * 5000) == "…" + "x" * 1999
+
+
+async def test_a_big_error_log_is_read_by_its_tail(files, agents):
+    write_state(agents, "1a2b3c4d", GOOD)
+    write_error_log(agents, "1a2b3c4d", "old failure\n" * (3 * TAIL_BYTES // 12) + "Error: the last one\n")
+    await files.scan()
+    assert files.view.errors == {"1a2b3c4d": "Error: the last one"}
 
 
 async def test_records_error_counts_and_trees(files, agents, trees):
@@ -51,7 +77,7 @@ async def test_records_error_counts_and_trees(files, agents, trees):
                      "backend_port": 9101},
         "deadbeef": {"adw_id": "deadbeef", "issue_number": "7"},
     }
-    assert files.view.error_counts == {"deadbeef": 2}
+    assert files.view.errors == {"deadbeef": "second"}
     assert files.view.trees == {"deadbeef"}
 
 
@@ -93,17 +119,17 @@ async def test_agent_dir_removed_and_added(files, agents):
     write_state(agents, "deadbeef", {"issue_number": "9"})
     assert await files.scan() is True
     assert files.view.states == {"deadbeef": {"adw_id": "deadbeef", "issue_number": "9"}}
-    assert files.view.error_counts == {}
+    assert files.view.errors == {}
 
 
-async def test_error_log_growth_is_counted(files, agents):
+async def test_error_log_growth_is_seen(files, agents):
     write_state(agents, "1a2b3c4d", GOOD)
     write_error_log(agents, "1a2b3c4d", "one\n")
     await files.scan()
     with open(agents / "1a2b3c4d" / "error.log", "a", encoding="utf-8") as fh:
         fh.write("two\nthree\n")
     assert await files.scan() is True
-    assert files.view.error_counts == {"1a2b3c4d": 3}
+    assert files.view.errors == {"1a2b3c4d": "three"}
 
 
 async def test_worktree_coming_and_going_is_a_change(files, agents, trees):

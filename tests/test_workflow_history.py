@@ -47,11 +47,14 @@ async def test_summary_over_the_whole_table(db_path, database):
     insert_sqlite(db_path, "workflow_history", WORKFLOW_RUNS)
     state = published(await reader_for(database, Clock(RUNS_NOW)).read())
     # completed: a1 b2 f6 b8; failed: c3 a7; running: d4; pending: e5
-    # durations of completed runs 100, 200, 400, 300; costs 1.25 .75 2 3 .5 .25 over six runs
+    # durations of completed runs 100, 200, 400, 300; costs of completed runs 1.25 .75 3 .25
+    # (avg_cost is over completed runs only: 5.25 / 4)
     # 7 days: a1 1.25 + a7 0.5 (exactly on the edge); 30 days: + b2 .75 + c3 2 + b8 .25
+    # models: only a1 names one; templates: adw_sdlc a1 b2 d4 b8, adw_patch c3 a7, adw_plan f6
     assert state["summary"] == {
         "total": 8, "completed": 4, "failed": 2, "running": 1, "success_rate": 66.7,
-        "avg_duration_seconds": 250.0, "avg_cost": 1.2917, "cost_7d": 1.75, "cost_30d": 4.75,
+        "avg_duration_seconds": 250.0, "avg_cost": 1.3125, "cost_7d": 1.75, "cost_30d": 4.75,
+        "by_model": {"sonnet": 1}, "by_template": {"adw_patch": 2, "adw_plan": 1, "adw_sdlc": 4},
     }
 
 
@@ -68,7 +71,8 @@ async def test_items_keyed_by_adw_id_with_source_columns(db_path, database):
 
 async def test_items_are_the_newest_n_but_the_summary_counts_all(db_path, database):
     insert_sqlite(db_path, "workflow_history", WORKFLOW_RUNS)
-    limited = workflow_history.DEFAULT_QUERIES["workflow_history"].replace("LIMIT 500", "LIMIT 3")
+    limited = ("SELECT * FROM workflow_history"
+                 " ORDER BY (start_time IS NULL) DESC, start_time DESC, id DESC LIMIT 3")
     settings = settings_from_mapping({"queries": {"workflow_history": limited}})
     state = published(await reader_for(database, Clock(RUNS_NOW), settings).read())
     # not started yet counts as newest, then by start time
@@ -89,8 +93,8 @@ async def test_no_completed_or_failed_runs_means_no_rate_or_duration(db_path, da
         {"adw_id": "00000002", "status": "pending"},
     ])
     summary = published(await reader_for(database, Clock(RUNS_NOW)).read())["summary"]
-    assert summary == {"total": 2, "completed": 0, "failed": 0, "running": 1, "avg_cost": 0.1,
-                       "cost_7d": 0.1, "cost_30d": 0.1}
+    # avg_cost is over completed runs: none here, so it is left out; the windows still sum
+    assert summary == {"total": 2, "completed": 0, "failed": 0, "running": 1, "cost_7d": 0.1, "cost_30d": 0.1}
 
 
 async def test_quiet_database_is_not_read_but_cost_windows_age(db_path, database):
@@ -120,9 +124,9 @@ async def test_a_commit_is_read(db_path, database):
 
 
 def test_costs_query_narrows_to_a_day_before_the_month():
-    sql = workflow_history.costs_query(workflow_history.DEFAULT_QUERIES["workflow_history_costs"],
-                                       dt.datetime(2026, 3, 1, 12, tzinfo=dt.timezone.utc))
-    assert sql.endswith("start_time >= '2026-01-29'")
+    query = workflow_history.costs_query(workflow_history.DEFAULT_QUERIES["workflow_history_costs"],
+                                         dt.datetime(2026, 3, 1, 12, tzinfo=dt.timezone.utc))
+    assert query.sql.endswith("start_time >= '2026-01-29'")
 
 
 @pytest.mark.parametrize("text, expected", [

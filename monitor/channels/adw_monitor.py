@@ -7,40 +7,46 @@ live process carries its adw_id.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import datetime as dt
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from monitor.channels.base import ChannelData
-from monitor.demo.schema import ADW_PHASES
+from monitor.adw import RUN_STATUSES
+from monitor.channels.adw_runs import (
+    TITLE_CHARS, RunSources, TaskProgress, errors, phase_progress, pipeline, run_status, task_progress,
+)
+from monitor.channels.base import ChannelData, channel_queries
 from monitor.sources.database import Database, Rows
 from monitor.sources.processes import ProcessScanner
+from monitor.sources.schema import Query
 from monitor.sources.statefiles import ERROR_FIELD, StateFiles, StateView
 
+# Each query is optional: an installation without the table (or its key columns) still
+# shows its runs from the state files.
 DEFAULT_QUERIES = {
-    "adw_monitor_phase_queue":
-        "SELECT adw_id, status, current_phase, updated_at FROM phase_queue WHERE adw_id IS NOT NULL",
-    "adw_monitor_workflow_history": "SELECT adw_id, status, current_phase FROM workflow_history",
-    # One row per (run, phase): the database does the grouping, so the rows stay few.
-    "adw_monitor_task_logs":
-        "SELECT adw_id, phase_name, MAX(CASE WHEN phase_status = 'completed' THEN 1 ELSE 0 END) AS completed,"
-        " SUM(cost_usd) AS cost_usd FROM task_logs GROUP BY adw_id, phase_name",
+    "adw_monitor_phase_queue": Query(
+        "phase_queue",
+        "SELECT adw_id, status, {current_phase} AS current_phase, {pr_number:integer} AS pr_number,"
+        " {updated_at} AS updated_at FROM phase_queue WHERE adw_id IS NOT NULL",
+        required=("adw_id", "status"), optional=True),
+    "adw_monitor_workflow_history": Query(
+        "workflow_history",
+        "SELECT adw_id, status, {current_phase} AS current_phase, {nl_input} AS nl_input,"
+        " {workflow_template} AS workflow_template, {start_time} AS start_time, {end_time} AS end_time,"
+        " {duration_seconds:real} AS duration_seconds, {actual_cost_total:real} AS actual_cost_total"
+        " FROM workflow_history",
+        required=("adw_id", "status"), optional=True),
+    # One row per (run, phase, status): the database groups, so the rows stay few; the
+    # highest id tells which status of a phase came last.
+    "adw_monitor_task_logs": Query(
+        "task_logs",
+        "SELECT adw_id, phase_name, phase_status, MAX({id:integer}) AS last_id, SUM({cost_usd:real}) AS cost_usd"
+        " FROM task_logs GROUP BY adw_id, phase_name, phase_status",
+        required=("adw_id", "phase_name", "phase_status"), optional=True),
 }
-STATE_FIELDS = ("issue_number", "workflow_template", "issue_class", "estimated_cost_total",
-                "branch_name", "github_url", "start_time", ERROR_FIELD)
-RUN_STATUSES = ("running", "completed", "failed", "paused", "queued")
-FINAL_STATUSES = ("completed", "failed")
-INITIAL_PHASE = "init"  # phase_queue's default: the run has not entered a phase yet
-
-
-@dataclass(frozen=True, slots=True)
-class TaskProgress:
-    """What task_logs say about one run."""
-
-    completed: frozenset[str] = frozenset()
-    cost: float = 0.0
-    furthest_phase: str | None = None
+STATE_FIELDS = ("issue_number", "workflow_template", "issue_class", "estimated_cost_total", "model_set",
+                "model_used", "branch_name", "github_url", "start_time", "end_time", ERROR_FIELD)
+HISTORY_FIELDS = ("workflow_template", "start_time", "end_time", "duration_seconds")
 
 
 def latest_rows(rows: Rows) -> dict[str, dict[str, Any]]:
@@ -52,78 +58,49 @@ def latest_rows(rows: Rows) -> dict[str, dict[str, Any]]:
     return latest
 
 
-def task_progress(rows: Rows) -> dict[str, TaskProgress]:
-    """Completed phases, total cost and furthest logged phase of each run.
-
-    Takes the default query's grouped rows (a ``completed`` flag) or raw task_logs rows
-    (``phase_status``), so a plain ``SELECT * FROM task_logs`` override works too.
-    """
-    completed: dict[str, set[str]] = defaultdict(set)
-    logged: dict[str, set[str]] = defaultdict(set)
-    cost: dict[str, float] = defaultdict(float)
-    for row in rows:
-        adw_id, phase = row.get("adw_id"), row.get("phase_name")
-        if not adw_id:
-            continue
-        adw_id = str(adw_id)
-        cost[adw_id] += float(row.get("cost_usd") or 0.0)
-        if phase:
-            logged[adw_id].add(str(phase))
-            if row.get("completed") or row.get("phase_status") == "completed":
-                completed[adw_id].add(str(phase))
-    return {adw_id: TaskProgress(frozenset(completed[adw_id]), round(cost[adw_id], 4), _furthest(logged[adw_id]))
-            for adw_id in cost}
+def _seconds_between(start: Any, end: Any) -> float | None:
+    try:
+        began, ended = (value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
+                        for value in (start, end))
+        if (began.tzinfo is None) != (ended.tzinfo is None):
+            began, ended = began.replace(tzinfo=None), ended.replace(tzinfo=None)
+        seconds = (ended - began).total_seconds()
+    except (TypeError, ValueError):
+        return None
+    return round(seconds, 1) if seconds >= 0 else None
 
 
-def _furthest(phases: Collection[str]) -> str | None:
-    known = [phase for phase in phases if phase in ADW_PHASES]
-    return max(known, key=ADW_PHASES.index) if known else None
+def _known(*values: Any) -> Any:
+    return next((value for value in values if value is not None and value != ""), None)
 
 
-def run_status(said: Collection[Any], live: bool, has_worktree: bool) -> str:
-    """completed/failed when a source ``said`` so (first one wins); else running, paused or queued."""
-    for status in said:
-        if status in FINAL_STATUSES:
-            return str(status)
-    if live:
-        return "running"
-    return "paused" if has_worktree else "queued"
+def _cost(run: RunSources) -> float | None:
+    """What the run has cost so far: its task logs' costs, else its history row's (0.0 = none yet)."""
+    for cost in (run.tasks.cost, run.history_row.get("actual_cost_total")):
+        if isinstance(cost, (int, float)) and not isinstance(cost, bool) and cost > 0:
+            return round(float(cost), 4)
+    return None
 
 
-def current_phase(candidates: Collection[Any]) -> str:
-    """The first candidate that names a phase past ``init``; ``init`` when none does."""
-    for phase in candidates:
-        if phase and phase != INITIAL_PHASE:
-            return str(phase)
-    return INITIAL_PHASE
-
-
-def phase_progress(status: str, completed: Collection[str], phase: str) -> float:
-    """Progress through the nine ADW phases as a percentage (0–100, 1 decimal).
-
-    Completed phases count one each and the current phase, while not completed, half;
-    a completed run is at 100 even when its template skipped phases.
-    """
-    if status == "completed":
-        return 100.0
-    units = len(completed) + (0.5 if phase in ADW_PHASES and phase not in completed else 0.0)
-    return min(100.0, round(100.0 * units / len(ADW_PHASES), 1))
-
-
-def adw_item(adw_id: str, view: StateView, live: Collection[str], queue_row: Mapping[str, Any],
-             history_row: Mapping[str, Any], tasks: TaskProgress) -> dict[str, Any]:
-    """One run's item from its state-file scan, live run ids and its database rows."""
-    state, is_live = view.states[adw_id], adw_id in live
-    said = (queue_row.get("status"), history_row.get("status"), state.get("status"))
-    status = run_status(said, is_live, adw_id in view.trees)
-    phase = current_phase((queue_row.get("current_phase"), history_row.get("current_phase"),
-                           state.get("current_phase"), tasks.furthest_phase))
-    item = {name: state[name] for name in STATE_FIELDS if state.get(name) is not None}
-    item.update(adw_id=adw_id, status=status, current_phase=phase,
-                phase_progress=phase_progress(status, tasks.completed, phase),
-                phases_completed=len(tasks.completed), current_cost=tasks.cost,
-                error_count=view.error_counts.get(adw_id, 0), is_process_active=is_live)
-    return item
+def adw_item(adw_id: str, run: RunSources) -> dict[str, Any]:
+    """One run's item (DESIGN §4: status, title, phases, cost, errors, process, timing)."""
+    status = run_status(run)
+    line = pipeline(run, status)
+    error_count, last_error = errors(run)
+    item: dict[str, Any] = {name: run.state[name] for name in STATE_FIELDS if run.state.get(name) is not None}
+    for name in HISTORY_FIELDS:
+        item.setdefault(name, run.history_row.get(name))
+    title = _known(run.state.get("nl_input"), run.history_row.get("nl_input"))
+    end = item.get("end_time")
+    item.update(
+        adw_id=adw_id, status=status, title=str(title)[:TITLE_CHARS] if title is not None else None,
+        current_phase=line.current, phase_progress=phase_progress(status, line),
+        phases_completed=line.completed, phases_skipped=line.skipped, failed_phase=line.failed,
+        total_phases=len(line.phases), current_cost=_cost(run), error_count=error_count, last_error=last_error,
+        is_process_active=run.live, pr_number=run.queue_row.get("pr_number"),
+        duration_seconds=_known(item.get("duration_seconds"),
+                                _seconds_between(item.get("start_time"), end) if end is not None else None))
+    return {name: value for name, value in item.items() if value is not None}
 
 
 def build_adw_monitor(view: StateView, live: Collection[str], rows: Mapping[str, Rows]) -> ChannelData:
@@ -131,9 +108,12 @@ def build_adw_monitor(view: StateView, live: Collection[str], rows: Mapping[str,
     queue = latest_rows(rows.get("adw_monitor_phase_queue", []))
     history = latest_rows(rows.get("adw_monitor_workflow_history", []))
     tasks = task_progress(rows.get("adw_monitor_task_logs", []))
-    items = {adw_id: adw_item(adw_id, view, live, queue.get(adw_id, {}), history.get(adw_id, {}),
-                              tasks.get(adw_id, TaskProgress()))
-             for adw_id in view.states}
+    items = {}
+    for adw_id, state in view.states.items():
+        run = RunSources(state, queue.get(adw_id, {}), history.get(adw_id, {}), tasks.get(adw_id, TaskProgress()),
+                         view.phases.get(adw_id, {}), view.errors.get(adw_id, ""), adw_id in live,
+                         adw_id in view.trees)
+        items[adw_id] = adw_item(adw_id, run)
     summary = {"total": len(items), **{status: 0 for status in RUN_STATUSES}}
     for item in items.values():
         summary[item["status"]] += 1
@@ -147,7 +127,7 @@ class AdwMonitorReader:
     an unchanged system costs a directory scan, a /proc scan and one cheap database check.
     """
 
-    def __init__(self, files: StateFiles, processes: ProcessScanner, db: Database, queries: Mapping[str, str]) -> None:
+    def __init__(self, files: StateFiles, processes: ProcessScanner, db: Database, queries: Mapping[str, Query]) -> None:
         self.files = files
         self.processes = processes
         self.db = db
@@ -175,6 +155,6 @@ class AdwMonitorReader:
 
 def make_reader(sources) -> AdwMonitorReader:
     """The adw-monitor reader: state files, /proc and the shared database ([queries] overridable)."""
-    queries = {name: sources.settings.query(name, sql) for name, sql in DEFAULT_QUERIES.items()}
+    queries = channel_queries(sources.settings, DEFAULT_QUERIES)
     paths = sources.settings.sources
     return AdwMonitorReader(StateFiles(paths.agents_dir, paths.trees_dir), ProcessScanner(), sources.database, queries)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+
+from monitor.sources.schema import Query, verbatim
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,3 +67,9 @@ def percentage(part: int | float, whole: int | float) -> float | None:
     if not whole:
         return None
     return round(100.0 * part / whole, 1)
+
+
+def channel_queries(settings: Any, defaults: Mapping[str, Query]) -> dict[str, Query]:
+    """A channel's queries: the defaults, each replaced by its ``[queries]`` override (run as written)."""
+    return {name: verbatim(settings.queries[name]) if name in settings.queries else query
+            for name, query in defaults.items()}

@@ -12,16 +12,15 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from monitor.channels.base import ChannelData, decoded_record, percentage
+from monitor.adw import FEATURE_PRIORITIES, FEATURE_STATUSES, FEATURE_TYPES
+from monitor.channels.base import ChannelData, channel_queries, decoded_record, percentage
 from monitor.channels.dbreader import DatabaseReader
 from monitor.sources.database import Rows
+from monitor.sources.schema import Query
 
-FEATURE_STATUSES = ("planned", "in_progress", "completed", "cancelled")
-FEATURE_PRIORITIES = ("high", "medium", "low")
-FEATURE_TYPES = ("session", "feature", "bug", "enhancement")
-JSON_COLUMNS = ("tags",)
+JSON_COLUMNS = ("tags", "generated_plan")
 
-DEFAULT_QUERIES = {"planned_features": "SELECT * FROM planned_features"}
+DEFAULT_QUERIES = {"planned_features": Query("planned_features", "SELECT * FROM planned_features", required=("id",))}
 
 
 def build_items(rows: Rows) -> dict[str, Any]:
@@ -69,5 +68,5 @@ def build_planned_features(rows: dict[str, Rows]) -> ChannelData:
 
 def make_reader(sources) -> DatabaseReader:
     """The planned-features reader on the shared database (query overridable in [queries])."""
-    queries = {name: sources.settings.query(name, sql) for name, sql in DEFAULT_QUERIES.items()}
+    queries = channel_queries(sources.settings, DEFAULT_QUERIES)
     return DatabaseReader(sources.database, queries, build_planned_features)

@@ -4,21 +4,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor.channels.base import ChannelData, decoded_record
+from monitor.adw import QUEUE_STATUSES
+from monitor.channels.base import ChannelData, channel_queries, decoded_record
 from monitor.channels.dbreader import DatabaseReader
 from monitor.sources.database import Rows
+from monitor.sources.schema import Query
 
-QUEUE_STATUSES = ("queued", "ready", "running", "completed", "blocked", "failed")
 JSON_COLUMNS = ("depends_on_phases", "phase_data")
 
 DEFAULT_QUERIES = {
-    "phase_queue": "SELECT * FROM phase_queue",
-    "queue_config": "SELECT config_key, config_value FROM queue_config",
+    "phase_queue": Query("phase_queue", "SELECT * FROM phase_queue", required=("queue_id", "status")),
+    # Older installations have no queue_config: then whether the queue is paused is unknown.
+    "queue_config": Query("queue_config", "SELECT config_key, config_value FROM queue_config",
+                          required=("config_key", "config_value"), optional=True),
 }
 
 
-def build_queue(phase_rows: Rows, config_rows: Rows) -> ChannelData:
-    """Summary and items of the queue channel from the two tables' rows."""
+def paused_flag(config_rows: Rows | None) -> bool | None:
+    """queue_config's ``queue_paused`` as a bool; None when the table is missing."""
+    if config_rows is None:
+        return None
+    config = {str(r["config_key"]): r.get("config_value") for r in config_rows}
+    return str(config.get("queue_paused", "false")).strip().lower() == "true"
+
+
+def build_queue(phase_rows: Rows, config_rows: Rows | None) -> ChannelData:
+    """Summary and items of the queue channel from the two tables' rows (None = no queue_config)."""
     items: dict[str, Any] = {}
     for row in phase_rows:
         record = decoded_record(row, JSON_COLUMNS)
@@ -30,17 +41,15 @@ def build_queue(phase_rows: Rows, config_rows: Rows) -> ChannelData:
     for record in items.values():
         if record.get("status") in by_status:
             by_status[record["status"]] += 1
-    config = {str(r["config_key"]): r.get("config_value") for r in config_rows}
-    paused = str(config.get("queue_paused", "false")).strip().lower() == "true"
-    return ChannelData({"total": len(items), "paused": paused, "by_status": by_status}, items)
+    summary = {"total": len(items), "paused": paused_flag(config_rows), "by_status": by_status}
+    return ChannelData({key: value for key, value in summary.items() if value is not None}, items)
 
 
 def build_queue_channel(rows: dict[str, Rows]) -> ChannelData:
     """The queue channel from the results of ``DEFAULT_QUERIES``."""
-    return build_queue(rows["phase_queue"], rows["queue_config"])
+    return build_queue(rows["phase_queue"], rows.get("queue_config"))
 
 
 def make_reader(sources) -> DatabaseReader:
     """The queue channel's reader on the shared database (queries overridable in [queries])."""
-    queries = {name: sources.settings.query(name, sql) for name, sql in DEFAULT_QUERIES.items()}
-    return DatabaseReader(sources.database, queries, build_queue_channel)
+    return DatabaseReader(sources.database, channel_queries(sources.settings, DEFAULT_QUERIES), build_queue_channel)

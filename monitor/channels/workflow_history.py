@@ -11,37 +11,51 @@ opens; it only narrows the rows read, the window itself is applied here on parse
 start times, so any ISO-8601 text (naive = UTC) or timestamp column works.
 
 ``avg_duration_seconds`` is the mean over completed runs that record a duration;
-``avg_cost`` over all runs with an ``actual_cost_total``; both are left out when no run
-qualifies, as is ``success_rate`` without completed or failed runs. ``cost_7d`` and
-``cost_30d`` are sums, so 0.0 when no costed run started in the window. Money is
-rounded to 4 decimals (per-run LLM costs are often below a cent).
+``avg_cost`` over completed runs with an ``actual_cost_total`` above 0 (the column is 0.0
+until a run reports a cost, and those zeros are not costs); both are left out when no run
+qualifies, as is ``success_rate`` (completed ÷ (completed + failed)) without finished
+runs. ``cost_7d`` and ``cost_30d`` are sums, so 0.0 when no costed run started in the
+window. ``by_model`` and ``by_template`` count the runs that name one. Money is rounded
+to 4 decimals (per-run LLM costs are often below a cent). JSON columns are decoded.
+
+Columns an installation lacks (``model_used``, say) make only their figures absent.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from monitor.channels.base import ChannelData, percentage
+from monitor.channels.base import ChannelData, channel_queries, decoded_record, percentage
 from monitor.sources.database import Database, Rows
+from monitor.sources.schema import Query
 
 DEFAULT_QUERIES = {
-    "workflow_history": (
+    "workflow_history": Query(
         # "(x IS NULL) DESC" rather than NULLS FIRST: older SQLite libraries lack the latter
-        "SELECT * FROM workflow_history ORDER BY (start_time IS NULL) DESC, start_time DESC, id DESC LIMIT 500"
-    ),
-    "workflow_history_totals": (
-        "SELECT status, COUNT(*) AS runs, COUNT(duration_seconds) AS timed_runs,"
-        " SUM(duration_seconds) AS duration_sum, COUNT(actual_cost_total) AS costed_runs,"
-        " SUM(actual_cost_total) AS cost_sum FROM workflow_history GROUP BY status"
-    ),
-    "workflow_history_costs": (
+        "workflow_history",
+        "SELECT * FROM workflow_history ORDER BY ({start_time} IS NULL) DESC, {start_time} DESC, {id:integer} DESC"
+        " LIMIT 500", required=("adw_id",)),
+    "workflow_history_totals": Query(
+        "workflow_history",
+        "SELECT status, {model_used} AS model_used, {workflow_template} AS workflow_template, COUNT(*) AS runs,"
+        " COUNT({duration_seconds:real}) AS timed_runs, SUM({duration_seconds:real}) AS duration_sum,"
+        " COUNT(CASE WHEN {actual_cost_total:real} > 0 THEN 1 END) AS costed_runs,"
+        " SUM(CASE WHEN {actual_cost_total:real} > 0 THEN {actual_cost_total:real} END) AS cost_sum"
+        " FROM workflow_history GROUP BY status, {model_used}, {workflow_template}", required=("status",)),
+    # Without start times or costs there are no cost windows: the query is skipped.
+    "workflow_history_costs": Query(
+        "workflow_history",
         "SELECT start_time, actual_cost_total FROM workflow_history"
-        " WHERE actual_cost_total IS NOT NULL AND start_time >= '{since}'"
-    ),
+        " WHERE actual_cost_total > 0 AND start_time >= '{since}'",
+        required=("start_time", "actual_cost_total"), optional=True),
 }
+JSON_COLUMNS = ("structured_input", "cost_breakdown", "token_breakdown", "anomaly_flags",
+                "optimization_recommendations", "similar_workflow_ids", "retry_reasons",
+                "error_phase_distribution", "phase_durations")
 COST_WINDOWS = {"cost_7d": dt.timedelta(days=7), "cost_30d": dt.timedelta(days=30)}
 Clock = Callable[[], dt.datetime]
 
@@ -64,13 +78,31 @@ def parse_time(value: Any) -> dt.datetime | None:
 
 
 def build_items(rows: Rows) -> dict[str, Any]:
-    """Items keyed by adw_id (rows without one are skipped)."""
-    return {str(row["adw_id"]): dict(row) for row in rows if row.get("adw_id") is not None}
+    """Items keyed by adw_id (rows without one are skipped), JSON columns decoded."""
+    return {str(row["adw_id"]): decoded_record(row, JSON_COLUMNS) for row in rows if row.get("adw_id") is not None}
 
 
-def build_summary(totals: Rows, costs: Rows, now: dt.datetime) -> dict[str, Any]:
-    """total, completed, failed, running, success_rate, avg_duration_seconds, avg_cost, cost_7d, cost_30d."""
-    by_status: dict[Any, Mapping[str, Any]] = {row.get("status"): row for row in totals}
+def _by_status(totals: Rows) -> dict[Any, dict[str, float]]:
+    """The totals rows (grouped by status, model and template) added up per status."""
+    columns = ("runs", "timed_runs", "duration_sum", "costed_runs", "cost_sum")
+    grouped: dict[Any, Rows] = {}
+    for row in totals:
+        grouped.setdefault(row.get("status"), []).append(row)
+    return {status: _add_up(rows, columns) for status, rows in grouped.items()}
+
+
+def _count_by(totals: Rows, column: str) -> dict[str, int] | None:
+    """Runs per value of ``column``; None when no run names one (or the column is missing)."""
+    counts: dict[str, int] = {}
+    for row in totals:
+        if row.get(column) not in (None, ""):
+            counts[str(row[column])] = counts.get(str(row[column]), 0) + int(row.get("runs") or 0)
+    return dict(sorted(counts.items())) or None
+
+
+def build_summary(totals: Rows, costs: Rows | None, now: dt.datetime) -> dict[str, Any]:
+    """total, completed, failed, running, success_rate, averages, cost windows, by_model, by_template."""
+    by_status = _by_status(totals)
 
     def runs(status: str) -> int:
         return int(by_status.get(status, {}).get("runs") or 0)
@@ -83,10 +115,12 @@ def build_summary(totals: Rows, costs: Rows, now: dt.datetime) -> dict[str, Any]
         "running": runs("running"),
         "success_rate": percentage(completed, completed + failed),
         "avg_duration_seconds": _mean(by_status.get("completed", {}), "duration_sum", "timed_runs", 1),
-        "avg_cost": _mean(_add_up(totals, ("cost_sum", "costed_runs")), "cost_sum", "costed_runs", 4),
+        "avg_cost": _mean(by_status.get("completed", {}), "cost_sum", "costed_runs", 4),
+        "by_model": _count_by(totals, "model_used"),
+        "by_template": _count_by(totals, "workflow_template"),
     }
     for field, window in COST_WINDOWS.items():
-        summary[field] = round(math.fsum(_costs_since(costs, now - window)), 4)
+        summary[field] = round(math.fsum(_costs_since(costs, now - window)), 4) if costs is not None else None
     return {key: value for key, value in summary.items() if value is not None}
 
 
@@ -124,10 +158,10 @@ def next_age_out(rows: Rows, now: dt.datetime) -> dt.datetime | None:
     return min(moments, default=None)
 
 
-def costs_query(sql: str, now: dt.datetime) -> str:
+def costs_query(query: Query, now: dt.datetime) -> Query:
     """The costs query for ``now``: ``{since}`` becomes a date a day before the 30-day window."""
     since = (now - max(COST_WINDOWS.values()) - dt.timedelta(days=1)).date().isoformat()
-    return sql.replace("{since}", since)
+    return dataclasses.replace(query, sql=query.sql.replace("{since}", since))
 
 
 class WorkflowHistoryReader:
@@ -137,7 +171,7 @@ class WorkflowHistoryReader:
     still hold every run of the current windows: a quiet database is not read again.
     """
 
-    def __init__(self, db: Database, queries: Mapping[str, str], clock: Clock = utc_now) -> None:
+    def __init__(self, db: Database, queries: Mapping[str, Query], clock: Clock = utc_now) -> None:
         self.db = db
         self.queries = dict(queries)
         self.clock = clock
@@ -155,14 +189,14 @@ class WorkflowHistoryReader:
             queries = {**self.queries, "workflow_history_costs": costs_query(self.queries["workflow_history_costs"], now)}
             self._rows = await self.db.fetch_many(queries)
             self._data = build_workflow_history(self._rows, now)
-            self._recheck_at = next_age_out(self._rows["workflow_history_costs"], now)
+            self._recheck_at = next_age_out(self._rows.get("workflow_history_costs", []), now)
             self._token = token
             return self._data
         self._token = token
         if self._recheck_at is None or now <= self._recheck_at:
             return None  # a quiet database and no run leaving a window: nothing to recompute
-        self._recheck_at = next_age_out(self._rows["workflow_history_costs"], now)
-        summary = build_summary(self._rows["workflow_history_totals"], self._rows["workflow_history_costs"], now)
+        self._recheck_at = next_age_out(self._rows.get("workflow_history_costs", []), now)
+        summary = build_summary(self._rows["workflow_history_totals"], self._rows.get("workflow_history_costs"), now)
         if summary == self._data.summary:
             return None
         self._data = ChannelData(summary, self._data.items)
@@ -174,11 +208,11 @@ class WorkflowHistoryReader:
 
 def build_workflow_history(rows: Mapping[str, Rows], now: dt.datetime) -> ChannelData:
     """The channel from the results of the three queries, as of ``now``."""
-    summary = build_summary(rows["workflow_history_totals"], rows["workflow_history_costs"], now)
+    summary = build_summary(rows["workflow_history_totals"], rows.get("workflow_history_costs"), now)
     return ChannelData(summary, build_items(rows["workflow_history"]))
 
 
 def make_reader(sources, clock: Clock = utc_now) -> WorkflowHistoryReader:
     """The workflow-history reader on the shared database (queries overridable in [queries])."""
-    queries = {name: sources.settings.query(name, sql) for name, sql in DEFAULT_QUERIES.items()}
+    queries = channel_queries(sources.settings, DEFAULT_QUERIES)
     return WorkflowHistoryReader(sources.database, queries, clock)

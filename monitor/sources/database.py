@@ -25,8 +25,8 @@ class Database(Protocol):
     async def change_token(self) -> Any:
         """A cheap value that changes whenever committed data may have changed; None = can't tell."""
 
-    async def fetch_many(self, queries: Mapping[str, str]) -> dict[str, Rows]:
-        """Run several SELECTs in one read transaction; rows as dicts, by query name."""
+    async def fetch_many(self, queries: Mapping[str, Any]) -> dict[str, Rows]:
+        """Run several SELECTs (``schema.Query`` or SQL text) in one read transaction; rows by query name."""
 
     async def close(self) -> None:
         """Release connections and threads."""

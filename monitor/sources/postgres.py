@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import decimal
 import errno
+import json
 import socket
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
@@ -33,6 +35,7 @@ import structlog
 
 from monitor.redact import redact_url
 from monitor.sources.database import DatabaseError, Rows
+from monitor.sources.schema import Columns, MissingColumns, Query, render_all, tables_of
 
 log = structlog.get_logger(__name__)
 
@@ -42,6 +45,11 @@ SETTLE_TIMEOUT = 10.0  # how long a cancelled read's connection may take to beco
 CLOSE_TIMEOUT = 5.0
 SNAPSHOT_SQL = "SELECT pg_current_snapshot()::text AS snapshot, pg_postmaster_start_time() AS started"
 OLD_SNAPSHOT_SQL = "SELECT txid_current_snapshot()::text AS snapshot, pg_postmaster_start_time() AS started"
+# The columns of the named tables as unqualified names resolve them (search_path), dropped ones excluded.
+COLUMNS_SQL = (
+    "SELECT t.name AS table_name, a.attname AS column_name FROM unnest($1::text[]) AS t(name)"
+    " JOIN pg_catalog.pg_attribute a ON a.attrelid = to_regclass(t.name) WHERE a.attnum > 0 AND NOT a.attisdropped"
+)
 
 
 class ConnectionLost(Exception):
@@ -69,12 +77,20 @@ def describe(exc: BaseException) -> str:
 
 
 def plain(value: Any) -> Any:
-    """A column value as SQLite would give it for the same data (uuid as text, intervals as seconds)."""
+    """A column value as SQLite would give it (uuid as text, intervals as seconds, numeric as float)."""
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
+    if isinstance(value, decimal.Decimal):
+        return float(value)  # NUMERIC money columns: the same arithmetic as SQLite's REAL
     return value
+
+
+async def _decode_json_columns(conn: asyncpg.Connection) -> None:
+    """Connection setup: json and jsonb columns arrive decoded, not as text."""
+    for type_name in ("json", "jsonb"):
+        await conn.set_type_codec(type_name, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
 async def _keep_session(conn: asyncpg.Connection) -> None:
@@ -105,8 +121,12 @@ class PostgresDatabase:
             row = await self._read(lambda conn: conn.fetchrow(self._snapshot_sql))
         return row["snapshot"], row["started"]
 
-    async def fetch_many(self, queries: Mapping[str, str]) -> dict[str, Rows]:
-        """Run the queries in one READ ONLY, REPEATABLE READ transaction: one consistent state."""
+    async def fetch_many(self, queries: Mapping[str, Query | str]) -> dict[str, Rows]:
+        """Run the queries in one READ ONLY, REPEATABLE READ transaction: one consistent state.
+
+        ``Query`` objects are fitted to the tables' columns as the catalog lists them in
+        that same transaction; optional ones that cannot run are left out of the result.
+        """
         return await self._read(lambda conn: _read_all(conn, queries))
 
     async def close(self) -> None:
@@ -155,7 +175,7 @@ class PostgresDatabase:
             if self._pool is None:
                 self._pool = await asyncpg.create_pool(
                     self.url, min_size=POOL_MIN, max_size=POOL_MAX, timeout=self._connect_timeout,
-                    reset=_keep_session, server_settings={"application_name": "monitor"},
+                    reset=_keep_session, init=_decode_json_columns, server_settings={"application_name": "monitor"},
                     # No cached plans: SELECT * must survive the monitored schema gaining columns.
                     statement_cache_size=0)
             return self._pool
@@ -178,10 +198,20 @@ class PostgresDatabase:
         return f"{self.label}: {text}"
 
 
-async def _read_all(conn: asyncpg.Connection, queries: Mapping[str, str]) -> dict[str, Rows]:
+async def _table_columns(conn: asyncpg.Connection, tables: frozenset[str]) -> Columns:
+    if not tables:
+        return {}
+    found: dict[str, set[str]] = {}
+    for row in await conn.fetch(COLUMNS_SQL, sorted(tables)):
+        found.setdefault(row["table_name"], set()).add(row["column_name"].lower())
+    return {table: frozenset(names) for table, names in found.items()}
+
+
+async def _read_all(conn: asyncpg.Connection, queries: Mapping[str, Query | str]) -> dict[str, Rows]:
     await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+    columns = await _table_columns(conn, tables_of(queries.values()))
     result = {}
-    for name, sql in queries.items():
+    for name, sql in render_all(queries, columns).items():
         records = await conn.fetch(sql)
         result[name] = [{key: plain(value) for key, value in record.items()} for record in records]
     await conn.execute("COMMIT")
@@ -210,7 +240,9 @@ async def _release(pool: asyncpg.Pool, conn: asyncpg.Connection) -> None:
 
 
 def _answered(exc: Exception, conn: asyncpg.Connection) -> bool:
-    """Whether ``exc`` is the server's answer on a connection that is still open."""
+    """Whether ``exc`` is the server's answer (or our refusal to run) on a connection still open."""
+    if isinstance(exc, MissingColumns):
+        return True
     if not isinstance(exc, asyncpg.PostgresError) or isinstance(exc, asyncpg.PostgresConnectionError):
         return False
     try:

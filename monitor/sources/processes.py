@@ -1,4 +1,8 @@
-"""Which ADW runs a live process carries: known adw_ids found in /proc/<pid>/cmdline.
+"""Which ADW runs are alive: ADW processes found in /proc/<pid>/cmdline.
+
+A process is an ADW when it runs an ADW script with the run's id among its arguments
+(``monitor.adw.adw_ids_of_command``); a dev server left in ``trees/<adw_id>/`` that
+merely mentions the id in a path is not.
 
 Linux only. Where /proc cannot be listed the answer is "unknown": an empty set, logged
 once, never an error on a channel (runs then show as paused or queued, not running).
@@ -8,22 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 
 import structlog
 
+from monitor.adw import adw_ids_of_command
+
 log = structlog.get_logger(__name__)
 
-# A run id counts only as a whole run of hex digits: "adw-1a2b3c4d" carries 1a2b3c4d,
-# "1a2b3c4d5" (nine hex digits) does not.
-_HEX_RUN = re.compile(rb"[0-9a-fA-F]+")
 
-
-def adw_ids_in(cmdline: bytes) -> set[str]:
-    """Every eight-hex-digit word in a command line, lower-cased."""
-    return {m.group().decode().lower() for m in _HEX_RUN.finditer(cmdline) if m.end() - m.start() == 8}
+def adw_ids_in(cmdline: bytes) -> frozenset[str]:
+    """The run ids of an ADW command line (NUL-separated, as in /proc); empty for other processes."""
+    argv = [arg.decode("utf-8", "replace") for arg in cmdline.split(b"\0") if arg]
+    return adw_ids_of_command(argv)
 
 
 def _process_dirs(proc_dir: Path, own_pid: int) -> list[str] | None:
@@ -53,7 +55,7 @@ def command_lines(proc_dir: Path = Path("/proc"), own_pid: int | None = None) ->
 
 def scan_processes(known: Iterable[str], proc_dir: Path = Path("/proc"),
                    own_pid: int | None = None) -> frozenset[str] | None:
-    """Blocking: the ``known`` adw_ids that appear in any live command line; None = can't tell."""
+    """Blocking: the ``known`` adw_ids some live ADW process carries; None = can't tell."""
     wanted = {adw_id.lower(): adw_id for adw_id in known}
     if not wanted:
         return frozenset()

@@ -18,6 +18,7 @@ from urllib.parse import quote
 import aiosqlite
 
 from monitor.sources.database import DatabaseError, Rows, sqlite_path
+from monitor.sources.schema import Query, render_all, tables_of
 
 
 class SqliteDatabase:
@@ -32,6 +33,8 @@ class SqliteDatabase:
         self._generation = 0  # data_version is only comparable within one connection
         self._lock = asyncio.Lock()
         self._closing: set[asyncio.Task] = set()
+        self._schema_key: tuple[int, int] | None = None  # (connection generation, schema_version)
+        self._columns: dict[str, frozenset[str] | None] = {}
 
     async def change_token(self) -> tuple[int, int, int, int]:
         """(device, inode, connection generation, data_version): changes on every commit."""
@@ -41,8 +44,12 @@ class SqliteDatabase:
             rows = await self._guarded(conn, conn.execute_fetchall("PRAGMA data_version"))
             return (*identity, self._generation, rows[0][0])
 
-    async def fetch_many(self, queries: Mapping[str, str]) -> dict[str, Rows]:
-        """Run the queries in one read transaction, so they see one consistent state."""
+    async def fetch_many(self, queries: Mapping[str, Query | str]) -> dict[str, Rows]:
+        """Run the queries in one read transaction, so they see one consistent state.
+
+        ``Query`` objects are fitted to the tables' current columns; optional ones that
+        cannot run are left out of the result.
+        """
         async with self._lock:
             conn = await self._connection(await self._file_identity())
             return await self._guarded(conn, self._read_all(conn, queries))
@@ -53,16 +60,28 @@ class SqliteDatabase:
         if self._closing:
             await asyncio.wait(self._closing, timeout=2.0)
 
-    async def _read_all(self, conn: aiosqlite.Connection, queries: Mapping[str, str]) -> dict[str, Rows]:
+    async def _read_all(self, conn: aiosqlite.Connection, queries: Mapping[str, Query | str]) -> dict[str, Rows]:
         await conn.execute("BEGIN")
         try:
+            columns = await self._table_columns(conn, tables_of(queries.values()))
             result = {}
-            for name, sql in queries.items():
+            for name, sql in render_all(queries, columns).items():
                 rows = await conn.execute_fetchall(sql)
                 result[name] = [dict(row) for row in rows]
             return result
         finally:
             await conn.execute("COMMIT")
+
+    async def _table_columns(self, conn: aiosqlite.Connection, tables: frozenset[str]) -> dict[str, frozenset[str]]:
+        """The columns of ``tables`` (those that exist), re-learnt whenever the schema changed."""
+        rows = await conn.execute_fetchall("PRAGMA schema_version")
+        key = (self._generation, rows[0][0])
+        if key != self._schema_key:
+            self._schema_key, self._columns = key, {}
+        for table in tables - self._columns.keys():
+            found = await conn.execute_fetchall("SELECT name FROM pragma_table_info(?)", (table,))
+            self._columns[table] = frozenset(str(row[0]).lower() for row in found) or None
+        return {table: self._columns[table] for table in tables if self._columns[table] is not None}
 
     async def _guarded(self, conn: aiosqlite.Connection, work):
         try:

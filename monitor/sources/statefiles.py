@@ -1,10 +1,13 @@
-"""Agent state files (agents/<adw_id>/adw_state.json, error.log) and the trees directory.
+"""Agent state files (agents/<adw_id>/adw_state.json, completed_phases.json, error.log) and
+the trees directory.
 
-One scan, in one worker thread, lists the agents directory and stats each agent's two
+One scan, in one worker thread, lists the agents directory and stats each agent's three
 files; only a file whose (mtime_ns, size, inode) signature moved is read again, so an
-unchanged workspace costs a directory listing and two stats per agent. Writers rewrite
+unchanged workspace costs a directory listing and three stats per agent. Writers rewrite
 state files in place, so a scan may meet half-written JSON: the agent then keeps its last
-good record, marked with ``state_file_error`` until the file parses again.
+good record, marked with ``state_file_error`` until the file parses again (the phase
+tracker's file likewise keeps its last good content). Of error.log only the end is read
+(``errorlog``).
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,10 +23,13 @@ from typing import Any
 
 import structlog
 
+from monitor.adw import is_adw_id
+from monitor.sources.errorlog import last_entry, read_tail
+
 log = structlog.get_logger(__name__)
 
-ADW_ID_PATTERN = re.compile(r"[0-9a-fA-F]{8}")
 STATE_FILE = "adw_state.json"
+PHASES_FILE = "completed_phases.json"  # the ADWs' phase tracker: {"completed": [...], "current": ...}
 ERROR_LOG = "error.log"
 ERROR_FIELD = "state_file_error"
 
@@ -35,17 +40,14 @@ class StateFilesError(Exception):
     """The agents directory itself cannot be listed; the message is fit for an operator."""
 
 
-def is_adw_id(name: str) -> bool:
-    """True when ``name`` has the ADW run id form: eight hex characters."""
-    return ADW_ID_PATTERN.fullmatch(name) is not None
-
-
 @dataclass(frozen=True)
 class StateView:
-    """What a scan found: state records and error-line counts by adw_id, and kept worktrees."""
+    """What a scan found by adw_id: state records, phase-tracker records, the last entry of
+    each non-empty error.log; and the kept worktrees."""
 
     states: Mapping[str, dict[str, Any]] = field(default_factory=dict)
-    error_counts: Mapping[str, int] = field(default_factory=dict)
+    errors: Mapping[str, str] = field(default_factory=dict)
+    phases: Mapping[str, dict[str, Any]] = field(default_factory=dict)
     trees: frozenset[str] = frozenset()
 
 
@@ -59,20 +61,27 @@ class _StateEntry:
 @dataclass(frozen=True, slots=True)
 class _LogEntry:
     signature: Signature
-    count: int
+    last: str  # the log's last entry; "" when it has none
+
+
+@dataclass(frozen=True, slots=True)
+class _PhasesEntry:
+    signature: Signature
+    good: dict[str, Any] | None  # the last content that parsed
 
 
 @dataclass(slots=True)
 class _ScanResult:
     states: dict[str, _StateEntry]
     logs: dict[str, _LogEntry]
+    phases: dict[str, _PhasesEntry]
     trees: frozenset[str]
     files_read: int
     changed: bool
 
 
 class _FileReads:
-    """Reads whole files and counts them, so tests can prove an unchanged rescan reads none."""
+    """Reads files and counts them, so tests can prove an unchanged rescan reads none."""
 
     def __init__(self) -> None:
         self.count = 0
@@ -81,6 +90,10 @@ class _FileReads:
         self.count += 1
         with open(path, "rb") as fh:
             return fh.read()
+
+    def tail(self, path: str) -> bytes:
+        self.count += 1
+        return read_tail(path)
 
 
 RACY_WINDOW_NS = 2_000_000_000
@@ -132,18 +145,25 @@ def _parse_state(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
     return value, None
 
 
-def count_error_lines(raw: bytes) -> int:
-    """The number of non-blank lines in an error.log's content."""
-    return sum(1 for line in raw.splitlines() if line.strip())
-
-
 def _read_log(path: str, signature: Signature, files: _FileReads) -> _LogEntry | None:
     try:
-        return _LogEntry(signature, count_error_lines(files.read(path)))
+        return _LogEntry(signature, last_entry(files.tail(path).decode("utf-8", "replace")))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return _LogEntry(signature, f"(error.log unreadable: {exc.strerror or exc})")
+
+
+def _read_phases(path: str, signature: Signature, old: _PhasesEntry | None, files: _FileReads) -> _PhasesEntry | None:
+    try:
+        value, error = _parse_state(files.read(path))
     except FileNotFoundError:
         return None
     except OSError:
-        return _LogEntry(signature, 0)
+        value, error = None, "unreadable"
+    if error is not None:  # half-written: keep what it said last
+        return _PhasesEntry(signature, old.good if old is not None else None)
+    return _PhasesEntry(signature, value)
 
 
 def _list_dirs(directory: Path) -> list[str]:
@@ -184,27 +204,39 @@ def _refreshed(path: str, old: Any, read: Callable[[Signature], Any]) -> Any:
     return read((*signature, "racy") if racy else signature)
 
 
-def _scan(agents_dir: Path, trees_dir: Path, states: Mapping[str, _StateEntry],
-          logs: Mapping[str, _LogEntry]) -> _ScanResult:
-    """Blocking: one pass over both directories; the given caches are read, never changed."""
+@dataclass(frozen=True, slots=True)
+class _Caches:
+    """What the last scan kept, by adw_id; a scan reads these, never changes them."""
+
+    states: Mapping[str, _StateEntry] = field(default_factory=dict)
+    logs: Mapping[str, _LogEntry] = field(default_factory=dict)
+    phases: Mapping[str, _PhasesEntry] = field(default_factory=dict)
+
+
+def _scan(agents_dir: Path, trees_dir: Path, old: _Caches) -> _ScanResult:
+    """Blocking: one pass over both directories."""
     files = _FileReads()
-    new_states: dict[str, _StateEntry] = {}
-    new_logs: dict[str, _LogEntry] = {}
-    changed = False
+    found = _ScanResult({}, {}, {}, frozenset(), 0, False)
     for adw_id in _list_agents(agents_dir):
-        state_path = os.path.join(agents_dir, adw_id, STATE_FILE)
-        log_path = os.path.join(agents_dir, adw_id, ERROR_LOG)
-        old_state, old_log = states.get(adw_id), logs.get(adw_id)
-        state = _refreshed(state_path, old_state,
-                           lambda sig: _read_state(adw_id, state_path, sig, old_state, files))
-        error_log = _refreshed(log_path, old_log, lambda sig: _read_log(log_path, sig, files))
-        if state is not None:
-            new_states[adw_id] = state
-        if error_log is not None:
-            new_logs[adw_id] = error_log
-        changed = changed or _moved(state, old_state, _record_of) or _moved(error_log, old_log, _count_of)
-    changed = changed or new_states.keys() != states.keys() or new_logs.keys() != logs.keys()
-    return _ScanResult(new_states, new_logs, _list_trees(trees_dir), files.count, changed)
+        base = os.path.join(agents_dir, adw_id)
+        state_path, log_path, phases_path = (os.path.join(base, name) for name in (STATE_FILE, ERROR_LOG, PHASES_FILE))
+        old_state, old_log, old_phases = old.states.get(adw_id), old.logs.get(adw_id), old.phases.get(adw_id)
+        entries = (
+            (found.states, old_state, _record_of, _refreshed(
+                state_path, old_state, lambda sig: _read_state(adw_id, state_path, sig, old_state, files))),
+            (found.logs, old_log, _last_of, _refreshed(log_path, old_log, lambda sig: _read_log(log_path, sig, files))),
+            (found.phases, old_phases, _good_of, _refreshed(
+                phases_path, old_phases, lambda sig: _read_phases(phases_path, sig, old_phases, files))),
+        )
+        for kept, before, value, entry in entries:
+            if entry is not None:
+                kept[adw_id] = entry
+            found.changed = found.changed or _moved(entry, before, value)
+    found.changed = found.changed or any(
+        new.keys() != before.keys()
+        for new, before in ((found.states, old.states), (found.logs, old.logs), (found.phases, old.phases)))
+    found.trees, found.files_read = _list_trees(trees_dir), files.count
+    return found
 
 
 def _moved(new: Any, old: Any, value: Callable[[Any], Any]) -> bool:
@@ -215,8 +247,12 @@ def _record_of(entry: _StateEntry | None) -> dict[str, Any] | None:
     return entry.record if entry is not None else None
 
 
-def _count_of(entry: _LogEntry | None) -> int | None:
-    return entry.count if entry is not None else None
+def _last_of(entry: _LogEntry | None) -> str | None:
+    return entry.last if entry is not None else None
+
+
+def _good_of(entry: _PhasesEntry | None) -> dict[str, Any] | None:
+    return entry.good if entry is not None else None
 
 
 class StateFiles:
@@ -232,32 +268,33 @@ class StateFiles:
         self.view = StateView()
         self.generation = 0
         self.files_read = 0
-        self._states: dict[str, _StateEntry] = {}
-        self._logs: dict[str, _LogEntry] = {}
+        self._caches = _Caches()
         self._lock = asyncio.Lock()
 
     async def scan(self) -> bool:
         """Rescan both directories off the event loop; True when ``view`` changed."""
         async with self._lock:
             try:
-                found = await asyncio.to_thread(_scan, self.agents_dir, self.trees_dir, self._states, self._logs)
+                found = await asyncio.to_thread(_scan, self.agents_dir, self.trees_dir, self._caches)
             except StateFilesError:
                 self._forget()
                 raise
             self.files_read += found.files_read
             # Signatures are kept even when no content changed, so a touched file is read once.
-            self._states, self._logs = found.states, found.logs
+            self._caches = _Caches(found.states, found.logs, found.phases)
             if not found.changed and found.trees == self.view.trees:
                 return False
             self.view = StateView({adw_id: e.record for adw_id, e in found.states.items()},
-                                  {adw_id: e.count for adw_id, e in found.logs.items()}, found.trees)
+                                  {adw_id: e.last for adw_id, e in found.logs.items() if e.last},
+                                  {adw_id: e.good for adw_id, e in found.phases.items() if e.good is not None},
+                                  found.trees)
             self.generation += 1
             return True
 
     def _forget(self) -> None:
         # A vanished directory may come back with other files under the same names.
-        if self._states or self._logs or self.view.trees:
-            log.info("agents_dir_lost", agents_dir=str(self.agents_dir), agents=len(self._states))
-        self._states, self._logs = {}, {}
+        if self._caches.states or self._caches.logs or self.view.trees:
+            log.info("agents_dir_lost", agents_dir=str(self.agents_dir), agents=len(self._caches.states))
+        self._caches = _Caches()
         self.view = StateView()
         self.generation += 1
