@@ -11,7 +11,8 @@ import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
-PHASES = ("plan", "validate", "build", "lint", "test", "review", "doc", "ship", "cleanup")
+from monitor import adw
+
 PANEL_TITLES = {
     "queue": "Phase queue",
     "adw-monitor": "ADW runs",
@@ -116,29 +117,24 @@ def safe_url(value: Any) -> str:
     return value if isinstance(value, str) and value.lower().startswith(SAFE_URL_SCHEMES) else ""
 
 
-def phase_states(item: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """(phase, done|current|failed|pending) for the nine ADW phases of a run.
+def _names(value: Any) -> set[str]:
+    return {str(v) for v in value} if isinstance(value, (list, tuple)) else set()
 
-    Phases before the current one count as done (a template may skip some); without a
-    known current phase, ``phases_completed`` (a count or a list of names) decides.
-    """
-    completed, current, status = item.get("phases_completed"), item.get("current_phase"), item.get("status")
-    if is_number(completed):
-        done = set(PHASES[: max(0, int(completed))])
-    elif isinstance(completed, (list, tuple)):
-        done = {str(phase) for phase in completed}
-    else:
-        done = set()
-    reached = PHASES.index(current) if current in PHASES else -1
-    states = []
-    for index, phase in enumerate(PHASES):
-        if status == "completed" or phase in done or index < reached:
-            states.append((phase, "done"))
-        elif index == reached:
-            states.append((phase, "failed" if status == "failed" else "current"))
-        else:
-            states.append((phase, "pending"))
-    return states
+
+def phase_state(item: Mapping[str, Any], phase: str) -> str:
+    """skipped | done | failed | current | pending: where ``phase`` stands in a run's item."""
+    if phase in _names(item.get("phases_skipped")):
+        return "skipped"
+    if phase in _names(item.get("phases_completed")):
+        return "done"
+    if phase == item.get("failed_phase"):
+        return "failed"
+    return "current" if phase == item.get("current_phase") else "pending"
+
+
+def phase_states(item: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(phase, state) for the ten ADW phases of a run, in order."""
+    return [(phase, phase_state(item, phase)) for phase in adw.PHASES]
 
 
 def _sort_terms(spec: str) -> list[tuple[str, bool, list[str] | None]]:
@@ -206,5 +202,5 @@ def template_globals() -> dict[str, Any]:
     return {
         "show": show, "value_attr": value_attr, "lookup": lookup, "safe_url": safe_url,
         "phase_states": phase_states, "grouped_rows": grouped_rows,
-        "VALUE_FORMATS": VALUE_FORMATS, "PANEL_TITLES": PANEL_TITLES,
+        "VALUE_FORMATS": VALUE_FORMATS, "PANEL_TITLES": PANEL_TITLES, "adw": adw,
     }

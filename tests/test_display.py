@@ -37,10 +37,14 @@ def test_formats(fmt, value, shown):
     assert show(fmt, value) == shown
 
 
-def test_pipeline_marks_phases_before_the_current_one_done():
-    states = dict(phase_states({"status": "failed", "current_phase": "test", "phases_completed": 2}))
-    assert [states[p] for p in ("plan", "lint", "test", "review")] == ["done", "done", "failed", "pending"]
-    assert set(dict(phase_states({"status": "completed"})).values()) == {"done"}
+def test_pipeline_shows_each_phase_as_the_item_says():
+    item = {"phases_completed": ["Build", "Lint"], "phases_skipped": ["Plan", "Validate"], "failed_phase": "Test",
+            "current_phase": "Test"}
+    assert phase_states(item) == [
+        ("Plan", "skipped"), ("Validate", "skipped"), ("Build", "done"), ("Lint", "done"), ("Test", "failed"),
+        ("Review", "pending"), ("Document", "pending"), ("Ship", "pending"), ("Cleanup", "pending"),
+        ("Verify", "pending")]
+    assert dict(phase_states({"current_phase": "Review"}))["Review"] == "current"
 
 
 def test_only_http_links_are_kept():

@@ -1,8 +1,6 @@
 // Presentation rules, mirrored from monitor/display.py: a row updated live must read
 // exactly like the same row on a freshly rendered page. Change both together.
 
-export const PHASES = ['plan', 'validate', 'build', 'lint', 'test', 'review', 'doc', 'ship', 'cleanup'];
-
 const isNumber = (v) => typeof v === 'number';
 const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
 export const own = (o, k) => (isObject(o) && Object.hasOwn(o, k) ? o[k] : undefined);
@@ -56,11 +54,14 @@ export function lookup(record, path, key) {
   return record;
 }
 
-export function phaseStates(item) {
-  const c = own(item, 'phases_completed'), status = own(item, 'status'), reached = PHASES.indexOf(own(item, 'current_phase'));
-  const done = new Set(isNumber(c) ? PHASES.slice(0, Math.max(0, Math.trunc(c))) : Array.isArray(c) ? c.map(String) : []);
-  return PHASES.map((p, i) => (status === 'completed' || done.has(p) || i < reached ? 'done'
-    : i === reached ? (status === 'failed' ? 'failed' : 'current') : 'pending'));
+// Where one phase stands in a run's item; the phases themselves come from the page
+// (the server renders every pipeline with the ten phases, in order, as data-phase).
+const names = (v) => new Set(Array.isArray(v) ? v.map(String) : []);
+export function phaseState(item, phase) {
+  if (names(own(item, 'phases_skipped')).has(phase)) return 'skipped';
+  if (names(own(item, 'phases_completed')).has(phase)) return 'done';
+  if (own(item, 'failed_phase') === phase) return 'failed';
+  return own(item, 'current_phase') === phase ? 'current' : 'pending';
 }
 
 // RFC 7396 JSON Merge Patch, applied in place. defineProperty: a key such as
@@ -122,11 +123,11 @@ function setAttr(el, name, value) {
 }
 
 function fillPipeline(list, item) {
-  const states = phaseStates(item);
-  list.querySelectorAll('[data-phase]').forEach((li, i) => {
-    setAttr(li, 'data-state', states[i]);
-    setAttr(li, 'title', `${li.dataset.phase}: ${states[i]}`);
-  });
+  for (const li of list.querySelectorAll('[data-phase]')) {
+    const state = phaseState(item, li.dataset.phase);
+    setAttr(li, 'data-state', state);
+    setAttr(li, 'title', `${li.dataset.phase}: ${state}`);
+  }
 }
 
 function fillValue(el, value, item) {

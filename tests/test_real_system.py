@@ -1,0 +1,244 @@
+"""Every database channel on the real system's three schema points, in SQLite and PostgreSQL.
+
+The schemas are those of tac-webbuilder (tests/real_schemas.py): the SQLite DDL of its
+phase-queue module ("ddl"), its production PostgreSQL dump of 2025-12-13 ("production")
+and its latest migrations ("latest"). One hand-built workload is written at each point
+with only the columns that point has; every expected figure is worked out below.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from monitor import adw, display
+from monitor.channel import ChannelState
+from monitor.channels import adw_monitor, planned_features, queue, workflow_history
+from monitor.probe import probe_sources
+from monitor.sources.database import open_database
+from tests import real_schemas
+from tests.support import write_state
+
+NOW = "2026-03-01T12:00:00+00:00"
+CASES = [(point, engine) for point in real_schemas.POINTS for engine in real_schemas.ENGINES]
+
+QUEUE = [
+    {"queue_id": "q-1", "feature_id": 7, "parent_issue": 7, "phase_number": 1, "issue_number": 101,
+     "status": "running", "depends_on_phases": [], "phase_data": {"title": "Plan the login page", "content": "…"},
+     "adw_id": "a1b2c3d4", "pr_number": 5, "priority": 20, "queue_position": 1, "current_phase": "Build",
+     "created_at": "2026-03-01T10:00:00Z", "updated_at": "2026-03-01T11:00:00Z"},
+    {"queue_id": "q-2", "feature_id": 7, "parent_issue": 7, "phase_number": 2, "status": "queued",
+     "depends_on_phases": [1], "depends_on_phase": 1, "phase_data": {"title": "Build the login page"},
+     "priority": 70, "queue_position": 2},
+    {"queue_id": "q-3", "feature_id": 8, "parent_issue": 8, "phase_number": 1, "status": "ready",
+     "phase_data": {"title": "Urgent fix"}, "priority": 10, "queue_position": 3},
+    {"queue_id": "q-4", "feature_id": 9, "parent_issue": 9, "phase_number": 1, "status": "failed",
+     "phase_data": {"title": "Broken thing"}, "error_message": "boom", "priority": 50, "queue_position": 4},
+]
+HISTORY = [
+    {"adw_id": "a1b2c3d4", "status": "running", "workflow_template": "adw_sdlc_complete_iso", "model_used": "sonnet",
+     "start_time": "2026-03-01T11:00:00Z", "actual_cost_total": 0.0, "nl_input": "Plan the login page",
+     "structured_input": {"type": "feature"}},
+    {"adw_id": "b2c3d4e5", "status": "completed", "workflow_template": "adw_sdlc_complete_iso",
+     "model_used": "sonnet", "start_time": "2026-02-27T12:00:00Z", "end_time": "2026-02-27T12:10:00Z",
+     "duration_seconds": 600, "actual_cost_total": 2.0, "cost_breakdown": {"Plan": 0.5}, "anomaly_flags": []},
+    {"adw_id": "c3d4e5f6", "status": "completed", "workflow_template": "adw_sdlc_from_build_iso",
+     "model_used": "opus", "start_time": "2026-02-19T12:00:00Z", "duration_seconds": 1200, "actual_cost_total": 3.0},
+    {"adw_id": "d4e5f6a7", "status": "completed", "workflow_template": "adw_lightweight_iso", "model_used": "haiku",
+     "start_time": "2026-02-26T12:00:00Z", "duration_seconds": 300, "actual_cost_total": 0.0},
+    {"adw_id": "e5f6a7b8", "status": "failed", "workflow_template": "adw_sdlc_complete_iso", "model_used": "sonnet",
+     "start_time": "2026-01-20T12:00:00Z", "actual_cost_total": 1.0, "error_message": "tests failed"},
+]
+FEATURES = [
+    {"id": 1, "item_type": "feature", "title": "Login page", "description": "Sign in with a token",
+     "status": "completed", "priority": "high", "estimated_hours": 4.0, "actual_hours": 5.5, "tags": ["ui", "auth"],
+     "completion_notes": "Shipped in #101", "completed_at": "2026-02-20T10:00:00Z",
+     "generated_plan": {"feature_id": 1, "total_phases": 2, "total_estimated_hours": 4.0, "phases": []}},
+    {"id": 2, "item_type": "bug", "title": "Fix crash", "status": "in_progress", "priority": "high",
+     "estimated_hours": 2.0, "actual_hours": 1.25, "tags": ["backend"]},
+    {"id": 3, "item_type": "session", "title": "Session 12", "status": "planned", "priority": "medium",
+     "estimated_hours": 8.0, "session_number": 12},
+    {"id": 4, "item_type": "enhancement", "title": "Faster search", "status": "cancelled", "priority": "low",
+     "estimated_hours": 3.0, "actual_hours": 0.5, "tags": []},
+]
+TASKS = [
+    {"adw_id": "a1b2c3d4", "issue_number": 101, "phase_name": "Plan", "phase_number": 1, "phase_status": "completed",
+     "log_message": "Plan phase completed", "cost_usd": 0.3},
+    {"adw_id": "a1b2c3d4", "issue_number": 101, "phase_name": "Validate", "phase_number": 2,
+     "phase_status": "completed", "log_message": "Validate phase completed", "cost_usd": 0.2},
+    {"adw_id": "a1b2c3d4", "issue_number": 101, "phase_name": "webhook_event", "phase_status": "completed",
+     "log_message": "webhook received"},
+]
+WORKLOAD = {"phase_queue": QUEUE, "queue_config": [{"config_key": "queue_paused", "config_value": "true"}],
+            "workflow_history": HISTORY, "planned_features": FEATURES, "task_logs": TASKS}
+
+
+def has_column(point, engine, table, column):
+    return column in real_schemas.columns(point, table, engine)
+
+
+@pytest.fixture(params=CASES, ids=[f"{point}-{engine}" for point, engine in CASES])
+async def real_db(request, tmp_path):
+    """A database at one schema point holding the workload (each row cut to the point's columns)."""
+    point, engine = request.param
+    if engine == "sqlite":
+        path = tmp_path / "real.db"
+        real_schemas.create_sqlite(path, point)
+        url, insert = f"sqlite:///{path}", lambda table, row: _sync(real_schemas.insert_sqlite(path, table, row))
+    else:
+        server = request.getfixturevalue("postgres_server")
+        url = server.url(server.create_database())
+        await real_schemas.create_postgres(url, point)
+        insert = lambda table, row: real_schemas.insert_postgres(url, table, row)  # noqa: E731
+    for table, rows in WORKLOAD.items():
+        names = real_schemas.columns(point, table, engine)
+        for row in rows:
+            await insert(table, {k: v for k, v in row.items() if k in names})
+    return SimpleNamespace(point=point, engine=engine, url=url)
+
+
+async def _sync(value):
+    return value
+
+
+async def read(reader_module, real_db, **kwargs):
+    """The channel's published state, read by its reader with default queries."""
+    database = open_database(real_db.url, busy_timeout=0.5)
+    settings = SimpleNamespace(queries={}, sources=None)
+    try:
+        data = await reader_module.make_reader(SimpleNamespace(settings=settings, database=database), **kwargs).read()
+    finally:
+        await database.close()
+    state = ChannelState("test", "e")
+    state.accept(data)
+    return state.state
+
+
+async def test_queue(real_db):
+    state = await read(queue, real_db)
+    assert state["summary"] == {"total": 4, "paused": True, "by_status": {
+        "queued": 1, "ready": 1, "running": 1, "completed": 0, "blocked": 0, "failed": 1}}
+    first = state["items"]["q-1"]
+    assert first["title"] == "Plan the login page" and first["phase_data"]["content"] == "…"
+    assert ("current_phase" in first) == has_column(real_db.point, real_db.engine, "phase_queue", "current_phase")
+    if has_column(real_db.point, real_db.engine, "phase_queue", "depends_on_phases"):
+        assert state["items"]["q-2"]["depends_on_phases"] == [1]  # decoded, not the text "[1]"
+    # The hopper's order: lower priority value first (10 before 20 before 70).
+    in_progress = display.grouped_rows(state["items"], adw.QUEUE_ORDER, "!status=completed,failed,blocked")
+    assert [key for key, _ in in_progress] == ["q-3", "q-1", "q-2"]
+
+
+async def test_workflow_history(real_db):
+    clock = lambda: dt.datetime.fromisoformat(NOW)  # noqa: E731
+    state = await read(workflow_history, real_db, clock=clock)
+    # completed b2 c3 d4, failed e5, running a1: success 3 / (3 + 1) = 75.0
+    # durations of completed runs 600 1200 300 → 700.0
+    # avg_cost over completed runs with a cost above 0: (2.0 + 3.0) / 2 = 2.5. The real
+    # dashboard averages every run's cost above 0 whatever its status ((2 + 3 + 1) / 3 = 2.0)
+    # and its success rate divides by all runs, unfinished ones included (3 / 5 = 60 %).
+    # 7 days (from 02-22 12:00): b2 2.0 (a1 and d4 cost 0.0); 30 days (from 01-30): + c3 3.0
+    assert state["summary"] == {
+        "total": 5, "completed": 3, "failed": 1, "running": 1, "success_rate": 75.0, "avg_duration_seconds": 700.0,
+        "avg_cost": 2.5, "cost_7d": 2.0, "cost_30d": 5.0, "by_model": {"haiku": 1, "opus": 1, "sonnet": 3},
+        "by_template": {"adw_lightweight_iso": 1, "adw_sdlc_complete_iso": 3, "adw_sdlc_from_build_iso": 1}}
+    items = state["items"]
+    assert items["b2c3d4e5"]["cost_breakdown"] == {"Plan": 0.5} and items["b2c3d4e5"]["anomaly_flags"] == []
+    assert items["a1b2c3d4"]["structured_input"] == {"type": "feature"}
+    assert json.loads(json.dumps(items)) == items  # every value plain JSON
+
+
+async def test_planned_features(real_db):
+    state = await read(planned_features, real_db)
+    # completion_rate = completed / (total − cancelled) = 1 / 3; the real stats endpoint
+    # divides by every row of the four statuses, cancelled included (1 / 4 = 25 %).
+    assert state["summary"] == {
+        "total": 4, "by_status": {"planned": 1, "in_progress": 1, "completed": 1, "cancelled": 1},
+        "by_priority": {"high": 2, "medium": 1, "low": 1},
+        "by_type": {"session": 1, "feature": 1, "bug": 1, "enhancement": 1},
+        "total_estimated_hours": 17.0, "total_actual_hours": 7.25, "completion_rate": 33.3}
+    login = state["items"]["1"]
+    assert login["tags"] == ["ui", "auth"] and login["completion_notes"] == "Shipped in #101"
+    if has_column(real_db.point, real_db.engine, "planned_features", "generated_plan"):
+        assert login["generated_plan"]["total_phases"] == 2
+    else:
+        assert "generated_plan" not in login
+
+
+async def test_adw_monitor(real_db, make_settings, agents, trees):
+    write_state(agents, "a1b2c3d4", {"adw_id": "a1b2c3d4", "issue_number": "101",
+                                     "workflow_template": "adw_sdlc_complete_iso", "nl_input": "Plan the login page"})
+    (trees / "a1b2c3d4").mkdir()
+    settings = make_settings({"sources": {"database": real_db.url}})
+    reader = adw_monitor.make_reader(SimpleNamespace(settings=settings, database=open_database(real_db.url, 0.5)))
+    try:
+        item = (await reader.read()).items["a1b2c3d4"]
+    finally:
+        await reader.db.close()
+    # Only the latest PostgreSQL schema has phase_queue.current_phase ("Build"): half a phase more.
+    current = has_column(real_db.point, real_db.engine, "phase_queue", "current_phase")
+    assert item["status"] == "paused" and item["title"] == "Plan the login page" and item["pr_number"] == 5
+    assert item["phases_completed"] == ["Plan", "Validate"] and item["current_cost"] == 0.5
+    assert item.get("current_phase") == ("Build" if current else None)
+    assert item["phase_progress"] == (25.0 if current else 20.0)
+
+
+async def test_monitor_check_passes(real_db, make_settings, agents, trees):
+    settings = make_settings({"sources": {"database": real_db.url, "webhook_url": ""}})
+    assert await probe_sources(settings) == {name: None for name in await probe_sources(settings)}
+
+
+async def execute(real_db, *statements):
+    """Run DDL/DML as the real system's migrations would: its own connection, committed."""
+    if real_db.engine == "sqlite":
+        import sqlite3
+
+        conn = sqlite3.connect(real_db.url[len("sqlite:///"):])
+        with conn:
+            for sql in statements:
+                conn.execute(sql)
+        conn.close()
+    else:
+        import asyncpg
+
+        conn = await asyncpg.connect(real_db.url)
+        try:
+            for sql in statements:
+                await conn.execute(sql)
+        finally:
+            await conn.close()
+
+
+@pytest.mark.parametrize("real_db", [("ddl", "sqlite"), ("ddl", "postgresql")], indirect=True,
+                         ids=["sqlite", "postgresql"])
+async def test_migrations_while_running_add_fields_and_drop_only_theirs(real_db):
+    database = open_database(real_db.url, busy_timeout=0.5)
+    reader = queue.make_reader(SimpleNamespace(settings=SimpleNamespace(queries={}), database=database))
+    try:
+        assert "current_phase" not in (await reader.read()).items["q-1"]
+        await execute(real_db, "ALTER TABLE phase_queue ADD COLUMN current_phase TEXT NOT NULL DEFAULT 'init'",
+                      "UPDATE phase_queue SET current_phase = 'Build' WHERE queue_id = 'q-1'")
+        assert (await reader.read()).items["q-1"]["current_phase"] == "Build"
+        await execute(real_db, "ALTER TABLE phase_queue DROP COLUMN pr_number")
+        data = await reader.read()
+        assert "pr_number" not in data.items["q-1"] and data.summary["total"] == 4
+    finally:
+        await database.close()
+
+
+# PostgreSQL drops a column that carries a CHECK constraint; SQLite refuses to.
+@pytest.mark.parametrize("real_db", [("production", "postgresql")], indirect=True, ids=["postgresql"])
+async def test_a_missing_required_column_is_the_channels_error_naming_it(real_db):
+    await execute(real_db, "ALTER TABLE phase_queue DROP COLUMN status")
+    database = open_database(real_db.url, busy_timeout=0.5)
+    reader = queue.make_reader(SimpleNamespace(settings=SimpleNamespace(queries={}), database=database))
+    try:
+        with pytest.raises(Exception, match="table phase_queue has no column status"):
+            await reader.read()
+        # the other channels of the same database are untouched
+        assert (await planned_features.make_reader(SimpleNamespace(
+            settings=SimpleNamespace(queries={}), database=database)).read()).summary["total"] == 4
+    finally:
+        await database.close()
