@@ -11,7 +11,7 @@ import orjson
 
 from monitor import __version__
 from monitor.channels.names import CHANNEL_NAMES
-from monitor.settings import ConfigError, Settings, find_config, load_settings
+from monitor.settings import DEFAULTS_LABEL, ConfigError, Settings, find_config, load_settings
 
 EXIT_UNUSABLE = 2
 
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--host", default="127.0.0.1", help="address to serve on (default 127.0.0.1)")
     check = commands.add_parser("check", help="validate the config and probe every source once")
     check.add_argument("--config")
+    check.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     snapshot = commands.add_parser("snapshot", help="print one channel's current state as JSON")
     snapshot.add_argument("channel", choices=CHANNEL_NAMES, metavar="CHANNEL")
     snapshot.add_argument("--config")
@@ -46,11 +47,12 @@ def main(argv: list[str] | None = None) -> int:
         settings = _settings(args.config)
         if args.command == "serve":
             return serve(settings)
+        log_to_stderr(settings)
         if args.command == "check":
-            return asyncio.run(check(settings))
+            return asyncio.run(check(settings, as_json=args.json))
         return asyncio.run(snapshot(settings, args.channel))
     except ConfigError as exc:
-        print(f"monitor: bad config: {exc}", file=sys.stderr)
+        print(f"monitor: bad config: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_UNUSABLE
     except KeyboardInterrupt:
         return 130
@@ -60,12 +62,25 @@ def _settings(explicit: str | None) -> Settings:
     return load_settings(find_config(explicit))
 
 
+def log_to_stderr(settings: Settings) -> None:
+    """Send every log line to stderr at the configured level and format."""
+    from monitor.logs import configure_logging
+
+    # Unconfigured structlog writes to stdout; configured before any source is read,
+    # stdout carries nothing but the command's report or JSON.
+    configure_logging(settings.log.level, settings.log.format)
+
+
+def one_line(text: str) -> str:
+    """``text`` with line breaks escaped, so each report stays one line (a TOML key may hold one)."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def serve(settings: Settings) -> int:
     """Run the console until SIGINT or SIGTERM; 0 after a clean shutdown."""
-    from monitor.logs import configure_logging
     from monitor.server import serve_until_signalled
 
-    configure_logging(settings.log.level, settings.log.format)
+    log_to_stderr(settings)
     try:
         asyncio.run(serve_until_signalled(settings))
     except OSError as exc:
@@ -75,16 +90,30 @@ def serve(settings: Settings) -> int:
     return 0
 
 
-async def check(settings: Settings) -> int:
-    """Probe every source once; 0 when all answer, 2 when any does not."""
+async def check(settings: Settings, as_json: bool = False) -> int:
+    """Probe every source once and report each channel; 0 when all answer, 2 when any does not."""
     from monitor.probe import probe_sources
 
     results = await probe_sources(settings)
-    width = max(len(name) for name in results)
-    for name, problem in results.items():
-        print(f"{name:<{width}}  {'ok' if problem is None else 'FAILED: ' + problem}")
-    print(f"config: {settings.path}")
+    print(check_json(settings, results) if as_json else check_table(settings, results))
     return 0 if all(problem is None for problem in results.values()) else EXIT_UNUSABLE
+
+
+def check_table(settings: Settings, results: dict[str, str | None]) -> str:
+    """One ``<channel>  ok`` or ``<channel>  error  <message>`` line per channel, then ``config: <path>``."""
+    width = max(len(name) for name in results)
+    lines = [f"{name:<{width}}  ok" if problem is None else f"{name:<{width}}  error  {one_line(problem)}"
+             for name, problem in results.items()]
+    return "\n".join([*lines, f"config: {settings.path}"])
+
+
+def check_json(settings: Settings, results: dict[str, str | None]) -> str:
+    """``{"config", "ok", "channels": {name: {"ok", "error"?}}}``; config is null when no file was read."""
+    channels = {name: {"ok": True} if problem is None else {"ok": False, "error": problem}
+                for name, problem in results.items()}
+    report = {"config": None if settings.path == DEFAULTS_LABEL else settings.path,
+              "ok": all(problem is None for problem in results.values()), "channels": channels}
+    return orjson.dumps(report).decode()
 
 
 async def snapshot(settings: Settings, channel: str) -> int:
@@ -94,6 +123,6 @@ async def snapshot(settings: Settings, channel: str) -> int:
     state, problem = await read_channel(settings, channel)
     sys.stdout.write(orjson.dumps(state, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode() + "\n")
     if problem is not None:
-        print(f"monitor: {channel}: {problem}", file=sys.stderr)
+        print(f"monitor: {channel}: {one_line(problem)}", file=sys.stderr)
         return EXIT_UNUSABLE
     return 0

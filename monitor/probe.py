@@ -6,16 +6,17 @@ import asyncio
 
 from monitor.channel import ChannelState
 from monitor.channels.base import SourceDown
+from monitor.channels.names import CHANNEL_NAMES
 from monitor.poller import describe_error
 from monitor.settings import Settings
 from monitor.sources.registry import Sources
 
 
 async def probe_sources(settings: Settings) -> dict[str, str | None]:
-    """Read every channel once, concurrently; None for a channel whose sources answered."""
+    """Read every channel once, concurrently; None for a channel whose sources answered (dashboard order)."""
     sources = await _open_sources(settings)
     try:
-        names = list(sources.readers)
+        names = [name for name in CHANNEL_NAMES if name in sources.readers]
         outcomes = await asyncio.gather(*(_read(sources, settings, name) for name in names))
         return {name: problem for name, (_, problem) in zip(names, outcomes)}
     finally:
@@ -49,7 +50,8 @@ async def _read(sources: Sources, settings: Settings, name: str) -> tuple[dict, 
         async with asyncio.timeout(timeout):
             data = await sources.readers[name].read()
     except Exception as exc:  # reported to the operator, not raised
-        state.mark_error(describe_error(exc, timeout), exc.data if isinstance(exc, SourceDown) else None)
-        return state.state, describe_error(exc, timeout)
+        problem = describe_error(exc, timeout)
+        state.mark_error(problem, exc.data if isinstance(exc, SourceDown) else None)
+        return state.state, problem
     state.accept(data)
     return state.state, None

@@ -11,31 +11,126 @@ import dataclasses
 import ipaddress
 import math
 import os
+import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from monitor.channels.names import CHANNEL_NAMES
+from monitor.redact import redact_url
+from monitor.sources.database import validate_database_url
 
 MAX_SECONDS = 1_000_000.0
 DEFAULT_CONFIG_PATHS = (Path("config.toml"), Path("/etc/monitor/config.toml"))
+DEFAULTS_LABEL = "<defaults>"  # Settings.path when no config file was read
 
 
 class ConfigError(Exception):
     """A config file or override is unusable; the message names file, key and expectation."""
 
 
+Check = Callable[[Any], str | None]  # a value's problem ("expected ..."), None when it is usable
+
+
 def _opt(default: Any, help: str, choices: tuple[str, ...] = (), minimum: float | None = None,
-         maximum: float | None = None) -> Any:
-    meta = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum}
+         maximum: float | None = None, check: Check | None = None) -> Any:
+    meta = {"help": help, "choices": choices, "minimum": minimum, "maximum": maximum, "check": check}
     return field(default=default, metadata=meta)
+
+
+DATABASE_FORMS = "sqlite:////abs/path.db or postgresql://user@host:5432/db"
+HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def check_database_url(url: str) -> str | None:
+    """Why ``url`` is no usable database URL (with the spelling likely meant), or None."""
+    try:
+        parts = urlsplit(url)
+        problem = validate_database_url(url)
+        if problem is None and parts.scheme in ("postgresql", "postgres"):
+            _ = parts.port  # raises unless the port is a number from 0 to 65535
+    except ValueError as exc:  # e.g. an unclosed [IPv6] host, a port of "x"
+        return f"expected {DATABASE_FORMS}, got {redact_url(url)!r} ({exc})"
+    if problem is None:
+        return None
+    if url.strip() and not parts.scheme:
+        # A bare file path is the likeliest mistake: show how to spell it.
+        return f'expected {DATABASE_FORMS}; for the file {url} write "sqlite:///{url}"'
+    hint = ("; a sqlite URL is sqlite:/// then the path, so four slashes before an absolute path"
+            if parts.scheme == "sqlite" else "")
+    return f"expected {DATABASE_FORMS}, got {redact_url(url)!r}{hint}"
+
+
+def http_url_check(empty_means: str | None = None) -> Check:
+    """A check for an http(s) URL with a host; ``""`` passes too when ``empty_means`` says what it means."""
+    allowed = f' (or "" for {empty_means})' if empty_means else ""
+
+    def check(url: str) -> str | None:
+        if (url == "" and empty_means) or is_http_url(url):
+            return None
+        return f"expected an http:// or https:// URL with a host{allowed}, got {redact_url(url)!r}"
+    return check
+
+
+def is_http_url(url: str) -> bool:
+    """True for an http(s) URL with a host, a valid port if any, and no spaces or control characters."""
+    if any(char.isspace() or not char.isprintable() for char in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and port != 0
+
+
+def nonempty_check(what: str) -> Check:
+    """A check that refuses empty or blank text, saying ``what`` was expected."""
+    def check(value: str) -> str | None:
+        return None if value.strip() else f"expected {what}, got {value!r}"
+    return check
+
+
+def check_tcp_target(target: str) -> str | None:
+    """Why ``target`` is no ``host:port`` (or ``[v6]:port``) to connect to, or None."""
+    host, _, port = target.rpartition(":")
+    # A URL (scheme://, a path, user@) is the likely mistake here: its host:port would look fine.
+    if (host.strip("[]") and not any(char.isspace() or char in "/@" for char in host)
+            and port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        return None
+    return f"expected host:port with a port from 1 to 65535 (e.g. 127.0.0.1:5432 or [::1]:5432), got {target!r}"
+
+
+def check_header_name(name: str) -> str | None:
+    """Why ``name`` is no HTTP header name, or None."""
+    if HEADER_NAME.fullmatch(name):
+        return None
+    return f"expected an HTTP header name such as X-Forwarded-User, got {name!r}"
+
+
+def check_origins(origins: tuple[str, ...]) -> str | None:
+    """Why one of ``origins`` is no browser origin (scheme://host[:port]), or None."""
+    for origin in origins:
+        # Origins are compared as text: one with a path or query would silently never match.
+        if not is_http_url(origin) or urlsplit(origin).path not in ("", "/") or "?" in origin or "#" in origin:
+            return f"expected origins such as https://ops.example.com (scheme://host[:port]), got {origin!r}"
+    return None
+
+
+CHECK_TARGETS: dict[str, Check] = {
+    "http": http_url_check(),
+    "tcp": check_tcp_target,
+    "process": nonempty_check("text to find in a process command line"),
+}
 
 
 @dataclass(frozen=True)
 class ServerSettings:
-    host: str = _opt("127.0.0.1", "address to listen on; loopback by default")
+    host: str = _opt("127.0.0.1", "address to listen on; loopback by default",
+                     check=nonempty_check("an address to listen on, e.g. 127.0.0.1 or ::"))
     port: int = _opt(8080, "TCP port to listen on", minimum=0, maximum=65535)
     heartbeat: float = _opt(30.0, "seconds between WebSocket pings; a peer silent for heartbeat*1.5 is dropped", minimum=0.01)
     shutdown_timeout: float = _opt(5.0, "seconds shutdown waits for sockets to close with 1001", minimum=0.0)
@@ -47,16 +142,24 @@ class ServerSettings:
     max_client_frame: int = _opt(4096, "largest client frame accepted, in bytes; larger frames close with 1009", minimum=16,
                                  maximum=16 << 20)
     close_grace: float = _opt(5.0, "seconds a refused or evicted client gets to take its close frame before the socket is cut", minimum=0.0)
-    allowed_origins: tuple = _opt((), "extra origins allowed to open WebSockets (scheme://host[:port]); same-origin is always allowed")
+    allowed_origins: tuple = _opt((), "extra origins allowed to open WebSockets (scheme://host[:port]); same-origin is always allowed",
+                                  check=check_origins)
 
 
 @dataclass(frozen=True)
 class SourcesSettings:
-    database: str = _opt("sqlite:////var/lib/adw/db/database.db", "SQLAlchemy-style URL: sqlite:////abs/path.db or postgresql://user@host:5432/db")
-    agents_dir: str = _opt("/var/lib/adw/agents", "directory of agents/<adw_id>/adw_state.json")
-    trees_dir: str = _opt("/var/lib/adw/trees", "directory of trees/<adw_id>/ worktrees")
-    webhook_url: str = _opt("http://127.0.0.1:8001/webhook-status", "webhook service status endpoint")
-    openapi_url: str = _opt("", "OpenAPI document for the routes channel; empty = this console's own routes")
+    database: str = _opt("sqlite:////var/lib/adw/db/database.db", "SQLAlchemy-style URL: sqlite:////abs/path.db or postgresql://user@host:5432/db",
+                         check=check_database_url)
+    agents_dir: str = _opt("/var/lib/adw/agents", "directory of agents/<adw_id>/adw_state.json",
+                           check=nonempty_check("a directory path (agents/<adw_id>/adw_state.json)"))
+    trees_dir: str = _opt("/var/lib/adw/trees", "directory of trees/<adw_id>/ worktrees",
+                          check=nonempty_check("a directory path (trees/<adw_id>/)"))
+    webhook_url: str = _opt("http://127.0.0.1:8001/webhook-status", "webhook service status endpoint",
+                            check=http_url_check("no webhook service"))
+    backend_url: str = _opt("http://127.0.0.1:8002", "the ADW backend's base URL, checked on system-status; empty = no backend check",
+                            check=http_url_check("no backend check"))
+    openapi_url: str = _opt("http://127.0.0.1:8002/openapi.json", "OpenAPI document for the routes channel; empty = this console's own routes",
+                            check=http_url_check("this console's own routes"))
     busy_timeout: float = _opt(0.2, "seconds a database read waits on a writer's lock before the poll reports it", minimum=0.0)
     watch: bool = _opt(True, "watch agents_dir, trees_dir and the SQLite files and poll at once on a change")
     watch_debounce: float = _opt(0.005, "seconds from a file change to the poll of the channels it affects; changes meanwhile share that poll", minimum=0.001)
@@ -74,7 +177,7 @@ class AuthSettings:
     token: str = _opt("", "token mode: the shared token; better from MONITOR_AUTH_TOKEN")
     username: str = _opt("", "basic mode: the user name")
     password: str = _opt("", "basic mode: the password; better from MONITOR_AUTH_PASSWORD")
-    proxy_header: str = _opt("X-Forwarded-User", "proxy mode: the header carrying the signed-in user")
+    proxy_header: str = _opt("X-Forwarded-User", "proxy mode: the header carrying the signed-in user", check=check_header_name)
     trusted_proxies: tuple = _opt(("127.0.0.1", "::1"), "proxy mode: addresses (or CIDR ranges) whose proxy_header is trusted")
     session_hours: float = _opt(12.0, "token mode: hours a browser's sign-in cookie stays valid", minimum=0.01)
 
@@ -112,11 +215,7 @@ class Settings:
     channels: Mapping[str, ChannelSettings] = field(default_factory=dict)
     checks: tuple[CheckSettings, ...] = ()
     queries: Mapping[str, str] = field(default_factory=dict)
-    path: str = "<defaults>"
-
-    def query(self, name: str, default: str) -> str:
-        """The SQL of query ``name``: from ``[queries]`` when configured, else ``default``."""
-        return self.queries.get(name, default)
+    path: str = DEFAULTS_LABEL
 
     def channel(self, name: str) -> ChannelSettings:
         """Settings for one channel, falling back to that channel's defaults."""
@@ -138,7 +237,7 @@ def find_config(explicit: str | None) -> Path | None:
 def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Settings:
     """Read ``path`` (None = defaults only), apply environment overrides, validate."""
     environ = os.environ if environ is None else environ
-    label = str(path) if path is not None else "<defaults>"
+    label = str(path) if path is not None else DEFAULTS_LABEL
     raw = _read_toml(Path(path)) if path is not None else {}
     return _build(raw, environ, label)
 
@@ -196,6 +295,9 @@ def _checks(raw: Any, label: str) -> tuple[CheckSettings, ...]:
         check = _section(CheckSettings, table, f"checks.{index}", {}, label)
         if not check.name or not check.target:
             raise ConfigError(f"{label}: [[checks]] #{index + 1}: expected both name and target")
+        problem = CHECK_TARGETS[check.kind](check.target)
+        if problem is not None:
+            raise ConfigError(f"{label}: [[checks]] #{index + 1} target ({check.kind} check): {problem}")
         if check.name in seen:
             raise ConfigError(f"{label}: [[checks]] #{index + 1} name: {check.name!r} is used twice")
         seen.add(check.name)
@@ -272,6 +374,11 @@ def _coerce(value: Any, spec: dataclasses.Field, where: str, from_text: bool) ->
         MAX_SECONDS if kind is float else None)
     if maximum is not None and converted > maximum:
         raise ConfigError(f"{where}: expected a number <= {maximum}, got {value!r}")
+    if kind is str and "\x00" in converted:  # no path, URL or header can carry one; the value may be a secret
+        raise ConfigError(f"{where}: expected text without NUL characters")
+    problem = spec.metadata["check"](converted) if spec.metadata["check"] else None
+    if problem is not None:
+        raise ConfigError(f"{where}: {problem}")
     return converted
 
 

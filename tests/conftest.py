@@ -54,7 +54,7 @@ def make_settings(tmp_path: Path, db_path: Path) -> Callable[..., Settings]:
             "server": {"host": "127.0.0.1", "port": 0, "heartbeat": 30.0, "close_grace": 2.0},
             "sources": {"database": f"sqlite:///{db_path}", "agents_dir": str(tmp_path / "agents"),
                         "trees_dir": str(tmp_path / "trees"), "webhook_url": "http://127.0.0.1:9/webhook-status",
-                        "watch": False},
+                        "openapi_url": "", "backend_url": "", "watch": False},
             "channels": {name: {"interval": 3600.0, "timeout": 2.0} for name in
                          ("queue", "adw-monitor", "system-status", "workflows", "routes",
                           "workflow-history", "planned-features", "webhook-status")},

@@ -101,14 +101,14 @@ async def test_half_written_file_keeps_the_last_good_record(files, agents):
     assert files.view.states["1a2b3c4d"] == {**GOOD, "issue_number": "43"}
 
 
-async def test_state_file_that_never_parsed_is_just_its_id_and_the_error(files, agents):
+async def test_state_file_that_never_parsed_is_not_a_run(files, agents):
     write_state(agents, "1a2b3c4d", "")
     write_state(agents, "deadbeef", "[1, 2]")
     await files.scan()
-    assert files.view.states == {
-        "1a2b3c4d": {"adw_id": "1a2b3c4d", "state_file_error": "invalid JSON: Expecting value at line 1 column 1"},
-        "deadbeef": {"adw_id": "deadbeef", "state_file_error": "invalid JSON: not an object"},
-    }
+    assert files.view.states == {}
+    write_state(agents, "deadbeef", {"issue_number": "9"})
+    assert await files.scan() is True
+    assert files.view.states == {"deadbeef": {"adw_id": "deadbeef", "issue_number": "9"}}
 
 
 async def test_agent_dir_removed_and_added(files, agents):

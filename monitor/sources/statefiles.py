@@ -284,7 +284,8 @@ class StateFiles:
             self._caches = _Caches(found.states, found.logs, found.phases)
             if not found.changed and found.trees == self.view.trees:
                 return False
-            self.view = StateView({adw_id: e.record for adw_id, e in found.states.items()},
+            # A file that never parsed is not a run (yet): a writer may be creating it.
+            self.view = StateView({adw_id: e.record for adw_id, e in found.states.items() if e.good is not None},
                                   {adw_id: e.last for adw_id, e in found.logs.items() if e.last},
                                   {adw_id: e.good for adw_id, e in found.phases.items() if e.good is not None},
                                   found.trees)

@@ -17,16 +17,17 @@ def titles(watched, group: str = "queue-active"):
 
 
 async def test_dashboard_renders_every_panel_from_server_state_without_javascript(make_client, queue_table, open_page):
-    low = queue_table.insert(title="low priority", priority=10, queue_position=1)
-    high = queue_table.insert(title="high priority", priority=90, queue_position=2)
+    # The hopper's meaning: a lower priority value is more urgent (10 urgent … 90 background).
+    background = queue_table.insert(title="background", priority=90, queue_position=1)
+    urgent = queue_table.insert(title="urgent", priority=10, queue_position=2)
     done = queue_table.insert(title="shipped", status="completed", queue_position=3)
     client = await make_client()
     watched = await open_page(str(client.make_url("/")), javascript=False)
     panels = watched.page.locator("[data-channel]")
     assert await panels.evaluate_all("els => els.map(el => el.dataset.channel)") == list(CHANNEL_NAMES)
     rows = watched.page.locator("#queue-active [data-rows] > [data-key]")
-    assert await rows.evaluate_all("els => els.map(el => el.dataset.key)") == [high, low]
-    await expect(titles(watched)).to_have_text(["high priority", "low priority"])
+    assert await rows.evaluate_all("els => els.map(el => el.dataset.key)") == [urgent, background]
+    await expect(titles(watched)).to_have_text(["urgent", "background"])
     await expect(titles(watched, "queue-done")).to_have_text(["shipped"])
     assert await watched.page.locator(f'[data-key="{done}"] [data-field=status]').text_content() == "completed"
     await expect(watched.panel("queue").locator("[data-connection]")).to_have_text("offline")
@@ -41,10 +42,10 @@ async def test_database_changes_reach_the_open_page_in_order_without_reload(clie
     await watched.expect_connection("queue", "live")
     await watched.page.locator(f'[data-key="{first}"]').evaluate("row => { row.dataset.probe = 'untouched' }")
 
-    urgent = queue_table.insert(title="urgent", priority=90, queue_position=3)
+    urgent = queue_table.insert(title="urgent", priority=10, queue_position=3)  # default priority is 50
     await poll_queue(client)
     await expect(titles(watched)).to_have_text(["urgent", "first", "second"])
-    queue_table.update(second, priority=95)
+    queue_table.update(second, priority=5)
     await poll_queue(client)
     await expect(titles(watched)).to_have_text(["second", "urgent", "first"])
     queue_table.delete(urgent)

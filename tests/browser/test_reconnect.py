@@ -37,7 +37,7 @@ async def test_restarted_console_brings_the_page_back_to_what_a_fresh_load_shows
     await watched.expect_connection("queue", "reconnecting")
 
     queue_table.delete(leaving)
-    queue_table.update(changing, status="ready", priority=70)
+    queue_table.update(changing, status="ready", priority=30)  # more urgent than the default 50
     queue_table.insert(title="arrives while down", queue_position=3)
     runner = await start_console(settings)
     try:

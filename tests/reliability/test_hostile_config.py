@@ -5,7 +5,9 @@ import tomllib
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from monitor.settings import ConfigError, load_settings
+from monitor.settings import ConfigError, Settings, load_settings
+from monitor.sources.checks import parse_host_port
+from monitor.sources.database import validate_database_url
 from tests.reliability.configs import CONFIG_DOCUMENTS, ENVIRONMENTS, toml_document
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -14,11 +16,20 @@ FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 def load_or_refuse(path, environ) -> str:
     """``loaded`` or ``refused``; anything but a ConfigError propagates and fails the test."""
     try:
-        load_settings(path, environ)
+        settings = load_settings(path, environ)
     except ConfigError as exc:
         assert str(path) in str(exc) or "(environment)" in str(exc), f"the message names no file: {exc}"
         return "refused"
+    assert_usable(settings)
     return "loaded"
+
+
+def assert_usable(settings: Settings) -> None:
+    """What loads can be used: the database URL opens and every tcp check's target parses."""
+    assert validate_database_url(settings.sources.database) is None, settings.sources.database
+    for check in settings.checks:
+        if check.kind == "tcp":
+            parse_host_port(check.target)
 
 
 @FUZZ
@@ -49,10 +60,14 @@ UNUSABLE = {
     "timeout = nan": "[channels.queue]\ntimeout = nan\n",
     "busy_timeout = inf": "[sources]\nbusy_timeout = inf\n",
     "port = 70000": "[server]\nport = 70000\n",
+    "a bare database path": '[sources]\ndatabase = "/var/lib/adw/db/database.db"\n',
+    "a webhook_url without scheme": '[sources]\nwebhook_url = "127.0.0.1:8001/webhook-status"\n',
+    "a tcp port out of range": '[[checks]]\nname = "db"\nkind = "tcp"\ntarget = "db:99999"\n',
+    "an http check on host:port": '[[checks]]\nname = "api"\nkind = "http"\ntarget = "localhost:8002"\n',
 }
 
 
-def test_numbers_a_console_cannot_run_with_are_refused(tmp_path):
+def test_values_a_console_cannot_run_with_are_refused(tmp_path):
     loaded = []
     for name, text in UNUSABLE.items():
         path = tmp_path / "config.toml"
@@ -60,7 +75,6 @@ def test_numbers_a_console_cannot_run_with_are_refused(tmp_path):
         if load_or_refuse(path, {}) == "loaded":
             loaded.append(name)
     assert loaded == []
-
 
 
 def test_counts_a_console_cannot_hold_are_refused(tmp_path):
