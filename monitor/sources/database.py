@@ -44,7 +44,10 @@ def sqlite_path(url: str) -> str:
 
 def validate_database_url(url: str) -> str | None:
     """None when ``url`` is a usable database URL, else what is wrong with it."""
-    scheme = urlsplit(url).scheme
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError as exc:  # e.g. an unclosed [IPv6 bracket
+        return f"not a readable URL ({exc})"
     if scheme == "sqlite":
         try:
             sqlite_path(url)
