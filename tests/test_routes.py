@@ -13,12 +13,14 @@ from monitor.channels.names import CHANNEL_NAMES
 from monitor.channels.routes import build_routes, make_reader, openapi_records
 from monitor.poller import Poller
 from monitor.sources.httpjson import HttpSourceError
+from tests.support import poll
 
 OPENAPI = {
     "openapi": "3.1.0",
-    "info": {"title": "ADW webhook service", "version": "1.0.0"},
+    "info": {"title": "Natural Language SQL Interface", "version": "1.0.0"},
     "paths": {
-        "/health": {"get": {"summary": "Liveness probe", "operationId": "health", "tags": ["ops"]}},
+        "/api/v1/health": {"get": {"summary": "Health", "operationId": "health_api_v1_health_get", "tags": ["system"],
+                                   "description": "  Answers while the backend serves requests.\n\n  No checks.  "}},
         "/gh-webhook": {
             "parameters": [{"name": "X-Hub-Signature", "in": "header"}],
             "post": {"summary": "Receive a GitHub webhook delivery", "operationId": "receive_webhook",
@@ -26,22 +28,26 @@ OPENAPI = {
         },
         "/items/{id}": {
             "summary": "One item",
+            "description": "Items by id.",
             "get": {"operationId": "get_item"},
-            "delete": {"summary": "Remove an item", "operationId": "delete_item", "tags": ["items", "admin"]},
+            "delete": {"summary": "Remove an item", "operationId": "delete_item", "tags": ["items", "admin"],
+                       "description": "Removes the item for good."},
         },
     },
 }
 EXPECTED = ChannelData(
     {"total": 4, "by_method": {"GET": 2, "POST": 1, "DELETE": 1}},
     {
-        "GET /health": {"method": "GET", "path": "/health", "name": "health", "summary": "Liveness probe",
-                        "tags": ["ops"]},
+        "GET /api/v1/health": {"method": "GET", "path": "/api/v1/health", "name": "health_api_v1_health_get",
+                               "summary": "Health", "tags": ["system"],
+                               "description": "Answers while the backend serves requests.\n\n  No checks."},
         "POST /gh-webhook": {"method": "POST", "path": "/gh-webhook", "name": "receive_webhook",
                              "summary": "Receive a GitHub webhook delivery", "tags": ["webhook"]},
         "GET /items/{id}": {"method": "GET", "path": "/items/{id}", "name": "get_item", "summary": "One item",
-                            "tags": []},
+                            "description": "Items by id.", "tags": []},
         "DELETE /items/{id}": {"method": "DELETE", "path": "/items/{id}", "name": "delete_item",
-                               "summary": "Remove an item", "tags": ["items", "admin"]},
+                               "summary": "Remove an item", "description": "Removes the item for good.",
+                               "tags": ["items", "admin"]},
     },
 )
 
@@ -135,3 +141,10 @@ async def test_own_routes_without_the_automatic_head_routes(open_sources):
         },
     )
     assert await reader.read() is None
+
+
+async def test_the_panel_shows_descriptions(make_client, openapi_service):
+    client = await make_client({"sources": {"openapi_url": openapi_service.url}})
+    await poll(client, "routes")
+    page = await (await client.get("/routes")).text()
+    assert '<span class="detail" data-field="description">Removes the item for good.</span>' in page

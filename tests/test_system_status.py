@@ -15,6 +15,7 @@ from monitor.channels.names import CHANNEL_NAMES
 from monitor.channels.system_status import SteadyLatency, build_system_status, make_reader, overall_status
 from monitor.poller import Poller
 from monitor.sources.checks import CheckResult
+from tests.webhook_standin import HEALTHY_DOCUMENT, start_standin
 
 
 @pytest.fixture
@@ -123,7 +124,8 @@ async def test_every_kind_of_check(open_sources, web_target, listening_port, clo
                     "target": "event loop"},
         "database": {"name": "database", "kind": "database", "status": "healthy", "message": "reachable",
                      "target": f"sqlite:///{db_path}"},
-        "webhook": {"name": "webhook", "kind": "http", "status": "healthy", "message": "HTTP 200", "target": ok_url},
+        "webhook": {"name": "webhook", "kind": "webhook", "status": "healthy", "message": "service reports healthy",
+                    "target": ok_url},
         "api": {"name": "api", "kind": "http", "status": "healthy", "message": "HTTP 200", "target": ok_url},
         "api-broken": {"name": "api-broken", "kind": "http", "status": "error",
                        "message": f"HTTP 500 from {broken_url}", "target": broken_url},
@@ -176,6 +178,7 @@ async def test_failing_checks_are_data_not_a_channel_error(open_sources, closed_
     state = broker.current("system-status")[2]
     assert state["meta"]["source"] == "ok"
     assert state["summary"] == {"overall_status": "error", "healthy": 2, "total": 3, "health_percentage": 66.7}
+    assert state["items"]["webhook"]["status"] == "error"
     assert state["items"]["webhook"]["message"] == f"connection refused to http://127.0.0.1:{closed_port}/webhook-status"
 
 
@@ -184,3 +187,61 @@ async def test_configured_check_replaces_the_builtin_of_that_name(open_sources, 
     data = await make_reader(sources).read()
     assert list(data.items) == ["console", "database", "webhook"]
     assert (data.items["webhook"]["kind"], data.items["webhook"]["status"]) == ("tcp", "healthy")
+
+
+@pytest.fixture
+async def standin(aiohttp_server):
+    return await start_standin(aiohttp_server)
+
+
+def statuses(data):
+    return {name: (item["status"], item["message"]) for name, item in data.items.items()}
+
+
+async def test_a_degraded_webhook_service_makes_the_system_degraded(open_sources, standin):
+    # The stand-in's document: 7 successful, 3 failed, its rate "70.0%" = 7 / (7 + 3), status "degraded".
+    data = await make_reader(await open_sources({"sources": {"webhook_url": standin.url}})).read()
+    assert data.items["webhook"]["kind"] == "webhook" and data.items["webhook"]["target"] == standin.url
+    assert statuses(data)["webhook"] == (
+        "degraded", "service reports degraded; success rate 70.0% (7 successful, 3 failed)")
+    # console and database healthy, webhook degraded: 2 of 3 = 66.7 %.
+    assert data.summary == {"overall_status": "degraded", "healthy": 2, "total": 3, "health_percentage": 66.7}
+
+
+async def test_the_service_status_decides_not_the_http_code(open_sources, standin):
+    reader = make_reader(await open_sources({"sources": {"webhook_url": standin.url}}))
+    standin.document = HEALTHY_DOCUMENT  # 22 / (22 + 3) = 88.0 %: the service says healthy
+    assert statuses(await reader.read())["webhook"] == ("healthy", "service reports healthy")
+    standin.document = {**HEALTHY_DOCUMENT, "status": "unhealthy"}
+    assert statuses(await reader.read())["webhook"] == ("error", "service reports status 'unhealthy'")
+    standin.text = "<html>sign in</html>"
+    assert statuses(await reader.read())["webhook"] == (
+        "error", f"not JSON: {standin.url} sent '<html>sign in</html>'")
+    standin.status = 503
+    assert statuses(await reader.read())["webhook"] == ("error", f"HTTP 503 from {standin.url}")
+
+
+async def test_an_unreachable_webhook_service_is_an_error(open_sources, closed_port):
+    url = f"http://127.0.0.1:{closed_port}/webhook-status"
+    data = await make_reader(await open_sources({"sources": {"webhook_url": url}})).read()
+    assert statuses(data)["webhook"] == ("error", f"connection refused to {url}")
+    assert data.summary["overall_status"] == "error"
+
+
+async def test_the_backend_check_reads_its_health_endpoint(open_sources, standin):
+    sources = await open_sources({"sources": {"webhook_url": "", "backend_url": standin.base_url + "/"}})
+    reader, health_url = make_reader(sources), f"{standin.base_url}/api/v1/health"
+    data = await reader.read()
+    assert list(data.items) == ["console", "database", "backend"]
+    assert (data.items["backend"]["kind"], data.items["backend"]["target"]) == ("backend", health_url)
+    assert statuses(data)["backend"] == ("healthy", "HTTP 200")
+    standin.health_status = 503
+    data = await reader.read()
+    assert statuses(data)["backend"] == ("error", f"HTTP 503 from {health_url}")
+    assert data.summary["overall_status"] == "error"
+
+
+async def test_an_unreachable_backend_is_an_error(open_sources, closed_port):
+    base = f"http://127.0.0.1:{closed_port}"
+    data = await make_reader(await open_sources({"sources": {"webhook_url": "", "backend_url": base}})).read()
+    assert statuses(data)["backend"] == ("error", f"connection refused to {base}/api/v1/health")

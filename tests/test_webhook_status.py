@@ -3,63 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import re
 
 import pytest
-from aiohttp import web
 
 from monitor.channels.base import ChannelData, SourceDown
-from monitor.channels.webhook_status import build_webhook_status, make_reader, published_uptime
+from monitor.channels.webhook_status import (
+    build_summary, build_webhook_status, make_reader, parse_rate, published_uptime, service_health,
+)
+from monitor.demo.webhook_service import DemoDeliveries, WebhookStats, start_webhook_service
 from monitor.keys import BROKER
 from tests.support import poll
+from tests.webhook_standin import DEGRADED_DOCUMENT, FAILURES, LAST_SUCCESSFUL, start_standin
 
-LAST_SUCCESSFUL = {"issue": 45, "adw_id": "a1b2c3d4", "workflow": "adw_sdlc_iso",
-                   "timestamp": "2026-01-05T12:00:00+00:00"}
-DOCUMENT = {
-    "status": "healthy",
-    "uptime": {"seconds": 7384, "hours": 2.05, "human": "2h 3m 4s"},
-    "stats": {"total_received": 40, "successful": 37, "failed": 3, "success_rate": 92.5},
-    "recent_failures": [
-        {"issue": 41, "timestamp": "2026-01-05T10:00:00+00:00", "error": "no ADW trigger in comment"},
-        {"issue": 44, "timestamp": "2026-01-05T11:30:00+00:00", "error": "rate limited"},
-    ],
-    "last_successful": LAST_SUCCESSFUL,
-}
-EXPECTED_SUMMARY = {"status": "healthy", "uptime_seconds": 7380, "total_received": 40, "successful": 37,
-                    "failed": 3, "success_rate": 92.5, "last_successful": LAST_SUCCESSFUL}
-EXPECTED_ITEMS = {
-    "41@2026-01-05T10:00:00+00:00": {"issue": 41, "timestamp": "2026-01-05T10:00:00+00:00",
-                                     "error": "no ADW trigger in comment"},
-    "44@2026-01-05T11:30:00+00:00": {"issue": 44, "timestamp": "2026-01-05T11:30:00+00:00",
-                                     "error": "rate limited"},
-}
-
-
-class StatusService:
-    """What the stand-in webhook service answers; tests change it between polls."""
-
-    def __init__(self) -> None:
-        self.document: object = DOCUMENT
-        self.status = 200
-        self.text: str | None = None
-
-    async def handle(self, request: web.Request) -> web.Response:
-        if self.text is not None:
-            return web.Response(text=self.text, status=self.status, content_type="text/html")
-        return web.json_response(self.document, status=self.status)
-
-    def app(self) -> web.Application:
-        app = web.Application()
-        app.router.add_get("/webhook-status", self.handle)
-        return app
+# From the stand-in's degraded document (tests/webhook_standin.py): the service's own rate
+# "70.0%" = 7 / (7 + 3); dividing by total_received would give 7 / 12 = 58.3. Uptime 7384 s
+# is published in whole minutes: 7384 - 7384 % 60 = 7380.
+EXPECTED_SUMMARY = {"status": "degraded", "uptime_seconds": 7380, "total_received": 12, "successful": 7,
+                    "failed": 3, "success_rate": 70.0, "last_successful": LAST_SUCCESSFUL}
+EXPECTED_ITEMS = {f"{failure['issue']}@{failure['timestamp']}": failure for failure in FAILURES}
 
 
 @pytest.fixture
 async def service(aiohttp_server):
-    fake = StatusService()
-    fake.server = await aiohttp_server(fake.app())
-    fake.url = str(fake.server.make_url("/webhook-status"))
-    return fake
+    return await start_standin(aiohttp_server)
 
 
 @pytest.fixture
@@ -87,17 +55,45 @@ def webhook_reader(open_sources):
     return make
 
 
-def test_summary_and_items_from_document():
-    assert build_webhook_status(DOCUMENT) == ChannelData(EXPECTED_SUMMARY, EXPECTED_ITEMS)
+def test_summary_and_items_from_the_real_document():
+    assert build_webhook_status(DEGRADED_DOCUMENT) == ChannelData(EXPECTED_SUMMARY, EXPECTED_ITEMS)
 
 
-def test_rate_computed_when_absent_and_null_last_success_left_out():
-    document = {"status": "degraded", "uptime": {"seconds": 42.9},
-                "stats": {"total_received": 3, "successful": 2, "failed": 1},
-                "recent_failures": [], "last_successful": None}
-    assert build_webhook_status(document) == ChannelData(
-        {"status": "degraded", "uptime_seconds": 42, "total_received": 3, "successful": 2, "failed": 1,
-         "success_rate": 66.7}, {})
+def test_the_rate_as_the_service_sends_it():
+    given = ("91.7%", " 91.7 % ", "0.0%", 91.66, 100, "n/a", "", "nan%", "250%", True, None)
+    assert [parse_rate(v) for v in given] == [91.7, 91.7, 0.0, 91.7, 100.0, None, None, None, None, None, None]
+
+
+def test_the_services_own_rate_wins_over_the_counts():
+    stats = {"total_received": 12, "successful": 7, "failed": 3, "success_rate": "50.0%"}
+    assert build_summary({"stats": stats})["success_rate"] == 50.0
+
+
+def test_rate_computed_from_successful_and_failed_when_absent_or_garbage():
+    # 2 / (2 + 1) = 66.7, though 5 were received: 2 deliveries ended neither way.
+    for given in ({}, {"success_rate": "n/a"}, {"success_rate": [91.7]}):
+        document = {"status": "degraded", "uptime": {"seconds": 42.9}, "recent_failures": [], "last_successful": None,
+                    "stats": {"total_received": 5, "successful": 2, "failed": 1, **given}}
+        assert build_webhook_status(document) == ChannelData(
+            {"status": "degraded", "uptime_seconds": 42, "total_received": 5, "successful": 2, "failed": 1,
+             "success_rate": 66.7}, {})
+
+
+def test_no_rate_while_nothing_is_processed():
+    # The real service sends "0.0%" then; 0 / (0 + 0) has no value, so the field is left out.
+    for given in ({}, {"success_rate": "0.0%"}):
+        stats = {"total_received": 4, "successful": 0, "failed": 0, **given}
+        assert "success_rate" not in build_summary({"status": "healthy", "stats": stats})
+
+
+def test_health_as_the_service_reports_it():
+    assert service_health(DEGRADED_DOCUMENT) == (
+        "degraded", "service reports degraded; success rate 70.0% (7 successful, 3 failed)")
+    assert service_health({**DEGRADED_DOCUMENT, "stats": {}}) == ("degraded", "service reports degraded")
+    assert service_health({**DEGRADED_DOCUMENT, "status": "healthy"}) == ("healthy", "service reports healthy")
+    assert service_health({"status": "starting"}) == ("error", "service reports status 'starting'")
+    assert service_health({"stats": {}}) == ("error", "no status in the service's answer")
+    assert service_health(["healthy"]) == ("error", "expected a JSON object, got list")
 
 
 def test_failures_in_the_same_second_keep_distinct_keys():
@@ -170,3 +166,44 @@ async def test_unreachable_while_down_then_recovers(make_client, service, aiohtt
     state = webhook_state(client)
     assert state["summary"] == EXPECTED_SUMMARY and state["items"] == EXPECTED_ITEMS
     assert state["meta"]["source"] == "ok" and "error" not in state["meta"]
+
+
+async def test_panel_defines_the_rate_and_shows_no_uptime_while_unreachable(client):
+    await poll(client, "webhook-status")  # the test settings' webhook_url refuses connections
+    page = await (await client.get("/webhook-status")).text()
+    assert 'title="successful ÷ (successful + failed)' in page
+    banner = page[page.index('<p class="banner service">'):]
+    banner = banner[:banner.index("</p>")]
+    assert ">unreachable<" in banner and " up" not in banner
+
+
+async def test_reads_the_demo_service_as_the_real_one(webhook_reader):
+    stats = WebhookStats()
+    for n in range(7):
+        stats.record_success(100 + n, "abcd1234", "adw_sdlc_iso")
+    for n in range(6):
+        stats.record_failure(200 + n, f"error {n}")
+    stats.record_inconclusive()  # no workflow found in the issue: received, neither successful nor failed
+    runner, port = await start_webhook_service(stats)
+    try:
+        data = await (await webhook_reader(f"http://127.0.0.1:{port}/webhook-status")).read()
+    finally:
+        await runner.cleanup()
+    # 7 + 6 + 1 = 14 received; 7 / (7 + 6) = 53.8 % <= 80 with failures: degraded; the last 5 failures.
+    assert {k: v for k, v in data.summary.items() if k not in ("uptime_seconds", "last_successful")} == {
+        "status": "degraded", "total_received": 14, "successful": 7, "failed": 6, "success_rate": 53.8}
+    assert sorted(item["error"] for item in data.items.values()) == [f"error {n}" for n in range(1, 6)]
+
+
+def test_demo_deliveries_count_only_what_the_real_service_counts():
+    stats = WebhookStats()
+    deliveries, seen = DemoDeliveries(stats, random.Random(4)), set()
+    for n in range(500):  # about the simulator's mix: four launches to one delivery that launches nothing
+        for _ in range(4):
+            deliveries.record_success(n, "abcd1234", "adw_sdlc_iso")
+        deliveries.record_failure(n, "Duplicate delivery ignored")
+        seen.add(stats.status()["status"])
+    counts = stats.status()["stats"]
+    assert seen == {"healthy", "degraded"}
+    assert counts["successful"] + counts["failed"] < counts["total_received"] < 2500  # ended early; ignored
+    assert all(failure["error"] != "Duplicate delivery ignored" for failure in stats.recent_failures)

@@ -1,9 +1,11 @@
 """The routes channel: the operations of an OpenAPI document, or this console's own routes.
 
-With ``[sources] openapi_url`` set, every operation under the document's ``paths``
-becomes an item; otherwise the console lists its own routes (without the HEAD routes
-aiohttp adds for each GET). Either way an unchanged source costs no rebuild and no
-message: the document is recognised by its digest, the route table by comparison.
+With ``[sources] openapi_url`` set (by default the ADW backend's document), every
+operation under the document's ``paths`` becomes an item with its method, path, name
+(``operationId``), summary, description and tags; with it empty the console lists its
+own routes (without the HEAD routes aiohttp adds for each GET). Either way an unchanged
+source costs no rebuild and no message: the document is recognised by its digest, the
+route table by comparison.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ OPENAPI_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "
 REQUEST_TIMEOUT_SHARE = 0.8
 
 
-def route_record(method: str, path: str, name: Any = None, summary: Any = None, tags: Any = None) -> dict[str, Any]:
-    """One routes item; ``name`` and ``summary`` are left out when unknown."""
+def route_record(method: str, path: str, name: Any = None, summary: Any = None, tags: Any = None,
+                 description: Any = None) -> dict[str, Any]:
+    """One routes item; ``name``, ``summary`` and ``description`` are left out when unknown."""
     record: dict[str, Any] = {"method": method.upper(), "path": path}
-    if name:
-        record["name"] = str(name)
-    if summary:
-        record["summary"] = str(summary)
+    for key, value in (("name", name), ("summary", summary), ("description", description)):
+        text = str(value).strip() if value is not None else ""
+        if text:
+            record[key] = text
     record["tags"] = [str(tag) for tag in tags] if isinstance(tags, list) else []
     return record
 
@@ -53,10 +56,15 @@ def openapi_records(document: Any) -> list[dict[str, Any]]:
         for method in OPENAPI_METHODS:
             operation = path_item.get(method)
             if isinstance(operation, dict):
-                summary = operation.get("summary") or path_item.get("summary")
-                records.append(route_record(method, str(path), operation.get("operationId"), summary,
-                                            operation.get("tags")))
+                records.append(operation_record(method, str(path), operation, path_item))
     return records
+
+
+def operation_record(method: str, path: str, operation: dict[str, Any], path_item: dict[str, Any]) -> dict[str, Any]:
+    """One OpenAPI operation as a routes record; summary and description fall back to its path item's."""
+    summary = operation.get("summary") or path_item.get("summary")
+    description = operation.get("description") or path_item.get("description")
+    return route_record(method, path, operation.get("operationId"), summary, operation.get("tags"), description)
 
 
 def own_route_records(routes: Iterable[tuple[str, str, str]]) -> list[dict[str, Any]]:

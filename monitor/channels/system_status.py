@@ -1,9 +1,11 @@
 """The system-status channel: health checks of this console, its sources and configured targets.
 
-Built in are ``console`` (the event loop's lag), ``database`` (its change token) and
-``webhook`` (``GET webhook_url``); each ``[[checks]]`` entry adds one, and an entry named
-like a built-in replaces it (to give it another timeout, say). A failing check is this
-channel's data, never its error: the channel's ``meta`` stays ``ok``.
+Built in are ``console`` (the event loop's lag), ``database`` (its change token),
+``webhook`` (``GET webhook_url``: healthy or degraded as the service's own ``status``
+says, DESIGN §4) and ``backend`` (``GET {backend_url}/api/v1/health`` answers 2xx); the
+last two only when their URL is set. Each ``[[checks]]`` entry adds one, and an entry
+named like a built-in replaces it (to give it another timeout, say). A failing check is
+this channel's data, never its error: the channel's ``meta`` stays ``ok``.
 
 Every check's deadline is capped below the channel's poll timeout, so a hanging target
 is reported as that check's timeout instead of abandoning the whole poll.
@@ -17,10 +19,11 @@ from dataclasses import replace
 import structlog
 
 from monitor.channels.base import ChannelData, percentage
+from monitor.channels.webhook_status import service_health
 from monitor.settings import CheckSettings
 from monitor.sources.checks import (
-    DEGRADED, ERROR, HEALTHY, CheckResult, CheckSpec, Probe, probe_database, probe_event_loop, probe_http,
-    probe_process, probe_tcp, run_checks,
+    DEGRADED, ERROR, HEALTHY, SUCCESS_CODES, CheckResult, CheckSpec, Probe, probe_database, probe_event_loop,
+    probe_http, probe_process, probe_reported_health, probe_tcp, run_checks,
 )
 from monitor.redact import redact_url
 
@@ -29,6 +32,10 @@ log = structlog.get_logger(__name__)
 CHANNEL = "system-status"
 # Checks get this share of the poll timeout; the rest is headroom to publish their results.
 CHECK_BUDGET_SHARE = 0.8
+BACKEND_HEALTH_PATH = "/api/v1/health"
+# Kinds of the built-in service checks; [[checks]] entries cannot name them (settings allow http, tcp, process).
+WEBHOOK_KIND, BACKEND_KIND = "webhook", "backend"
+URL_KINDS = ("http", "database", WEBHOOK_KIND, BACKEND_KIND)
 
 
 def overall_status(statuses: Iterable[str]) -> str:
@@ -106,34 +113,44 @@ class SystemStatusReader:
 
 
 def builtin_checks(sources) -> list[CheckSettings]:
-    """The checks every console runs: itself, its database and its webhook service."""
+    """The checks every console runs: itself, its database, and its webhook service and backend when set."""
+    config = sources.settings.sources
     checks = [CheckSettings(name="console", kind="console", target="event loop"),
-              CheckSettings(name="database", kind="database", target=sources.settings.sources.database)]
-    if sources.settings.sources.webhook_url:
-        checks.append(CheckSettings(name="webhook", kind="http", target=sources.settings.sources.webhook_url))
+              CheckSettings(name="database", kind="database", target=config.database)]
+    if config.webhook_url:
+        checks.append(CheckSettings(name="webhook", kind=WEBHOOK_KIND, target=config.webhook_url))
+    if config.backend_url:
+        checks.append(CheckSettings(name="backend", kind=BACKEND_KIND, target=backend_health_url(config.backend_url)))
     return checks
+
+
+def backend_health_url(base_url: str) -> str:
+    """The ADW backend's health endpoint under its base URL."""
+    return base_url.rstrip("/") + BACKEND_HEALTH_PATH
 
 
 def check_spec(sources, check: CheckSettings, budget: float) -> CheckSpec:
     """A runnable check from its settings, its deadline capped at ``budget`` seconds."""
-    target = redact_url(check.target) if check.kind in ("http", "database") else check.target
-    return CheckSpec(check.name, check.kind, target, min(check.timeout, budget), check.degraded_after,
-                     _probe(sources, check))
+    target = redact_url(check.target) if check.kind in URL_KINDS else check.target
+    timeout = min(check.timeout, budget)
+    return CheckSpec(check.name, check.kind, target, timeout, check.degraded_after, _probe(sources, check, timeout))
 
 
-def _probe(sources, check: CheckSettings) -> Probe:
+def _probe(sources, check: CheckSettings, timeout: float) -> Probe:
     target = check.target
-    if check.kind == "console":
-        return probe_event_loop
-    if check.kind == "database":
-        return lambda: probe_database(sources.database)
-    if check.kind == "http":
-        return lambda: probe_http(sources.http, target)  # the session is looked up on each run
-    if check.kind == "tcp":
-        return lambda: probe_tcp(target)
-    if check.kind == "process":
-        return lambda: probe_process(target)
-    raise ValueError(f"check {check.name!r}: unknown kind {check.kind!r}")
+    # Each probe looks the shared HTTP session up when it runs, never keeps its own.
+    probes: dict[str, Probe] = {
+        "console": probe_event_loop,
+        "database": lambda: probe_database(sources.database),
+        "http": lambda: probe_http(sources.http, target),
+        "tcp": lambda: probe_tcp(target),
+        "process": lambda: probe_process(target),
+        WEBHOOK_KIND: lambda: probe_reported_health(sources.http, target, timeout, service_health),
+        BACKEND_KIND: lambda: probe_http(sources.http, target, SUCCESS_CODES),
+    }
+    if check.kind not in probes:
+        raise ValueError(f"check {check.name!r}: unknown kind {check.kind!r}")
+    return probes[check.kind]
 
 
 def make_reader(sources) -> SystemStatusReader:

@@ -1,5 +1,10 @@
 """The webhook-status channel: the webhook service's counters and its recent failures.
 
+The service's ``stats.total_received`` also counts deliveries that ended neither
+successful nor failed, so the success rate is successful / (successful + failed): the
+service's own figure (it sends ``"91.7%"``), computed from the counts only when it sends
+none that parses (DESIGN §4).
+
 While the service cannot be read, the channel shows ``status: "unreachable"`` with no
 failures *and* its ``meta`` is an error naming the cause; the reader raises
 ``SourceDown`` carrying that data. It recovers on the first good read.
@@ -16,6 +21,7 @@ import hashlib
 from typing import Any
 
 from monitor.channels.base import ChannelData, SourceDown, percentage
+from monitor.sources.checks import DEGRADED, ERROR, HEALTHY
 from monitor.sources.httpjson import HttpSourceError, get_json
 
 CHANNEL = "webhook-status"
@@ -37,13 +43,31 @@ def _count(value: Any) -> int | None:
     return int(value)
 
 
-def _rate(stats: dict[str, Any], successful: int | None, received: int | None) -> float | None:
-    given = stats.get("success_rate")
-    if isinstance(given, (int, float)) and not isinstance(given, bool):
-        return round(float(given), 1)
-    if successful is None or received is None:
+def parse_rate(value: Any) -> float | None:
+    """A success rate as the service sends it (``"91.7%"``, or a number) in percent; None if neither."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip().removesuffix("%"))
+        except ValueError:
+            return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return percentage(successful, received)
+    # nan, inf and "250%" are garbage too: the caller falls back to the counts.
+    return round(float(value), 1) if 0.0 <= value <= 100.0 else None
+
+
+def success_rate(given: Any, successful: int | None, failed: int | None) -> float | None:
+    """The service's own rate when it sends a usable one, else successful / (successful + failed).
+
+    With nothing processed yet (both counts 0) there is no rate, whatever the service
+    sends: it reports "0.0%" then, which would read as "every delivery failed".
+    """
+    if successful == 0 and failed == 0:
+        return None
+    rate = parse_rate(given)
+    if rate is not None or successful is None or failed is None:
+        return rate
+    return percentage(successful, successful + failed)
 
 
 def build_summary(document: dict[str, Any]) -> dict[str, Any]:
@@ -51,18 +75,43 @@ def build_summary(document: dict[str, Any]) -> dict[str, Any]:
     stats = document.get("stats") if isinstance(document.get("stats"), dict) else {}
     uptime = document.get("uptime")
     seconds = _count(uptime.get("seconds") if isinstance(uptime, dict) else uptime)
-    received, successful = _count(stats.get("total_received")), _count(stats.get("successful"))
+    successful, failed = _count(stats.get("successful")), _count(stats.get("failed"))
     last = document.get("last_successful")
     summary = {
         "status": str(document["status"]) if document.get("status") is not None else None,
         "uptime_seconds": published_uptime(seconds) if seconds is not None else None,
-        "total_received": received,
+        "total_received": _count(stats.get("total_received")),
         "successful": successful,
-        "failed": _count(stats.get("failed")),
-        "success_rate": _rate(stats, successful, received),
+        "failed": failed,
+        "success_rate": success_rate(stats.get("success_rate"), successful, failed),
         "last_successful": dict(last) if isinstance(last, dict) else None,
     }
     return {key: value for key, value in summary.items() if value is not None}
+
+
+def rate_detail(summary: dict[str, Any]) -> str:
+    """The success rate and its counts in words, e.g. "success rate 70.0% (7 successful, 3 failed)"."""
+    counts = (summary.get("successful"), summary.get("failed"))
+    words = f"{counts[0]} successful, {counts[1]} failed" if None not in counts else ""
+    if "success_rate" in summary:
+        return f"success rate {summary['success_rate']:.1f}%" + (f" ({words})" if words else "")
+    return words
+
+
+def service_health(document: Any) -> tuple[str, str]:
+    """(health, message) of the webhook service as its own ``status`` reports it."""
+    if not isinstance(document, dict):
+        return ERROR, f"expected a JSON object, got {type(document).__name__}"
+    status = document.get("status")
+    if status == HEALTHY:
+        # No counts: a healthy check's message stays put, so deliveries do not churn system-status.
+        return HEALTHY, "service reports healthy"
+    if status == DEGRADED:
+        detail = rate_detail(build_summary(document))
+        return DEGRADED, "service reports degraded" + (f"; {detail}" if detail else "")
+    if status is None:
+        return ERROR, "no status in the service's answer"
+    return ERROR, f"service reports status {str(status)[:60]!r}"
 
 
 def build_failures(failures: Any) -> dict[str, dict[str, Any]]:

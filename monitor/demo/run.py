@@ -12,7 +12,7 @@ import structlog
 
 from monitor.channels.names import CHANNEL_NAMES
 from monitor.demo.simulator import Simulator
-from monitor.demo.webhook_service import ApiCatalog, WebhookStats, start_webhook_service
+from monitor.demo.webhook_service import ApiCatalog, DemoDeliveries, WebhookStats, start_webhook_service
 from monitor.demo.workspace import Workspace, create_workspace
 from monitor.logs import configure_logging
 from monitor.server import serve_until_signalled
@@ -37,12 +37,12 @@ def run_demo(root: Path, host: str, port: int) -> int:
 
 def demo_settings(ws: Workspace, host: str, port: int, service_port: int) -> Settings:
     """Console settings for a demo workspace; MONITOR_* environment overrides still apply."""
-    service = f"http://127.0.0.1:{service_port}"
+    service = f"http://127.0.0.1:{service_port}"  # the stand-in plays the webhook service and the backend
     raw = {
         "server": {"host": host, "port": port},
         "sources": {"database": f"sqlite:///{ws.db_path.absolute()}", "agents_dir": str(ws.agents_dir.absolute()),
                     "trees_dir": str(ws.trees_dir.absolute()), "webhook_url": f"{service}/webhook-status",
-                    "openapi_url": f"{service}/openapi.json"},
+                    "backend_url": service, "openapi_url": f"{service}/openapi.json"},
         # Brisk intervals so every panel visibly moves within seconds of the first run.
         "channels": {name: {"interval": 1.0, "timeout": 3.0} for name in CHANNEL_NAMES},
         "checks": [
@@ -59,7 +59,7 @@ async def _demo(root: Path, host: str, port: int) -> None:
     stats, api = WebhookStats(), ApiCatalog()
     service, service_port = await start_webhook_service(stats, api=api)
     stop = asyncio.Event()
-    simulator = Simulator(ws, rng, stats, api=api)
+    simulator = Simulator(ws, rng, DemoDeliveries(stats, rng), api=api)
     simulation = asyncio.get_running_loop().create_task(simulator.run(stop, period=1.0))
     settings = demo_settings(ws, host, port, service_port)
     log.info("demo_started", workspace=str(ws.root.absolute()), webhook_service=f"http://127.0.0.1:{service_port}",

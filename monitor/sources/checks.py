@@ -1,8 +1,11 @@
 """Health checks: each probes one thing under its own deadline, and all of them run at once.
 
-A probe is a coroutine that returns a short, stable success message or raises. Nothing a
-probe does can hold up another: deadlines are per check (``asyncio.timeout``), connection
-work is asynchronous and the process scan runs in a worker thread.
+A probe is a coroutine that returns a short, stable success message or raises:
+``CheckFailed`` when its target is unhealthy, ``CheckDegraded`` when the target answers
+but reports itself degraded. A passing or degraded check that took longer than its
+``degraded_after`` is degraded, and says so. Nothing a probe does can hold up another:
+deadlines are per check (``asyncio.timeout``), connection work is asynchronous and the
+process scan runs in a worker thread.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import structlog
@@ -19,17 +23,25 @@ import structlog
 from monitor.sources.database import Database
 from monitor.sources.processes import command_lines
 from monitor.redact import redact_url
-from monitor.sources.httpjson import describe_client_error
+from monitor.sources.httpjson import HttpSourceError, describe_client_error, get_json
 
 log = structlog.get_logger(__name__)
 
 HEALTHY, DEGRADED, ERROR = "healthy", "degraded", "error"
 
 Probe = Callable[[], Awaitable[str]]
+# (health, message) of a target, judged from the JSON document it answers with.
+Judge = Callable[[Any], tuple[str, str]]
+SUCCESS_CODES = range(200, 300)
+UP_CODES = range(200, 400)  # a redirect (to a login page, say) still shows the target answers
 
 
 class CheckFailed(Exception):
     """A probe found its target unhealthy; the message says why."""
+
+
+class CheckDegraded(Exception):
+    """A probe's target answered but reports itself degraded; the message says how."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,11 +84,13 @@ async def run_check(spec: CheckSpec) -> CheckResult:
         status, message = ERROR, f"timed out after {spec.timeout:g} s"
     except CheckFailed as exc:
         status, message = ERROR, str(exc)
+    except CheckDegraded as exc:
+        status, message = DEGRADED, str(exc)
     except Exception as exc:  # an unforeseen probe failure is still just this check's result
         status, message = ERROR, str(exc) or type(exc).__name__
         log.warning("check_crashed", check=spec.name, kind=spec.kind, error=message, error_type=type(exc).__name__)
     elapsed = time.perf_counter() - started
-    if status == HEALTHY and elapsed > spec.degraded_after:
+    if status != ERROR and elapsed > spec.degraded_after:
         status, message = DEGRADED, f"{message}; slower than {spec.degraded_after:g} s"
     return CheckResult(spec.name, spec.kind, spec.target, status, elapsed * 1000.0, message)
 
@@ -101,16 +115,28 @@ async def probe_database(database: Database) -> str:
     return "reachable"
 
 
-async def probe_http(http: aiohttp.ClientSession, url: str) -> str:
-    """Healthy when ``GET url`` answers 2xx or 3xx (redirects are not followed)."""
+async def probe_http(http: aiohttp.ClientSession, url: str, accepted: range = UP_CODES) -> str:
+    """Healthy when ``GET url`` answers with a code in ``accepted`` (redirects are not followed)."""
     try:
         async with http.get(url, allow_redirects=False) as response:
             status = response.status
     except aiohttp.ClientError as exc:
         raise CheckFailed(describe_client_error(url, exc)) from exc
-    if 200 <= status < 400:
+    if status in accepted:
         return f"HTTP {status}"
     raise CheckFailed(f"HTTP {status} from {redact_url(url)}")
+
+
+async def probe_reported_health(http: aiohttp.ClientSession, url: str, timeout: float, judge: Judge) -> str:
+    """Health as the target reports it: ``judge`` reads the JSON of a 2xx answer to ``GET url``."""
+    try:
+        document = await get_json(http, url, timeout)
+    except HttpSourceError as exc:
+        raise CheckFailed(str(exc)) from exc
+    status, message = judge(document)
+    if status == HEALTHY:
+        return message
+    raise CheckDegraded(message) if status == DEGRADED else CheckFailed(message)
 
 
 def parse_host_port(target: str) -> tuple[str, int]:
