@@ -15,14 +15,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from monitor.adw import PHASES, QUEUE_STATUSES
 from monitor.demo import records
-from monitor.demo.schema import ADW_PHASES, QUEUE_STATUSES, SQLITE_SCHEMA
+from monitor.demo.schema import SQLITE_SCHEMA
 
 QUEUE_ROWS = 500
 AGENT_RUNS = 40
 HISTORY_ROWS = 120
 FEATURE_ROWS = 80
-TEMPLATES = ("adw_sdlc_iso", "adw_plan_build_iso", "adw_plan_build_test_iso", "adw_patch_iso")
+TEMPLATES = ("adw_sdlc_complete_iso", "adw_sdlc_from_build_iso", "adw_plan_build_iso", "adw_lightweight_iso")
 CLASSES = ("/feature", "/bug", "/chore", "/patch")
 WORDS = ("cache", "checkout", "invoice", "login", "search", "report", "webhook", "export", "cart",
          "pagination", "timezone", "coupon", "inventory", "audit", "theme", "profile", "upload")
@@ -87,7 +88,7 @@ def _fill_queue(conn: sqlite3.Connection, rng: random.Random, now: datetime, adw
             (queue_id, 1 + position // 5, 1 + position % 5, 1000 + position, status,
              json.dumps([1 + position % 5 - 1] if position % 5 else []), json.dumps(phase_data),
              iso(created), iso(created), rng.choice(adw_ids), rng.choice((10, 50, 90)), position,
-             rng.choice(ADW_PHASES)))
+             rng.choice(PHASES)))
         ids.append(queue_id)
     return tuple(ids)
 
@@ -101,9 +102,9 @@ def _fill_history(conn: sqlite3.Connection, rng: random.Random, now: datetime, a
             "INSERT OR IGNORE INTO workflow_history (adw_id, issue_number, nl_input, workflow_template, model_used,"
             " status, start_time, end_time, duration_seconds, phase_count, current_phase, actual_cost_total,"
             " estimated_cost_total, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (adw_id, 200 + index, _title(rng), rng.choice(TEMPLATES), "claude-sonnet-4-5",
+            (adw_id, 200 + index, _title(rng), rng.choice(TEMPLATES), "sonnet",
              rng.choice(("completed", "completed", "failed", "running")), iso(start),
-             iso(start + timedelta(seconds=duration)), round(duration, 1), 9, rng.choice(ADW_PHASES),
+             iso(start + timedelta(seconds=duration)), round(duration, 1), len(PHASES), rng.choice(PHASES),
              round(rng.uniform(0.5, 9.0), 2), round(rng.uniform(0.5, 9.0), 2), iso(start), iso(start)))
 
 
@@ -125,8 +126,8 @@ def state_record(rng: random.Random, adw_id: str, issue: int, now: datetime) -> 
         "plan_file": f"specs/issue-{issue}-adw-{adw_id}.md", "issue_class": rng.choice(CLASSES),
         "worktree_path": f"/var/lib/adw/trees/{adw_id}", "backend_port": 9100 + issue % 15,
         "frontend_port": 9200 + issue % 15, "model_set": "base", "all_adws": [template],
-        "estimated_cost_total": 2.5, "estimated_cost_breakdown": {"plan": 0.45, "build": 0.9},
-        "workflow_template": template, "model_used": "claude-sonnet-4-5", "start_time": iso(now),
+        "estimated_cost_total": 2.5, "estimated_cost_breakdown": {"Plan": 0.45, "Build": 0.9},
+        "workflow_template": template, "model_used": "sonnet", "start_time": iso(now),
         "nl_input": _title(rng), "github_url": f"https://github.com/acme/storefront/issues/{issue}",
     }
 
@@ -155,7 +156,7 @@ class WorkspaceChanges:
                 conn.execute(
                     "UPDATE phase_queue SET status = ?, current_phase = ?, updated_at = ?, error_message = ?"
                     " WHERE queue_id = ?",
-                    (rng.choice(QUEUE_STATUSES), rng.choice(ADW_PHASES), iso(datetime.now(UTC)),
+                    (rng.choice(QUEUE_STATUSES), rng.choice(PHASES), iso(datetime.now(UTC)),
                      marker, rng.choice(self.workspace.queue_ids)))
         finally:
             conn.close()

@@ -28,8 +28,8 @@ from pathlib import Path
 
 import aiohttp
 
+from monitor.adw import QUEUE_STATUSES
 from monitor.channels.names import CHANNEL_NAMES
-from monitor.demo.schema import QUEUE_STATUSES
 from reliability.convergence import quiet_logs
 from tests.reliability.process import ConsoleProcess, write_config
 from tests.reliability.viewers import Viewer
@@ -112,7 +112,7 @@ async def keep_changing(workspace: Workspace, webhook: WebhookService, stop: asy
             workspace.queue.update(rng.choice(rows), status=rng.choice(QUEUE_STATUSES))
         else:
             workspace.queue.insert(rng.choice(QUEUE_STATUSES), f"churn row {changes}")
-        webhook.stats.record_success(changes, "a1b2c3d4", "adw_sdlc_iso")
+        webhook.stats.record_success(changes, "a1b2c3d4", "adw_sdlc_complete_iso")
         changes += 1
         try:
             await asyncio.wait_for(stop.wait(), timeout=0.05)

@@ -65,7 +65,7 @@ async def test_items_keyed_by_adw_id_with_source_columns(db_path, database):
     assert items["c3d4e5f6"] == {
         "id": 3, "adw_id": "c3d4e5f6", "issue_number": 103, "status": "failed", "workflow_template": "adw_patch",
         "start_time": "2026-02-05 08:00:00", "duration_seconds": 50.0, "actual_cost_total": 2.0,
-        "error_message": "tests failed", "retry_count": 0,
+        "error_message": "tests failed", "retry_count": 0, "input_tokens": 0, "output_tokens": 0, "total_tokens": 0,
     }
 
 

@@ -1,16 +1,30 @@
-"""The demo's backlog activity: queue phases get promoted, retried and added; planned features move.
+"""The demo's backlog: phase_queue and planned_features rows, and how they move each tick.
 
-The simulator calls these once per tick, with its own random source and activity levels.
+Queue phases get promoted, retried and added; planned features are added, started,
+finished and cancelled. The simulator calls the ticks once per tick, with its own random
+source and activity levels; the seeding builds its rows with the same builders.
 """
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
-from datetime import datetime
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
-from monitor.demo.records import WORK_ITEMS, Workspace, feature_row, insert_row, queue_row, utc_iso
+from monitor.adw import DEFAULT_PRIORITY
+from monitor.demo.records import WORK_ITEMS, Workspace, insert_row, utc_iso
 
+# phase_queue.priority as the hopper reads it: lower is more urgent; most work is normal (50).
+PRIORITY_WEIGHTS = {10: 1, 20: 2, DEFAULT_PRIORITY: 8, 70: 2, 90: 1}
+TAGS = ("frontend", "backend", "api", "database", "infra", "ux", "security", "testing", "docs")
+_PATTERNS = ("api_endpoint", "db_migration", "ui_component", "background_job", "config_change", "test_fixture")
+_PLAN_STEPS = ("Data model and migration", "Backend endpoint", "Frontend wiring", "Tests", "Docs and rollout")
+_FILES = ("app/server/routes/{}.py", "app/server/services/{}_service.py", "app/client/src/components/{}.tsx",
+          "app/server/tests/test_{}.py")
 # planned-feature action -> (status it applies to, SET clause; :now and :factor are bound per call)
 _FEATURE_MOVES = {
     "start": ("planned", "status = 'in_progress', started_at = :now"),
@@ -20,13 +34,117 @@ _FEATURE_MOVES = {
     "log_hours": ("in_progress", "actual_hours = COALESCE(actual_hours, 0) + 0.5"),
 }
 _FEATURE_ACTIONS = ("start", "start", "finish", "finish", "log_hours", "cancel", "add", "add", "add")  # by weight
-_PROMOTE_NEXT_QUEUED = (  # the best queued phase whose earlier phases are all done becomes ready
+_PROMOTE_NEXT_QUEUED = (  # the most urgent queued phase (FIFO among equals) whose earlier phases are done
     "UPDATE phase_queue SET status = 'ready', ready_timestamp = :now, updated_at = :now WHERE queue_id ="
     " (SELECT q.queue_id FROM phase_queue q WHERE q.status = 'queued' AND NOT EXISTS (SELECT 1 FROM phase_queue d"
     " WHERE d.feature_id = q.feature_id AND d.phase_number < q.phase_number AND d.status != 'completed')"
-    " ORDER BY q.priority DESC, q.queue_position LIMIT 1)")
+    " ORDER BY q.priority, q.queue_position LIMIT 1)")
 _MAX_OPEN_QUEUE_ROWS = 28  # new features join the queue only while fewer rows are open
 _MAX_FEATURES = 36  # planned features (sessions aside) stop being added at this many
+
+
+@dataclass(frozen=True)
+class Feature:
+    """Queued multi-phase work: its phase rows share id, title, priority and creation time."""
+
+    feature_id: int
+    title: str
+    priority: int
+    created: datetime
+
+
+def pick_priority(rng: random.Random) -> int:
+    """A phase_queue priority, mostly the default."""
+    return rng.choices(list(PRIORITY_WEIGHTS), weights=list(PRIORITY_WEIGHTS.values()))[0]
+
+
+def phase_title(title: str, phase_number: int) -> str:
+    """phase_data.title of a feature's phase."""
+    return f"{title} (phase {phase_number})"
+
+
+def queue_row(rng: random.Random, feature: Feature, phase_number: int, status: str, position: int, now: datetime,
+              started: datetime | None = None) -> dict[str, Any]:
+    """A phase_queue row: created_at <= ready_timestamp <= started_timestamp <= updated_at <= now."""
+    ready = None
+    if status not in ("queued", "blocked"):
+        ready = min(feature.created + timedelta(minutes=rng.uniform(1, 30)), started or now, now)
+        if started is None and status in ("running", "completed", "failed"):
+            started = min(ready + timedelta(minutes=rng.uniform(0, 10)), now)
+    last = started or ready or feature.created
+    return {
+        "queue_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "feature_id": feature.feature_id,
+        "phase_number": phase_number, "issue_number": None, "status": status,
+        "depends_on_phases": json.dumps(list(range(1, phase_number))),
+        "phase_data": json.dumps({
+            "title": phase_title(feature.title, phase_number),
+            "content": f"Phase {phase_number} of '{feature.title}': implement, test and document the change.",
+            "externalDocs": rng.sample(["docs/api.md", "docs/architecture.md", "README.md", "docs/testing.md"], 2),
+            "predicted_patterns": rng.sample(_PATTERNS, 2),
+        }),
+        "created_at": utc_iso(feature.created), "updated_at": utc_iso(min(now, last + timedelta(
+            minutes=rng.uniform(0, 50) if status in ("completed", "failed", "blocked") else 0))),
+        "error_message": "Dependency phase failed" if status == "blocked" else None,
+        "priority": feature.priority, "queue_position": position,
+        "ready_timestamp": utc_iso(ready) if ready else None,
+        "started_timestamp": utc_iso(started) if started else None,
+        "current_phase": "init",
+    }
+
+
+def unused_items(conn: sqlite3.Connection, table: str) -> list[tuple[str, str, str, str]]:
+    """Work items no row of `table` (phase_queue or planned_features) is about yet."""
+    if table == "phase_queue":
+        titles = {json.loads(data or "{}").get("title", "").rsplit(" (phase ", 1)[0]
+                  for (data,) in conn.execute("SELECT phase_data FROM phase_queue")}
+    else:
+        titles = {title for (title,) in conn.execute("SELECT title FROM planned_features")}
+    return [item for item in WORK_ITEMS if item[0] not in titles]
+
+
+def generated_plan(rng: random.Random, title: str, hours: float) -> str:
+    """planned_features.generated_plan: a PlanSummary (its phases and hours) as JSON text."""
+    steps = rng.sample(_PLAN_STEPS, rng.randint(2, 4))
+    word = title.split()[-1].lower().strip(".,")
+    phases = [{
+        "phase_number": n, "total_phases": len(steps), "title": step,
+        "description": f"{step} for '{title}'.", "estimated_hours": round(hours / len(steps), 1),
+        "files_to_modify": [pattern.format(word) for pattern in rng.sample(_FILES, 2)],
+        "depends_on": [], "prompt_filename": f"phase_{n}_{slug_word(step)}.md",
+        "markdown_prompt": f"# Phase {n}: {step}\n\nImplement {step.lower()} for {title}.",
+    } for n, step in enumerate(steps, start=1)]
+    return json.dumps({"feature_title": title, "total_phases": len(steps),
+                       "total_estimated_hours": round(sum(p["estimated_hours"] for p in phases), 1),
+                       "phases": phases})
+
+
+def slug_word(text: str) -> str:
+    """A file-name form of a short text."""
+    return "_".join(text.lower().split())
+
+
+def feature_row(rng: random.Random, now: datetime, item: tuple, status: str, parent_id: int | None,
+                session: int | None, fresh: bool = False) -> dict[str, Any]:
+    """A planned_features row for work `item` (a feature, bug or enhancement); `fresh` = created now."""
+    title, issue_class, _, _ = item
+    estimate = rng.choice((0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0))
+    created = now if fresh else now - timedelta(days=rng.uniform(0, 20))
+    started = min(created + timedelta(hours=2), now) if status in ("in_progress", "completed") else None
+    hours = round(estimate * rng.uniform(0.6, 1.6), 1)
+    completed = min(started + timedelta(hours=hours), now) if status == "completed" and started else None
+    planned = rng.random() < (0.8 if started else 0.2 if status == "cancelled" else 0.5)  # plans come before work
+    return {
+        "item_type": {"/bug": "bug", "/patch": "bug", "/chore": "enhancement"}.get(issue_class, "feature"),
+        "title": title, "description": f"{title}. Acceptance criteria in the linked issue.", "status": status,
+        "priority": rng.choice(("high", "medium", "medium", "low")), "estimated_hours": estimate,
+        "actual_hours": hours if completed else None, "session_number": session,
+        "github_issue_number": rng.randrange(100, 400), "parent_id": parent_id,
+        "tags": json.dumps(rng.sample(TAGS, rng.randint(1, 3))),
+        "completion_notes": "Shipped behind a feature flag." if completed else None,
+        "created_at": utc_iso(created), "updated_at": utc_iso(completed or started or created),
+        "started_at": utc_iso(started) if started else None, "completed_at": utc_iso(completed) if completed else None,
+        "generated_plan": generated_plan(rng, title, estimate) if planned else None,
+    }
 
 
 def queue_paused(conn: sqlite3.Connection) -> bool:
@@ -50,14 +168,20 @@ def tick_queue(conn: sqlite3.Connection, rng: random.Random, ws: Workspace, now:
                          " WHERE config_key = 'queue_paused'", ("false" if paused else "true", stamp))
     open_rows = conn.execute("SELECT COUNT(*) FROM phase_queue WHERE status != 'completed'").fetchone()[0]
     if open_rows < _MAX_OPEN_QUEUE_ROWS and rng.random() < 0.3:
-        feature_id, issue, position = conn.execute(
-            "SELECT COALESCE(MAX(feature_id), 0) + 1, COALESCE(MAX(issue_number), 0),"
-            " COALESCE(MAX(queue_position), 0) FROM phase_queue").fetchone()
-        title = rng.choice(WORK_ITEMS)[0]
-        with conn:
-            for n in range(1, rng.randint(1, 3) + 1):
-                insert_row(conn, "phase_queue", queue_row(rng, now, (feature_id, n, issue + n, title), "queued",
-                                                          position + n, fresh=True))
+        _add_feature(conn, rng, now)
+
+
+def _add_feature(conn: sqlite3.Connection, rng: random.Random, now: datetime) -> None:
+    """Queue a new multi-phase feature about work no queued feature covers (titles stay distinct)."""
+    items = unused_items(conn, "phase_queue")
+    if not items:
+        return
+    feature_id, position = conn.execute(
+        "SELECT COALESCE(MAX(feature_id), 0) + 1, COALESCE(MAX(queue_position), 0) FROM phase_queue").fetchone()
+    feature = Feature(feature_id, rng.choice(items)[0], pick_priority(rng), now)
+    with conn:
+        for n in range(1, rng.randint(1, 3) + 1):  # new rows go to the back of the queue: FIFO among equals
+            insert_row(conn, "phase_queue", queue_row(rng, feature, n, "queued", position + n, now))
 
 
 def _retry_failed(conn: sqlite3.Connection, ws: Workspace, stamp: str) -> None:
@@ -67,7 +191,9 @@ def _retry_failed(conn: sqlite3.Connection, ws: Workspace, stamp: str) -> None:
             "SELECT queue_id, feature_id, adw_id FROM phase_queue WHERE status = 'failed' ORDER BY updated_at"
     ).fetchall():
         if adw_id not in agents:
+            # waiting again: it gets fresh ready/started times, so they never run backwards
             conn.execute("UPDATE phase_queue SET status = 'queued', error_message = NULL, adw_id = NULL,"
+                         " current_phase = 'init', ready_timestamp = NULL, started_timestamp = NULL,"
                          " updated_at = ? WHERE queue_id = ?", (stamp, queue_id))
             conn.execute("UPDATE phase_queue SET status = 'queued', error_message = NULL, updated_at = ?"
                          " WHERE feature_id = ? AND status = 'blocked'", (stamp, feature_id))
@@ -80,7 +206,8 @@ def tick_features(conn: sqlite3.Connection, rng: random.Random, now: datetime, a
         return
     counts = dict(conn.execute("SELECT status, COUNT(*) FROM planned_features WHERE item_type != 'session'"
                                " GROUP BY status").fetchall())
-    can_add = sum(counts.values()) < _MAX_FEATURES
+    items = unused_items(conn, "planned_features")
+    can_add = sum(counts.values()) < _MAX_FEATURES and bool(items)
     # only moves that apply right now, so a tick that acts always changes something
     moves = [a for a in _FEATURE_ACTIONS if (can_add if a == "add" else counts.get(_FEATURE_MOVES[a][0]))]
     if not moves:
@@ -90,7 +217,7 @@ def tick_features(conn: sqlite3.Connection, rng: random.Random, now: datetime, a
         if action == "add":
             session = conn.execute("SELECT id, session_number FROM planned_features WHERE item_type = 'session'"
                                    " ORDER BY id DESC LIMIT 1").fetchone() or (None, None)
-            row = feature_row(rng, now, rng.choice(WORK_ITEMS), "planned", session[0], session[1], fresh=True)
+            row = feature_row(rng, now, rng.choice(items), "planned", session[0], session[1], fresh=True)
             insert_row(conn, "planned_features", row)
             return
         wanted, assignments = _FEATURE_MOVES[action]

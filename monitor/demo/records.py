@@ -1,34 +1,37 @@
-"""The demo's shared vocabulary: work items, failure texts, the workspace layout and record builders.
+"""The demo's shared vocabulary and its ADW runs: work items, failures, state files and run records.
 
-Both the seeding (`workspace`) and the live simulation (`simulator`, `backlog`) build their
-rows and files here, so seeded and live records look alike.
+Both the seeding (`workspace`) and the live simulation (`simulator`) walk runs through
+their phases with the functions here (which leave committing to their caller), so seeded
+and live runs write the same formats as the real ADWs: Title-case phases in task_logs,
+phase_queue and completed_phases.json, state files in the current format (some in the
+older one with status and current_phase), and an error.log entry when a phase fails.
+The phase facts come from `monitor.adw`.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import shutil
 import sqlite3
-import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from monitor.demo.schema import ADW_PHASES
+from monitor.adw import FINAL_RUN_STATUSES, PHASES, template_phases
 
-# template -> the phases it skips; every template walks the same nine phases in order
-TEMPLATES = {
-    "adw_sdlc_iso": frozenset(),
-    "adw_plan_build_iso": frozenset({"review", "doc"}),
-    "adw_plan_build_test_iso": frozenset({"review", "doc", "ship"}),
-    "adw_patch_iso": frozenset({"plan", "validate", "doc"}),
-}
-MODELS = {"base": "claude-sonnet-4-5", "heavy": "claude-opus-4-1"}
-PHASE_SCRIPTS = {"plan": "adw_plan_iso", "build": "adw_build_iso", "test": "adw_test_iso",
-                 "review": "adw_review_iso", "doc": "adw_document_iso", "ship": "adw_ship_iso"}
-_PHASE_COST = {"plan": 0.45, "validate": 0.15, "build": 0.9, "lint": 0.1, "test": 0.6,
-               "review": 0.5, "doc": 0.25, "ship": 0.1, "cleanup": 0.05}
+# How often each workflow template runs: mostly the recommended complete SDLC.
+TEMPLATE_WEIGHTS = {"adw_sdlc_complete_iso": 12, "adw_sdlc_from_build_iso": 3, "adw_sdlc_complete_zte_iso": 2,
+                    "adw_plan_build_iso": 2, "adw_lightweight_iso": 2}
+MODELS = {"base": "sonnet", "heavy": "opus", "lightweight": "haiku"}  # model_set -> model_used
+# The orchestrators carry on when one of these fails, and still mark it completed.
+NON_CRITICAL = frozenset({"Validate", "Document", "Verify"})
+# Only these orchestrators keep agents/<adw_id>/completed_phases.json (the PhaseTracker).
+TRACKED_TEMPLATES = frozenset({"adw_sdlc_complete_iso", "adw_sdlc_from_build_iso"})
+OLD_FORMAT_SHARE = 0.3  # state files written before status/current_phase left the format
+_PHASE_COST = {"Plan": 0.45, "Validate": 0.15, "Build": 0.9, "Lint": 0.1, "Test": 0.6,
+               "Review": 0.5, "Document": 0.25, "Ship": 0.1, "Cleanup": 0.05, "Verify": 0.2}
 REPO_URL = "https://github.com/acme/storefront"
 # (title, issue class, method and path of the endpoint the change ships)
 WORK_ITEMS = (
@@ -58,18 +61,17 @@ WORK_ITEMS = (
     ("Returns form rejects valid order ids", "/bug", "POST", "/api/returns"),
 )
 FAILURES = {
-    "plan": "plan: claude CLI exited 1 (context window exceeded)",
-    "validate": "validate: plan references missing module app/billing.py",
-    "build": "build: 2 type errors remain after 3 fix attempts",
-    "lint": "lint: ruff reported 14 errors that are not auto-fixable",
-    "test": "test: 3 tests still failing after 3 resolution attempts",
-    "review": "review: blocker found, migration missing for new column",
-    "doc": "doc: screenshot capture timed out",
-    "ship": "ship: PR merge blocked, required check 'e2e' failed",
-    "cleanup": "cleanup: git worktree remove failed (directory busy)",
+    "Plan": "claude CLI exited 1 (context window exceeded)",
+    "Validate": "plan references missing module app/billing.py",
+    "Build": "2 type errors remain after 3 fix attempts",
+    "Lint": "ruff reported 14 errors that are not auto-fixable",
+    "Test": "3 tests still failing after 3 resolution attempts",
+    "Review": "blocker found, migration missing for new column",
+    "Document": "screenshot capture timed out",
+    "Ship": "PR merge blocked, required check 'e2e' failed",
+    "Cleanup": "git worktree remove failed (directory busy)",
+    "Verify": "post-deploy health check returned 502",
 }
-TAGS = ("frontend", "backend", "api", "database", "infra", "ux", "security", "testing", "docs")
-_PATTERNS = ("api_endpoint", "db_migration", "ui_component", "background_job", "config_change", "test_fixture")
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,11 @@ class Workspace:
         """The workspace layout under `root` (nothing is created)."""
         root = Path(root)
         return cls(root, root / "db" / "database.db", root / "agents", root / "trees")
+
+    @property
+    def scripts_dir(self) -> Path:
+        """Where the stand-in ADW scripts (adws/adw_*.py) live, as in the real repository."""
+        return self.root / "adws"
 
     def agent_ids(self) -> set[str]:
         """The adw_ids that have an agent state directory."""
@@ -107,6 +114,11 @@ def slug(title: str) -> str:
     return "-".join("".join(c if c.isalnum() else " " for c in title.lower()).split()[:5])
 
 
+def phase_script(phase: str) -> str:
+    """The ADW script that runs `phase` (adw_build_iso for Build)."""
+    return f"adw_{phase.lower()}_iso"
+
+
 def phase_actuals(rng: random.Random, estimate: float) -> tuple[float, int]:
     """An actual (cost in $, tokens used) for a phase estimated at `estimate`."""
     cost = round(estimate * rng.uniform(0.6, 1.5), 4)
@@ -119,26 +131,34 @@ def insert_row(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> int
     return conn.execute(sql, tuple(row.values())).lastrowid
 
 
+def work_item_for(text: str) -> tuple[str, str, str, str]:
+    """The work item a queue title or nl_input talks about (a stable fallback otherwise)."""
+    return next((item for item in WORK_ITEMS if text.startswith(item[0])), WORK_ITEMS[len(text) % len(WORK_ITEMS)])
+
+
 def new_state(ws: Workspace, rng: random.Random, adw_id: str, issue: int, item: tuple,
               start: datetime) -> dict[str, Any]:
     """A fresh adw_state.json record for a run on work `item` that started at `start`."""
     title, issue_class, _, _ = item
-    template = "adw_patch_iso" if issue_class == "/patch" else rng.choice(sorted(set(TEMPLATES) - {"adw_patch_iso"}))
-    model_set = "heavy" if rng.random() < 0.25 else "base"
-    factor = 2.5 if model_set == "heavy" else 1.0
-    breakdown = {p: round(_PHASE_COST[p] * factor, 2) for p in ADW_PHASES if p not in TEMPLATES[template]}
+    template = rng.choices(list(TEMPLATE_WEIGHTS), weights=list(TEMPLATE_WEIGHTS.values()))[0]
+    model_set = "lightweight" if template == "adw_lightweight_iso" else "heavy" if rng.random() < 0.25 else "base"
+    factor = {"heavy": 2.5, "lightweight": 0.4}.get(model_set, 1.0)
+    breakdown = {p: round(_PHASE_COST[p] * factor, 2) for p in template_phases(template)}
+    plan_file = f"specs/issue-{issue}-adw-{adw_id}-sdlc_planner-{slug(title)}.md"
     state = {
         "adw_id": adw_id, "issue_number": str(issue),
         "branch_name": f"{issue_class.strip('/')}-issue-{issue}-adw-{adw_id}-{slug(title)}",
-        "plan_file": None, "issue_class": issue_class, "worktree_path": str(ws.trees_dir / adw_id),
-        "backend_port": 9100 + rng.randrange(15), "frontend_port": 9200 + rng.randrange(15),
+        # a run that starts at Build continues an earlier plan, so its plan file exists already
+        "plan_file": plan_file if "Plan" not in breakdown else None,
+        "issue_class": issue_class, "worktree_path": str((ws.trees_dir / adw_id).absolute()),
+        "backend_port": 9100 + rng.randrange(100), "frontend_port": 9200 + rng.randrange(100),
         "model_set": model_set, "all_adws": [template],
         "estimated_cost_total": round(sum(breakdown.values()), 2), "estimated_cost_breakdown": breakdown,
         "workflow_template": template, "model_used": MODELS[model_set], "start_time": utc_iso(start),
         "nl_input": f"{title} (see issue #{issue})", "github_url": f"{REPO_URL}/issues/{issue}",
     }
-    if rng.random() < 0.4:  # older ADW writers also kept status and current_phase in the file
-        state.update(status="pending", current_phase="init")
+    if rng.random() < OLD_FORMAT_SHARE:  # older ADW writers also kept status and current_phase in the file
+        state.update(status="pending", current_phase=None)
     return state
 
 
@@ -152,90 +172,206 @@ def write_state(ws: Workspace, state: dict[str, Any]) -> None:
         fh.write(json.dumps(state, indent=2))
 
 
-def append_error(ws: Workspace, adw_id: str, when: datetime, message: str) -> None:
-    """Append one line to a run's error.log."""
+def append_error(ws: Workspace, adw_id: str, entry: str) -> None:
+    """Append one entry (a line, or a multi-line traceback) to a run's error.log."""
     path = ws.agents_dir / adw_id / "error.log"
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a", encoding="utf-8") as fh:
-        fh.write(f"{utc_iso(when)} ERROR {message}\n")
+        fh.write(entry.rstrip("\n") + "\n")
+
+
+def error_entry(rng: random.Random, phase: str, message: str) -> str:
+    """What a failed phase leaves in error.log: usually its message, sometimes the traceback ending in it."""
+    if rng.random() < 0.7:
+        return message
+    script = phase_script(phase)
+    return (f"Traceback (most recent call last):\n"
+            f'  File "adws/{script}.py", line {rng.randrange(300, 900)}, in main\n'
+            f"    run_phase(issue_number, adw_id, logger)\n"
+            f'  File "adws/adw_modules/workflow_ops.py", line {rng.randrange(100, 1100)}, in run_phase\n'
+            f"    raise PhaseError(message)\n"
+            f"adw_modules.exceptions.PhaseError: {message}")
 
 
 def insert_task_log(conn: sqlite3.Connection, state: dict[str, Any], phase: str, status: str, when: datetime,
-                    cost: float = 0.0, tokens: int = 0, duration: float | None = None,
+                    cost: float | None = None, tokens: int | None = None, duration: float | None = None,
                     error: str | None = None) -> None:
-    """Record one phase event (started|completed|failed|skipped) of a run in task_logs."""
+    """Record how a phase of a run ended (completed|failed), as its phase script logs it."""
+    icon = "✅" if status == "completed" else "❌"
     insert_row(conn, "task_logs", {
         "adw_id": state["adw_id"], "issue_number": int(state["issue_number"]),
-        "workflow_template": state["workflow_template"], "phase_name": phase,
-        "phase_number": ADW_PHASES.index(phase) + 1, "phase_status": status, "log_message": f"{phase} {status}",
-        "error_message": error, "started_at": utc_iso(when - timedelta(seconds=duration or 0)),
-        "completed_at": None if status == "started" else utc_iso(when),
-        "duration_seconds": duration, "tokens_used": tokens, "cost_usd": cost,
+        # the phase scripts log under their own name, not the orchestrator's
+        "workflow_template": phase_script(phase), "phase_name": phase,
+        "phase_number": PHASES.index(phase) + 1, "phase_status": status,
+        "log_message": f"{icon} {phase} phase {status}", "error_message": error,
+        "started_at": utc_iso(when - timedelta(seconds=duration or 0)), "completed_at": utc_iso(when),
+        "duration_seconds": duration, "tokens_used": tokens, "cost_usd": cost, "created_at": utc_iso(when),
     })
 
 
-def history_row(state: dict[str, Any], status: str, phase: str, start: datetime, end: datetime | None,
-                cost: float, phase_count: int, now: datetime) -> dict[str, Any]:
-    """The workflow_history row (column -> value) of a run described by its state record."""
+def history_row(state: dict[str, Any], status: str, start: datetime, end: datetime | None,
+                usage: dict[str, tuple[float, int]], now: datetime, error: str | None = None) -> dict[str, Any]:
+    """The workflow_history row (column -> value) of a run described by its state and phase usage."""
+    tokens = sum(t for _, t in usage.values())
     return {
         "adw_id": state["adw_id"], "issue_number": int(state["issue_number"]), "nl_input": state["nl_input"],
-        "github_url": state["github_url"], "workflow_template": state["workflow_template"],
-        "model_used": state["model_used"], "status": status, "start_time": utc_iso(start),
-        "end_time": utc_iso(end) if end else None,
-        "duration_seconds": round((end - start).total_seconds(), 1) if end else None,
-        "error_message": FAILURES[phase] if status == "failed" else None,
-        "phase_count": phase_count, "current_phase": phase, "retry_count": 0,
-        "actual_cost_total": round(cost, 4), "estimated_cost_total": state["estimated_cost_total"],
+        "github_url": state["github_url"], "gh_issue_state": "closed" if status == "completed" else "open",
+        "workflow_template": state["workflow_template"], "model_used": state["model_used"], "status": status,
+        "start_time": utc_iso(start), "end_time": utc_iso(end) if end else None,
+        "duration_seconds": round((end - start).total_seconds()) if end else None,
+        "error_message": error, "phase_count": len(usage),
+        # the history sync copies the state file's current_phase, which only older files carry
+        "current_phase": state.get("current_phase"), "retry_count": 0, "worktree_path": state["worktree_path"],
+        "input_tokens": int(tokens * 0.8), "output_tokens": tokens - int(tokens * 0.8), "total_tokens": tokens,
+        "actual_cost_total": round(sum(c for c, _ in usage.values()), 4),
+        "estimated_cost_total": state["estimated_cost_total"], **_history_json(state, status, usage),
         "created_at": utc_iso(start), "updated_at": utc_iso(end or now),
     }
 
 
-def queue_row(rng: random.Random, now: datetime, phase: tuple[int, int, int, str], status: str,
-              position: int, fresh: bool = False) -> dict[str, Any]:
-    """A phase_queue row for phase (feature_id, phase_number, issue, title); `fresh` = created now."""
-    feature_id, phase_number, issue, title = phase
-    created = now if fresh else now - timedelta(hours=rng.uniform(1, 72))
-    updated = now if fresh else now - timedelta(minutes=rng.uniform(0, 50))
+def _history_json(state: dict[str, Any], status: str, usage: dict[str, tuple[float, int]]) -> dict[str, str]:
+    """The JSON columns of a history row, as JSON text (the real SQLite schema stores them so)."""
+    actual = round(sum(c for c, _ in usage.values()), 4)
+    estimate = sum(state["estimated_cost_breakdown"].get(phase, 0.0) for phase in usage)
+    flags = (["cost_over_estimate"] if usage and actual > 1.2 * estimate else []) + \
+            (["workflow_failed"] if status == "failed" else [])
+    advice = (["Split the plan into smaller phases to keep cost near the estimate"] if flags[:1] else []) + \
+             ([f"Use the base model set for {state['issue_class']} issues"]
+              if state["model_set"] == "heavy" and state["issue_class"] != "/feature" else [])
+    tokens = sum(t for _, t in usage.values())
     return {
-        "queue_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "feature_id": feature_id,
-        "phase_number": phase_number, "issue_number": issue, "status": status,
-        "depends_on_phases": json.dumps(list(range(1, phase_number))),
-        "phase_data": json.dumps({
-            "title": f"{title} (phase {phase_number})",
-            "content": f"Phase {phase_number} of '{title}': implement, test and document the change.",
-            "externalDocs": rng.sample(["docs/api.md", "docs/architecture.md", "README.md", "docs/testing.md"], 2),
-            "predicted_patterns": rng.sample(_PATTERNS, 2),
-        }),
-        "created_at": utc_iso(created), "updated_at": utc_iso(updated),
-        "error_message": "Dependency phase failed" if status == "blocked" else None,
-        "priority": rng.choice((10, 25, 50, 50, 50, 75, 90)), "queue_position": position,
-        "ready_timestamp": None if status in ("queued", "blocked") else utc_iso(created + timedelta(minutes=5)),
-        "current_phase": "init",
+        "structured_input": json.dumps({
+            "issue_number": int(state["issue_number"]), "issue_class": state["issue_class"],
+            "title": state["nl_input"].split(" (see issue")[0], "workflow": state["workflow_template"],
+            "model_set": state["model_set"]}),
+        "cost_breakdown": json.dumps({"estimated_total": state["estimated_cost_total"], "actual_total": actual,
+                                      "estimated_per_phase": state["estimated_cost_breakdown"],
+                                      "actual_per_phase": {phase: c for phase, (c, _) in usage.items()}}),
+        "token_breakdown": json.dumps({"input_tokens": int(tokens * 0.8), "output_tokens": tokens - int(tokens * 0.8),
+                                       "by_phase": {phase: t for phase, (_, t) in usage.items()}}),
+        "anomaly_flags": json.dumps(flags), "optimization_recommendations": json.dumps(advice),
     }
 
 
-def feature_row(rng: random.Random, now: datetime, item: tuple, status: str, parent_id: int | None,
-                session: int | None, fresh: bool = False) -> dict[str, Any]:
-    """A planned_features row for work `item` (a feature, bug or enhancement); `fresh` = created now."""
-    title, issue_class, _, _ = item
-    estimate = rng.choice((0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0))
-    created = now if fresh else now - timedelta(days=rng.uniform(0, 20))
-    started = min(created + timedelta(hours=2), now) if status in ("in_progress", "completed") else None
-    hours = round(estimate * rng.uniform(0.6, 1.6), 1)
-    completed = min(started + timedelta(hours=hours), now) if status == "completed" and started else None
-    return {
-        "item_type": {"/bug": "bug", "/patch": "bug", "/chore": "enhancement"}.get(issue_class, "feature"),
-        "title": title, "description": f"{title}. Acceptance criteria in the linked issue.", "status": status,
-        "priority": rng.choice(("high", "medium", "medium", "low")), "estimated_hours": estimate,
-        "actual_hours": hours if completed else None, "session_number": session,
-        "github_issue_number": rng.randrange(100, 400), "parent_id": parent_id,
-        "tags": json.dumps(rng.sample(TAGS, rng.randint(1, 3))),
-        "completion_notes": "Shipped behind a feature flag." if completed else None,
-        "created_at": utc_iso(created), "updated_at": utc_iso(completed or started or created),
-        "started_at": utc_iso(started) if started else None, "completed_at": utc_iso(completed) if completed else None,
-    }
+def similar_runs(conn: sqlite3.Connection, template: str) -> str:
+    """similar_workflow_ids for a new run: the latest completed runs of its template, as JSON text."""
+    rows = conn.execute("SELECT adw_id FROM workflow_history WHERE workflow_template = ? AND status = 'completed'"
+                        " ORDER BY start_time DESC LIMIT 3", (template,)).fetchall()
+    return json.dumps([row[0] for row in rows])
 
 
-def work_item_for(text: str) -> tuple[str, str, str, str]:
-    """The work item a queue title or nl_input talks about (a stable fallback otherwise)."""
-    return next((item for item in WORK_ITEMS if text.startswith(item[0])), WORK_ITEMS[len(text) % len(WORK_ITEMS)])
+@dataclass
+class Run:
+    """An ADW run as its orchestrator sees it: its state record, where it stands, what it spent."""
+
+    state: dict[str, Any]
+    queue_id: str | None
+    started: datetime
+    phase: int = -1  # index into `phases`; -1 before the first phase starts
+    phase_started: datetime | None = None
+    usage: dict[str, tuple[float, int]] = field(default_factory=dict)  # phase -> (cost $, tokens)
+    completed: list[str] = field(default_factory=list)  # as the PhaseTracker records them
+    error: str | None = None
+    paused: bool = False
+
+    @property
+    def adw_id(self) -> str:
+        """The run's id."""
+        return self.state["adw_id"]
+
+    @property
+    def phases(self) -> tuple[str, ...]:
+        """The phases its template walks, in order."""
+        return template_phases(self.state["workflow_template"])
+
+    @property
+    def current(self) -> str | None:
+        """The phase it stands in; None before the first one."""
+        return self.phases[self.phase] if self.phase >= 0 else None
+
+    def queue_phase(self, status: str) -> str:
+        """phase_queue.current_phase as the orchestrators broadcast it."""
+        if status == "completed" and self.state["workflow_template"] == "adw_sdlc_from_build_iso":
+            return "Completed"  # the only orchestrator that broadcasts its end
+        return self.current or "init"
+
+
+def open_run(conn: sqlite3.Connection, ws: Workspace, state: dict[str, Any], queue_id: str | None = None) -> Run:
+    """Create a pending run from its new state record: state file, worktree, history row (no cost yet)."""
+    start = datetime.fromisoformat(state["start_time"])
+    write_state(ws, state)
+    tree = ws.trees_dir / state["adw_id"]
+    tree.mkdir(parents=True, exist_ok=True)
+    (tree / ".ports.env").write_text(f"BACKEND_PORT={state['backend_port']}\nFRONTEND_PORT={state['frontend_port']}\n"
+                                     f"VITE_BACKEND_URL=http://localhost:{state['backend_port']}\n", encoding="utf-8")
+    row = history_row(state, "pending", start, None, {}, start)
+    insert_row(conn, "workflow_history", {**row, "similar_workflow_ids": similar_runs(conn, row["workflow_template"])})
+    return Run(state, queue_id, start)
+
+
+def write_tracker(ws: Workspace, run: Run, current: str | None, when: datetime) -> None:
+    """Rewrite completed_phases.json as the PhaseTracker does (only its orchestrators keep one)."""
+    if run.state["workflow_template"] not in TRACKED_TEMPLATES:
+        return
+    data = {"completed": list(run.completed), "current": current,
+            "last_updated": when.astimezone().replace(tzinfo=None).isoformat()}  # naive local time, as written
+    with open(ws.agents_dir / run.adw_id / "completed_phases.json", "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2)
+
+
+def begin_phase(conn: sqlite3.Connection, ws: Workspace, run: Run, when: datetime) -> str:
+    """Start the run's next phase: broadcast it, record it as current; return its name."""
+    run.phase += 1
+    phase, run.phase_started = run.phases[run.phase], when
+    if phase_script(phase) not in run.state["all_adws"]:
+        run.state["all_adws"].append(phase_script(phase))
+    if "status" in run.state:  # the older orchestrators kept status and phase in the state file
+        run.state.update(status="running", current_phase=phase)
+    write_tracker(ws, run, phase, when)
+    save_run(conn, ws, run, "running", when)
+    return phase
+
+
+def finish_phase(conn: sqlite3.Connection, ws: Workspace, run: Run, rng: random.Random, when: datetime,
+                 failed: bool = False) -> bool:
+    """End the current phase; True when the run goes on (it passed, or failed but is not critical)."""
+    phase = run.current
+    run.usage[phase] = phase_actuals(rng, run.state["estimated_cost_breakdown"].get(phase, 0.0))
+    duration = round(max(0.1, (when - (run.phase_started or when)).total_seconds()), 1)
+    error = f"{phase} phase failed: {FAILURES[phase]}" if failed else None
+    insert_task_log(conn, run.state, phase, "failed" if failed else "completed", when, *run.usage[phase],
+                    duration, error)
+    if failed:
+        append_error(ws, run.adw_id, error_entry(rng, phase, error))
+        if phase not in NON_CRITICAL:
+            run.error = error
+            return False
+    run.completed.append(phase)
+    write_tracker(ws, run, None, when)
+    if phase == "Plan":
+        run.state["plan_file"] = f"specs/issue-{run.state['issue_number']}-adw-{run.adw_id}-sdlc_planner-" \
+                                 f"{slug(run.state['nl_input'])}.md"
+    elif phase == "Cleanup":
+        shutil.rmtree(ws.trees_dir / run.adw_id, ignore_errors=True)
+    return True
+
+
+def end_run(conn: sqlite3.Connection, ws: Workspace, run: Run, when: datetime, status: str) -> None:
+    """Finish the run (completed|failed): end_time in its state file, the end in every record."""
+    run.state["end_time"] = utc_iso(when)
+    if "status" in run.state:
+        run.state["status"] = status
+    save_run(conn, ws, run, status, when)
+
+
+def save_run(conn: sqlite3.Connection, ws: Workspace, run: Run, status: str, when: datetime) -> None:
+    """Write the run's status to its history row, its queue row and its state file."""
+    ended = status in FINAL_RUN_STATUSES
+    row = history_row(run.state, status, run.started, when if ended else None, run.usage, when, run.error)
+    assignments = ", ".join(f"{column} = :{column}" for column in row)
+    conn.execute(f"UPDATE workflow_history SET {assignments} WHERE adw_id = :adw_id", row)
+    if run.queue_id is not None:
+        conn.execute("UPDATE phase_queue SET status = ?, current_phase = ?, error_message = ?, updated_at = ?"
+                     " WHERE queue_id = ?", ("running" if status == "pending" else status,
+                                             run.queue_phase(status), run.error, utc_iso(when), run.queue_id))
+    write_state(ws, run.state)

@@ -1,6 +1,9 @@
 """DDL of the ADW database tables the console reads, for SQLite and PostgreSQL.
 
-Used by the demo workspace and by the tests; the console itself only reads.
+Used by the demo workspace and by the tests; the console itself only reads. The tables
+follow the real system's latest schema (phase_queue with current_phase, planned_features
+with generated_plan) in the columns the console shows; JSON columns are JSON text, as in
+the real SQLite database. The ADW domain facts (phases, statuses) live in ``monitor.adw``.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ CREATE TABLE IF NOT EXISTS workflow_history (
     issue_number INTEGER,
     nl_input TEXT,
     github_url TEXT,
+    gh_issue_state TEXT,
     workflow_template TEXT,
     model_used TEXT,
     status TEXT,
@@ -46,8 +50,18 @@ CREATE TABLE IF NOT EXISTS workflow_history (
     phase_count INTEGER,
     current_phase TEXT,
     retry_count INTEGER DEFAULT 0,
+    worktree_path TEXT,
+    input_tokens INTEGER DEFAULT 0,
+    output_tokens INTEGER DEFAULT 0,
+    total_tokens INTEGER DEFAULT 0,
     actual_cost_total {real},
     estimated_cost_total {real},
+    structured_input TEXT,
+    cost_breakdown TEXT,
+    token_breakdown TEXT,
+    anomaly_flags TEXT,
+    optimization_recommendations TEXT,
+    similar_workflow_ids TEXT,
     created_at TEXT,
     updated_at TEXT
 );
@@ -68,7 +82,8 @@ CREATE TABLE IF NOT EXISTS planned_features (
     created_at TEXT,
     updated_at TEXT,
     started_at TEXT,
-    completed_at TEXT
+    completed_at TEXT,
+    generated_plan TEXT
 );
 CREATE TABLE IF NOT EXISTS task_logs (
     id {serial},
@@ -84,12 +99,11 @@ CREATE TABLE IF NOT EXISTS task_logs (
     completed_at TEXT,
     duration_seconds {real},
     tokens_used INTEGER,
-    cost_usd {real}
+    cost_usd {real},
+    created_at TEXT DEFAULT CURRENT_TIMESTAMP
 );
 """
 
 SQLITE_SCHEMA = _TABLES.format(serial="INTEGER PRIMARY KEY AUTOINCREMENT", real="REAL")
 POSTGRES_SCHEMA = _TABLES.format(serial="SERIAL PRIMARY KEY", real="DOUBLE PRECISION")
 
-ADW_PHASES = ("plan", "validate", "build", "lint", "test", "review", "doc", "ship", "cleanup")
-QUEUE_STATUSES = ("queued", "ready", "running", "completed", "blocked", "failed")

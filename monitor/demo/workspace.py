@@ -1,6 +1,7 @@
 """The demo workspace: an ADW database, agent state files and worktrees, seeded with history.
 
-The seed is built with the same record builders (`records`) the simulator uses later.
+The seed walks its runs through their phases with the same functions (`records`) the
+simulator uses later, so seeded and live runs look alike.
 """
 
 from __future__ import annotations
@@ -11,13 +12,19 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from monitor.adw import template_phases
+from monitor.demo.backlog import Feature, feature_row, pick_priority, queue_row
 from monitor.demo.records import (
-    FAILURES, PHASE_SCRIPTS, WORK_ITEMS, Workspace, append_error, feature_row, history_row, insert_row,
-    insert_task_log, new_adw_id, new_state, phase_actuals, queue_row, slug, utc_iso, write_state,
+    FAILURES, NON_CRITICAL, WORK_ITEMS, Run, Workspace, begin_phase, end_run, finish_phase, history_row, insert_row,
+    new_adw_id, new_state, open_run, phase_actuals, similar_runs, utc_iso, work_item_for,
 )
-from monitor.demo.schema import ADW_PHASES, SQLITE_SCHEMA
+from monitor.demo.schema import SQLITE_SCHEMA
 
 __all__ = ["Workspace", "create_workspace"]  # Workspace is defined in records; callers import it from here
+
+_QUEUE_ROWS = 38  # the seeded queue stops growing at about this many rows
+# Queue features besides the runs' own, so every status shows: (phase statuses in order)
+_SHOWCASE_FEATURES = (("completed", "failed", "blocked"), ("ready", "queued"), ("completed", "completed", "ready"))
 
 
 def create_workspace(root: Path, rng: random.Random) -> Workspace:
@@ -40,101 +47,133 @@ def create_workspace(root: Path, rng: random.Random) -> Workspace:
 
 def _seed(conn: sqlite3.Connection, ws: Workspace, rng: random.Random, now: datetime) -> None:
     items = rng.sample(WORK_ITEMS, len(WORK_ITEMS))
-    # (outcome, phases done): one live run stands in build, so the API changes on the first ticks
-    plan = [("running", 2), *(("running", n) for n in rng.sample(range(1, 7), 3)),
-            *[("completed", len(ADW_PHASES))] * 3, ("failed", rng.randrange(2, 6))]
-    runs = [_seed_run(conn, ws, rng, now, 100 + i, items[i], outcome, done) for i, (outcome, done) in enumerate(plan)]
-    history = runs + [_old_run(ws, rng, now, 40 + i, items[i % len(items)]) for i in range(52)]
-    for row in history:
-        insert_row(conn, "workflow_history", row)
-    _seed_queue(conn, rng, now, history)
-    # 22 of the 24 work items always include a chore, so every item type shows; older sessions are done
-    statuses = ["completed"] * 9 + ["cancelled"] * 2 + ["in_progress"] * 5 + ["planned"] * 6
-    work = list(zip(rng.sample(WORK_ITEMS, len(statuses)), statuses))
-    for session in range(1, 4):
-        started = now - timedelta(days=30 - 10 * session)
-        parent = insert_row(conn, "planned_features", {
-            "item_type": "session", "title": f"Planning session {session}", "description": "Roadmap grooming",
-            "status": "completed" if session < 3 else "in_progress", "priority": "medium", "estimated_hours": 2.0,
-            "session_number": session, "created_at": utc_iso(started), "updated_at": utc_iso(started)})
-        for item, status in work[(session - 1) * 7: session * 7 + (session == 3)]:
-            insert_row(conn, "planned_features", feature_row(rng, now, item, status, parent, session))
+    old = sorted((_old_run(ws, rng, now, 40 + i, items[i % len(items)]) for i in range(52)),
+                 key=lambda row: row["start_time"])
+    for row in old:  # oldest first, so each names earlier runs of its template as similar
+        similar = similar_runs(conn, row["workflow_template"])
+        insert_row(conn, "workflow_history", {**row, "similar_workflow_ids": similar})
+    # (outcome, phases done): one live run stands in Build, so the API changes on the first ticks
+    plan = [("running", "Build"), *[("running", None)] * 3, *[("completed", None)] * 3, ("failed", None)]
+    runs = [(_seed_run(conn, ws, rng, now, 100 + i, items[i], outcome, at), outcome)
+            for i, (outcome, at) in enumerate(plan)]
+    _seed_queue(conn, rng, now, runs, items[len(plan):])
+    _seed_features(conn, rng, now)
     conn.execute("INSERT INTO queue_config VALUES ('queue_paused', 'false', ?)", (utc_iso(now),))
 
 
+def _phases_done(rng: random.Random, phases: tuple[str, ...], outcome: str, at: str | None) -> int:
+    """How many of its phases a seeded run has finished."""
+    if outcome == "completed":
+        return len(phases)
+    if outcome == "failed":  # only a critical phase ends a run, and not before it has done something
+        return rng.choice([i for i, phase in enumerate(phases) if i > 0 and phase not in NON_CRITICAL])
+    return phases.index(at) if at in phases else rng.randrange(len(phases))
+
+
 def _seed_run(conn: sqlite3.Connection, ws: Workspace, rng: random.Random, now: datetime,
-              issue: int, item: tuple, outcome: str, last: int) -> dict[str, Any]:
-    """Write one agent run (state file, task logs, worktree, errors); return its history row."""
-    adw_id = new_adw_id(rng)
-    state = new_state(ws, rng, adw_id, issue, item, now)
-    while last < len(ADW_PHASES) and ADW_PHASES[last] not in state["estimated_cost_breakdown"]:
-        last += 1  # a run never stands in a phase its template skips
-    durations = [rng.uniform(30, 240) for _ in range(last)]
-    age = timedelta(seconds=sum(durations) + 20) if outcome == "running" else timedelta(hours=rng.uniform(1, 30))
-    start = now - age
+              issue: int, item: tuple, outcome: str, at: str | None) -> Run:
+    """Walk one agent run (state file, tracker, task logs, worktree, errors) to where it stands now."""
+    state = new_state(ws, rng, new_adw_id(rng), issue, item, now)
+    done = _phases_done(rng, template_phases(state["workflow_template"]), outcome, at)
+    durations = [timedelta(seconds=rng.uniform(30, 240)) for _ in range(done + (outcome != "completed"))]
+    # a live run's current phase began a phase-length ago; finished runs ended hours ago
+    start = now - sum(durations, timedelta()) if outcome == "running" else now - timedelta(hours=rng.uniform(1, 30))
     state["start_time"] = utc_iso(start)
-    when, cost = start, 0.0
-    for phase, duration in zip(ADW_PHASES, durations):
-        if phase not in state["estimated_cost_breakdown"]:
-            insert_task_log(conn, state, phase, "skipped", when)
-            continue
-        phase_cost, tokens = phase_actuals(rng, state["estimated_cost_breakdown"][phase])
-        when += timedelta(seconds=duration)
-        insert_task_log(conn, state, phase, "completed", when, phase_cost, tokens, duration)
-        cost += phase_cost
-        state["all_adws"] += [PHASE_SCRIPTS[phase]] if phase in PHASE_SCRIPTS else []
-        if phase == "plan":
-            state["plan_file"] = f"specs/issue-{issue}-adw-{adw_id}-sdlc_planner-{slug(item[0])}.md"
-    current = ADW_PHASES[min(last, len(ADW_PHASES) - 1)]
-    if outcome == "running":
-        insert_task_log(conn, state, current, "started", when)
-        if rng.random() < 0.5:
-            append_error(ws, adw_id, when, f"{ADW_PHASES[last - 1]}: claude CLI timed out after 600s, retried (1/3)")
-    elif outcome == "failed":
-        insert_task_log(conn, state, current, "failed", when, error=FAILURES[current])
-        append_error(ws, adw_id, when, FAILURES[current])
-    if outcome != "completed":
-        (ws.trees_dir / adw_id).mkdir(exist_ok=True)
-    if "status" in state:
-        state.update(status=outcome, current_phase=current)
-    write_state(ws, state)
-    return history_row(state, outcome, current, start, None if outcome == "running" else when, cost, last, now)
+    run, when = open_run(conn, ws, state), start
+    for index, duration in enumerate(durations):
+        phase = begin_phase(conn, ws, run, when)
+        when += duration
+        if index < done:  # the flaky non-critical phases sometimes fail without stopping the run
+            finish_phase(conn, ws, run, rng, when, failed=phase in NON_CRITICAL and rng.random() < 0.25)
+    if outcome == "failed":
+        finish_phase(conn, ws, run, rng, when, failed=True)
+    if outcome != "running":
+        end_run(conn, ws, run, when, outcome)
+    return run
 
 
 def _old_run(ws: Workspace, rng: random.Random, now: datetime, issue: int, item: tuple) -> dict[str, Any]:
-    """A finished run whose agent dir was pruned long ago; only its history row remains."""
+    """The history row of a run whose agent dir was pruned long ago (no file is written)."""
     roll = rng.random()
     status = "pending" if roll < 0.04 else "failed" if roll < 0.24 else "completed"
     age = timedelta(minutes=rng.uniform(1, 10)) if status == "pending" else timedelta(days=rng.uniform(0.2, 40))
     start = now - age
     state = new_state(ws, rng, new_adw_id(rng), issue, item, start)
-    if status == "pending":
-        return history_row(state, status, "init", start, None, 0.0, 0, now)
-    phases = len(ADW_PHASES) if status == "completed" else rng.randrange(1, 8)
-    end = start + timedelta(seconds=rng.uniform(600, 3600) * phases / len(ADW_PHASES))
-    cost = state["estimated_cost_total"] * rng.uniform(0.6, 1.4) * phases / len(ADW_PHASES)
-    return history_row(state, status, ADW_PHASES[phases - 1], start, end, cost, phases, now)
+    phases = template_phases(state["workflow_template"])
+    ran = 0 if status == "pending" else _phases_done(rng, phases, status, None) + (status == "failed")
+    usage = {phase: phase_actuals(rng, state["estimated_cost_breakdown"][phase]) for phase in phases[:ran]}
+    end = None if status == "pending" else start + timedelta(seconds=rng.uniform(600, 3600) * ran / len(phases))
+    error = f"{phases[ran - 1]} phase failed: {FAILURES[phases[ran - 1]]}" if status == "failed" else None
+    if "status" in state:
+        state.update(status=status, current_phase=phases[ran - 1] if ran else None)
+    if end is not None:
+        state["end_time"] = utc_iso(end)
+    return history_row(state, status, start, end, usage, now, error)
 
 
-def _seed_queue(conn: sqlite3.Connection, rng: random.Random, now: datetime, history: list[dict[str, Any]]) -> None:
-    """About forty queue rows in all six statuses, grouped into multi-phase features."""
-    # pop() takes from the end: agent runs go last, so each gets a queue row to carry its status
-    by_status = {s: [r for r in reversed(history) if r["status"] == s] for s in ("running", "completed", "failed")}
-    statuses = ["running"] * len(by_status["running"]) + ["completed"] * 14 + ["failed"] * 3
-    statuses += ["ready"] * 5 + ["queued"] * 10 + ["blocked"] * 4
-    rng.shuffle(statuses)
-    order = ("completed", "running", "failed", "ready", "queued", "blocked")  # within a feature, by phase
-    position, feature_id = 0, 1
-    while statuses:
-        size = min(len(statuses), rng.randint(1, 4))
-        chunk, statuses = sorted(statuses[:size], key=order.index), statuses[size:]
-        title = rng.choice(WORK_ITEMS)[0]
-        for phase_number, status in enumerate(chunk, start=1):
+def _seed_queue(conn: sqlite3.Connection, rng: random.Random, now: datetime, runs: list[tuple[Run, str]],
+                items: list[tuple]) -> None:
+    """About forty queue rows in all six statuses; each agent run works one phase of its own feature."""
+    plans = [_run_feature(rng, run, outcome) for run, outcome in runs]
+    showcase = list(_SHOWCASE_FEATURES)
+    for item in items:  # one feature per work item, so no two features share a title
+        if not showcase and sum(len(plan[2]) for plan in plans) >= _QUEUE_ROWS:
+            break
+        statuses = showcase.pop(0) if showcase else _waiting_statuses(rng)
+        plans.append((now - timedelta(hours=rng.uniform(1, 72)), item[0], [(s, None) for s in statuses]))
+    plans.sort(key=lambda plan: plan[0])  # positions follow creation: the queue is FIFO
+    position = 0
+    for feature_id, (created, title, phases) in enumerate(plans, start=1):
+        feature = Feature(feature_id, title, pick_priority(rng), created)
+        for number, (status, run) in enumerate(phases, start=1):
             position += 1
-            row = queue_row(rng, now, (feature_id, phase_number, 300 + position, title), status, position)
-            if by_status.get(status):
-                run = by_status[status].pop()
-                row.update(issue_number=run["issue_number"], adw_id=run["adw_id"], started_timestamp=run["start_time"],
-                           current_phase=run["current_phase"], error_message=run["error_message"])
+            row = queue_row(rng, feature, number, status, position, now, run.started if run else None)
+            _bind(rng, row, run, status, 300 + position)
             insert_row(conn, "phase_queue", row)
-        feature_id += 1
+
+
+def _run_feature(rng: random.Random, run: Run, outcome: str) -> tuple[datetime, str, list]:
+    """(created, title, [(status, run)]) of the feature whose phase `run` works on."""
+    before = [("completed", None)] * rng.randint(0, 1)
+    if outcome == "failed":
+        after = ["blocked"] * rng.randint(1, 2)
+    else:  # a later phase is ready only once every earlier one has completed
+        after = ["ready" if outcome == "completed" and rng.random() < 0.5 else "queued", "queued"][: rng.randint(0, 2)]
+    created = run.started - timedelta(hours=rng.uniform(1, 6))  # queued well before its phases ran
+    title = work_item_for(run.state["nl_input"])[0]
+    return created, title, [*before, (outcome, run), *((status, None) for status in after)]
+
+
+def _waiting_statuses(rng: random.Random) -> list[str]:
+    """The phase statuses of a feature still in the queue: some done, one up next, the rest waiting."""
+    return ["completed"] * rng.randint(0, 2) + [rng.choice(("ready", "queued", "queued"))] + \
+        ["queued"] * rng.randint(0, 2)
+
+
+def _bind(rng: random.Random, row: dict[str, Any], run: Run | None, status: str, issue: int) -> None:
+    """Give a queue row that has started its issue, its run and the phase the orchestrator last broadcast."""
+    if run is not None:
+        run.queue_id = row["queue_id"]
+        row.update(issue_number=int(run.state["issue_number"]), adw_id=run.adw_id,
+                   current_phase=run.queue_phase(status), error_message=run.error)
+    elif status in ("completed", "failed"):  # a run long pruned from disk
+        phase = "Verify" if status == "completed" else rng.choice(("Build", "Lint", "Test", "Review", "Ship"))
+        row.update(issue_number=issue, current_phase=phase,
+                   error_message=f"{phase} phase failed: {FAILURES[phase]}" if status == "failed" else None)
+
+
+def _seed_features(conn: sqlite3.Connection, rng: random.Random, now: datetime) -> None:
+    """Three planning sessions and 22 work items under them; every item type shows."""
+    statuses = ["completed"] * 9 + ["cancelled"] * 2 + ["in_progress"] * 5 + ["planned"] * 6
+    work = list(zip(rng.sample(WORK_ITEMS, len(statuses)), statuses))  # distinct titles; 22 of 24 has a chore
+    for session in range(1, 4):
+        started = now - timedelta(days=30 - 10 * session)
+        parent = insert_row(conn, "planned_features", {
+            "item_type": "session", "title": f"Planning session {session}", "description": "Roadmap grooming",
+            "status": "completed" if session < 3 else "in_progress", "priority": "medium", "estimated_hours": 2.0,
+            "session_number": session, "tags": "[]", "created_at": utc_iso(started), "updated_at": utc_iso(started),
+            "started_at": utc_iso(started),
+            "completed_at": utc_iso(started + timedelta(hours=2)) if session < 3 else None,
+            "completion_notes": "Backlog groomed and estimated." if session < 3 else None})
+        for item, status in work[(session - 1) * 7: session * 7 + (session == 3)]:
+            insert_row(conn, "planned_features", feature_row(rng, now, item, status, parent, session))

@@ -28,7 +28,8 @@ def write_config(path: Path, workspace: Workspace, webhook_url: str, port: int =
     path.write_text(
         f'[server]\nport = {port}\nshutdown_timeout = 5.0\nclose_grace = 1.0\n'
         f'[sources]\ndatabase = "sqlite:///{workspace.db_path}"\nagents_dir = "{workspace.agents}"\n'
-        f'trees_dir = "{workspace.trees}"\nwebhook_url = "{webhook_url}"\nwatch = false\n'
+        f'trees_dir = "{workspace.trees}"\nwebhook_url = "{webhook_url}"\nopenapi_url = ""\nbackend_url = ""\n'
+        'watch = false\n'
         f'[log]\nformat = "json"\n{extra}{channels}')
     return path
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import orjson
 
-from monitor.demo.schema import ADW_PHASES, QUEUE_STATUSES
+from monitor.adw import PHASES, QUEUE_STATUSES
 from tests.reliability.console import Console, same_view, source_truth
 from tests.reliability.steps import AFFECTS, STATE_FILES, Step
 from tests.reliability.viewers import RESUME_MODES, Viewer
@@ -29,6 +29,7 @@ BIG_TITLE = "x" * 12_000
 BURST_ROWS = 8  # big patches in a row: a viewer with a 4 KiB receive buffer that isn't reading falls behind
 SMALL_RCVBUF = 4096
 CATCH_UP_ROUNDS = 8  # each round a slow client gets at least what the socket buffers hold
+QUEUE_PHASES = ("init", *PHASES, "Completed")  # phase_queue.current_phase as its writers leave it
 
 
 @dataclass
@@ -102,7 +103,8 @@ class Trial:
     async def _change_row(self, a: int, b: int) -> None:
         ids = self.ws.queue_ids()
         if ids:
-            self.ws.queue.update(ids[a % len(ids)], status=QUEUE_STATUSES[b % 6], current_phase=ADW_PHASES[b % 9],
+            self.ws.queue.update(ids[a % len(ids)], status=QUEUE_STATUSES[b % 6],
+                                 current_phase=QUEUE_PHASES[b % len(QUEUE_PHASES)],
                                  adw_id=AGENT_IDS[a % 4] if b % 3 == 0 else None)
 
     async def _remove_row(self, a: int, b: int) -> None:
@@ -148,7 +150,7 @@ class Trial:
 
     async def _webhook_event(self, a: int, b: int) -> None:
         if b % 3:
-            self.webhook.stats.record_success(100 + a, AGENT_IDS[a % 4], "adw_sdlc_iso")
+            self.webhook.stats.record_success(100 + a, AGENT_IDS[a % 4], "adw_sdlc_complete_iso")
         else:
             self.webhook.stats.record_failure(100 + a, f"bad signature #{b}")
 

@@ -15,14 +15,15 @@ from typing import Any
 
 from aiohttp import web
 
+from monitor.adw import PHASES
 from monitor.channels.names import CHANNEL_NAMES
-from monitor.demo.schema import ADW_PHASES, SQLITE_SCHEMA
+from monitor.demo.schema import SQLITE_SCHEMA
 from monitor.demo.webhook_service import WebhookStats, start_webhook_service
 from monitor.settings import Settings, settings_from_mapping
 from tests.support import QueueTable
 
 AGENT_IDS = ("a1b2c3d4", "b2c3d4e5", "c3d4e5f6", "d4e5f6a7")
-TEMPLATES = ("adw_sdlc_iso", "adw_patch_iso", "adw_plan_build")
+TEMPLATES = ("adw_sdlc_complete_iso", "adw_sdlc_from_build_iso", "adw_plan_build_iso")
 RUN_STATUSES = ("pending", "running", "completed", "failed")
 FEATURE_STATUSES = ("planned", "in_progress", "completed", "cancelled")
 # Below the biggest queue snapshot a run builds (bursts of 12 KB rows), so the rule that a
@@ -42,14 +43,15 @@ def create_database(path: Path) -> None:
 
 
 def state_record(adw_id: str, variant: int) -> dict[str, Any]:
-    """An adw_state.json document; ``variant`` picks its field values (older files carry status)."""
+    """An adw_state.json document; ``variant`` picks its field values (older files carry status and phase)."""
     record = {"adw_id": adw_id, "issue_number": str(100 + variant % 7), "branch_name": f"feature-{variant % 5}",
               "issue_class": ("/feature", "/bug", "/chore")[variant % 3], "workflow_template": TEMPLATES[variant % 3],
-              "model_set": ("base", "heavy")[variant % 2], "estimated_cost_total": round(0.25 * (variant % 9), 2),
-              "current_phase": ADW_PHASES[variant % len(ADW_PHASES)],
-              "all_adws": ["adw_plan", "adw_build"][: variant % 3]}
+              "model_set": ("base", "heavy")[variant % 2], "model_used": ("sonnet", "opus")[variant % 2],
+              "estimated_cost_total": round(0.25 * (variant % 9), 2),
+              "all_adws": ["adw_plan_iso", "adw_build_iso"][: variant % 3]}
     if variant % 4 == 0:
         record["status"] = ("running", "completed", "failed")[variant % 3]
+        record["current_phase"] = PHASES[variant % len(PHASES)]
     return record
 
 
@@ -93,7 +95,7 @@ class Workspace:
             " excluded.duration_seconds, actual_cost_total = excluded.actual_cost_total,"
             " current_phase = excluded.current_phase",
             (adw_id, 100 + variant % 7, RUN_STATUSES[variant % 4], TEMPLATES[variant % 3],
-             "2025-06-01T10:00:00Z", 10.0 * (variant % 5), 0.5 * (variant % 3) or None, ADW_PHASES[variant % 9]))
+             "2025-06-01T10:00:00Z", 10.0 * (variant % 5), 0.5 * (variant % 3) or None, PHASES[variant % len(PHASES)]))
 
     def upsert_feature(self, feature_id: int, variant: int) -> None:
         """Insert or update one planned_features row."""
@@ -106,10 +108,11 @@ class Workspace:
              json.dumps(["ui"] if variant % 2 else [])))
 
     def log_task(self, adw_id: str, variant: int) -> None:
-        """Append one task_logs row for a run's phase."""
+        """Append one task_logs row for a run's phase, as the phase scripts log them (completed or failed)."""
         self.execute(
-            "INSERT INTO task_logs (adw_id, phase_name, phase_status, cost_usd) VALUES (?, ?, ?, ?)",
-            (adw_id, ADW_PHASES[variant % 9], ("started", "completed", "failed")[variant % 3], 0.01 * (variant % 4)))
+            "INSERT INTO task_logs (adw_id, phase_name, phase_number, phase_status, cost_usd) VALUES (?, ?, ?, ?, ?)",
+            (adw_id, PHASES[variant % len(PHASES)], 1 + variant % len(PHASES), ("completed", "failed")[variant % 2],
+             0.01 * (variant % 4)))
 
     def state_path(self, adw_id: str) -> Path:
         """Where this run's adw_state.json lives."""
@@ -195,8 +198,10 @@ def workspace_settings(workspace: Workspace, webhook_url: str, server: dict | No
         "server": {"host": "127.0.0.1", "port": 0, "heartbeat": 30.0, "close_grace": 0.2,
                    "shutdown_timeout": 2.0, "ring_size": 6, "max_backlog_messages": 4,
                    "max_backlog_bytes": BACKLOG_BYTES, **(server or {})},
+        # no ADW backend: routes lists the console's own, and nothing probes whatever listens on :8002
         "sources": {"database": f"sqlite:///{workspace.db_path}", "agents_dir": str(workspace.agents),
-                    "trees_dir": str(workspace.trees), "webhook_url": webhook_url, "watch": False},
+                    "trees_dir": str(workspace.trees), "webhook_url": webhook_url, "watch": False,
+                    "openapi_url": "", "backend_url": ""},
         "channels": {name: {"interval": 3600.0, "timeout": 2.0} for name in CHANNEL_NAMES},
     }
     return settings_from_mapping(raw, label="<reliability>")
