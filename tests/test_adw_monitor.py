@@ -281,3 +281,9 @@ async def test_no_proc_means_unknown_not_an_error(tmp_path):
     scanner = ProcessScanner(tmp_path / "no-proc")
     assert await scanner.live_adw_ids({"c0ffee42"}) == frozenset() and not scanner.available
     assert scan_processes({"c0ffee42"}, tmp_path / "no-proc") is None
+
+
+def test_a_failed_phase_the_run_then_completed_is_not_its_failed_phase():
+    tracker = {"completed": ["Plan", "Validate", "Build"], "current": "Lint"}
+    line = pipeline(run({}, tasks=TaskProgress({"Validate": "failed"}), tracker=tracker, live=True), "running")
+    assert (line.failed, line.completed, line.current) == (None, ["Plan", "Validate", "Build"], "Lint")

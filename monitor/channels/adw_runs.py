@@ -123,6 +123,8 @@ def pipeline(run: RunSources, status: str) -> Pipeline:
         failed = failed or current
     elif current is None and status == "running":
         current = next((p for p in phases if p not in done and p not in skipped), None)
+    if failed in done:
+        failed = None  # a non-critical phase that failed and was then passed over (or retried and done)
     return Pipeline(phases, in_order(done - set(skipped)), skipped, current, failed)
 
 
