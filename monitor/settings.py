@@ -144,6 +144,23 @@ class ServerSettings:
     close_grace: float = _opt(5.0, "seconds a refused or evicted client gets to take its close frame before the socket is cut", minimum=0.0)
     allowed_origins: tuple = _opt((), "extra origins allowed to open WebSockets (scheme://host[:port]); same-origin is always allowed",
                                   check=check_origins)
+    allowed_hosts: tuple = _opt((), "Host header values answered (names or addresses, no port); empty = the bound address, "
+                                    "localhost, 127.0.0.1, ::1 and public_host; anything else gets 421")
+    public_host: str = _opt("", "the name browsers use to reach the console (e.g. behind a proxy); allowed as Host and Origin")
+    max_connections: int = _opt(0, "most client connections open at once; 0 = the open-file limit less fd_reserve",
+                                minimum=0, maximum=10_000_000)
+    max_connections_per_address: int = _opt(0, "most connections open from one client address; 0 = a quarter of max_connections",
+                                            minimum=0, maximum=10_000_000)
+    fd_reserve: int = _opt(256, "descriptors kept back from clients for the console's own sources, files and logs",
+                           minimum=16, maximum=1_000_000)
+    header_timeout: float = _opt(60.0, "seconds a client may take to send a request's headers (nginx: client_header_timeout)",
+                                 minimum=0.1)
+    keepalive_timeout: float = _opt(75.0, "seconds an idle keep-alive HTTP connection is kept open (nginx: keepalive_timeout)",
+                                    minimum=0.1)
+    client_messages_per_second: float = _opt(10.0, "client WebSocket frames allowed per second, sustained; more gets an error "
+                                                   "and close 1008", minimum=0.1)
+    client_message_burst: int = _opt(20, "client WebSocket frames allowed in a burst above the sustained rate",
+                                     minimum=1, maximum=1_000_000)
 
 
 @dataclass(frozen=True)
@@ -163,6 +180,8 @@ class SourcesSettings:
     busy_timeout: float = _opt(0.2, "seconds a database read waits on a writer's lock before the poll reports it", minimum=0.0)
     watch: bool = _opt(True, "watch agents_dir, trees_dir and the SQLite files and poll at once on a change")
     watch_debounce: float = _opt(0.005, "seconds from a file change to the poll of the channels it affects; changes meanwhile share that poll", minimum=0.001)
+    max_file_bytes: int = _opt(1 << 20, "largest state file read; a larger one is that run's error, not the channel's",
+                               minimum=1024, maximum=1 << 30)
 
 
 @dataclass(frozen=True)
@@ -180,6 +199,10 @@ class AuthSettings:
     proxy_header: str = _opt("X-Forwarded-User", "proxy mode: the header carrying the signed-in user", check=check_header_name)
     trusted_proxies: tuple = _opt(("127.0.0.1", "::1"), "proxy mode: addresses (or CIDR ranges) whose proxy_header is trusted")
     session_hours: float = _opt(12.0, "token mode: hours a browser's sign-in cookie stays valid", minimum=0.01)
+    lockout_failures: int = _opt(10, "failed sign-ins from one address (each answered a little later) before it is locked out",
+                                 minimum=1, maximum=1_000_000)
+    lockout_seconds: float = _opt(300.0, "seconds an address stays locked out after lockout_failures failed sign-ins",
+                                  minimum=1.0)
 
 
 @dataclass(frozen=True)
