@@ -104,11 +104,27 @@ class Poller:
             self.observe(self.name, time.monotonic() - started, False)
             self._failed(exc, exc.data if isinstance(exc, SourceDown) else None)
             return
+        elapsed, was = time.monotonic() - started, self.channel.source_health
+        try:
+            update = self.channel.accept(data)  # data it cannot encode becomes its error
+        except Exception as exc:  # a value no conversion foresaw: still not a crash
+            self.observe(self.name, elapsed, False)
+            self._failed(exc)
+            return
+        self._publish(update)
+        self._accepted(was, elapsed)
+
+    def _accepted(self, was: str, elapsed: float) -> None:
+        """Account for a read the channel took: good, or refused as unpublishable."""
+        meta = self.channel.state["meta"]
+        self.observe(self.name, elapsed, meta["source"] == "ok")
+        if meta["source"] != "ok":
+            if was != "error":
+                log.warning("source_error", channel=self.name, error=meta.get("error"), error_type="unpublishable")
+            return
         self.last_ok_monotonic = time.monotonic()
-        self.observe(self.name, self.last_ok_monotonic - started, True)
-        if self.channel.source_health == "error":
+        if was == "error":
             log.info("source_recovered", channel=self.name)
-        self._publish(self.channel.accept(data))
 
     def _failed(self, exc: Exception, data: ChannelData | None = None) -> None:
         was = self.channel.source_health

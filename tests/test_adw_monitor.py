@@ -1,13 +1,16 @@
 """The adw-monitor channel on real state files, a real SQLite file and real child processes."""
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
+import time
 
 import pytest
 
 from monitor.channels import adw_monitor
+from monitor.channels.workflows import make_reader as make_workflows_reader
 from monitor.channels.adw_monitor import build_adw_monitor
 from monitor.channels.adw_runs import RunSources, TaskProgress, errors, phase_progress, pipeline, run_status, task_progress
 from monitor.sources.processes import ProcessScanner, adw_ids_in, scan_processes
@@ -287,3 +290,20 @@ def test_a_failed_phase_the_run_then_completed_is_not_its_failed_phase():
     tracker = {"completed": ["Plan", "Validate", "Build"], "current": "Lint"}
     line = pipeline(run({}, tasks=TaskProgress({"Validate": "failed"}), tracker=tracker, live=True), "running")
     assert (line.failed, line.completed, line.current) == (None, ["Plan", "Validate", "Build"], "Lint")
+
+
+async def test_both_state_file_channels_read_a_changed_file_once(sources, agents, trees):
+    write_agent(agents, "dddd0001", {"workflow_template": "adw_sdlc_complete_iso"}, error_log="first\n")
+    settled = time.time() - 10  # out of the racy window, where a file is read again on every scan
+    for name in ("adw_state.json", "error.log"):
+        os.utime(agents / "dddd0001" / name, (settled, settled))
+    runs, workflows = adw_monitor.make_reader(sources), make_workflows_reader(sources)
+    await runs.read()
+    await workflows.read()
+    before = sources.state_files.files_read
+    with open(agents / "dddd0001" / "error.log", "a", encoding="utf-8") as fh:
+        fh.write("Error: second\n")
+    os.utime(agents / "dddd0001" / "error.log", (settled, settled + 1))
+    assert (await runs.read()).items["dddd0001"]["last_error"] == "Error: second"
+    assert (await workflows.read()) is not None
+    assert sources.state_files.files_read == before + 1

@@ -193,3 +193,65 @@ async def test_rescan_of_a_thousand_unchanged_agents_reads_no_file(files, agents
     write_state(agents, "000003e7", {"issue_number": "changed"})
     assert await files.scan() is True
     assert files.files_read == 2001 and files.view.states["000003e7"]["issue_number"] == "changed"
+
+
+def write_phases(agents, adw_id, text):
+    path = agents / adw_id / "completed_phases.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+def nested(depth):
+    """A JSON object ``depth`` levels deep (the object itself is level 1)."""
+    return '{"a": ' + "[" * (depth - 1) + "]" * (depth - 1) + "}"
+
+
+async def test_state_file_nested_too_deep_marks_only_its_run(files, agents):
+    write_state(agents, "1a2b3c4d", GOOD)
+    write_state(agents, "deadbeef", {"issue_number": "9"})
+    await files.scan()
+    write_state(agents, "1a2b3c4d", nested(100_000))  # json.loads itself gives up (RecursionError)
+    write_state(agents, "deadbeef", nested(65))       # parses, but is deeper than any state file
+    assert await files.scan() is True
+    for adw_id, good in (("1a2b3c4d", GOOD), ("deadbeef", {"issue_number": "9"})):
+        record = files.view.states[adw_id]
+        assert record.pop("state_file_error") == "invalid JSON: nested deeper than 64 levels"
+        assert record == {**good, "adw_id": adw_id}
+    write_state(agents, "deadbeef", nested(64))
+    assert await files.scan() is True and "state_file_error" not in files.view.states["deadbeef"]
+
+
+async def test_state_file_over_the_size_bound_is_not_read(agents, trees):
+    files = StateFiles(agents, trees, max_file_bytes=200)
+    write_state(agents, "1a2b3c4d", GOOD)
+    await files.scan()
+    reads = files.files_read
+    write_state(agents, "1a2b3c4d", {**GOOD, "nl_input": "x" * 200})
+    assert await files.scan() is True and files.files_read == reads
+    record = files.view.states["1a2b3c4d"]
+    assert record.pop("state_file_error").startswith("too large: ")
+    assert record == GOOD
+
+
+async def test_oversized_or_too_deep_phase_tracker_file_is_ignored(agents, trees):
+    files = StateFiles(agents, trees, max_file_bytes=200)
+    write_state(agents, "1a2b3c4d", GOOD)
+    write_phases(agents, "1a2b3c4d", json.dumps({"completed": ["Plan"]}))
+    await files.scan()
+    write_phases(agents, "1a2b3c4d", json.dumps({"completed": ["Plan"] * 100}))
+    await files.scan()
+    assert files.view.phases == {"1a2b3c4d": {"completed": ["Plan"]}}  # its last good content
+    write_phases(agents, "deadbeef", nested(100))
+    write_state(agents, "deadbeef", {"issue_number": "9"})
+    await files.scan()
+    assert "deadbeef" not in files.view.phases and "deadbeef" in files.view.states
+
+
+async def test_unusual_json_a_state_file_may_hold(files, agents):
+    write_state(agents, "1a2b3c4d", '{"cost": NaN, "big": 18446744073709551616, "text": "half \\ud83d"}')
+    write_state(agents, "deadbeef", '{"big": ' + "9" * 5000 + "}")
+    write_state(agents, "cafef00d", '{"cost": NaN, "big": 18446744073709551616, "emoji": "\\ud83d\\ude00"}')
+    await files.scan()
+    assert files.view.states.keys() == {"cafef00d"}  # the other two never parsed: not runs
+    record = files.view.states["cafef00d"]
+    assert record["big"] == 2 ** 64 and record["cost"] != record["cost"] and record["emoji"] == "😀"

@@ -19,7 +19,7 @@ from monitor.channels.base import ChannelData, channel_queries
 from monitor.sources.database import Database, Rows
 from monitor.sources.processes import ProcessScanner
 from monitor.sources.schema import Query
-from monitor.sources.statefiles import ERROR_FIELD, StateFiles, StateView
+from monitor.sources.statefiles import ERROR_FIELD, StateFiles, StateView, state_files
 
 # Each query is optional: an installation without the table (or its key columns) still
 # shows its runs from the state files.
@@ -157,4 +157,5 @@ def make_reader(sources) -> AdwMonitorReader:
     """The adw-monitor reader: state files, /proc and the shared database ([queries] overridable)."""
     queries = channel_queries(sources.settings, DEFAULT_QUERIES)
     paths = sources.settings.sources
-    return AdwMonitorReader(StateFiles(paths.agents_dir, paths.trees_dir), ProcessScanner(), sources.database, queries)
+    return AdwMonitorReader(state_files(sources), ProcessScanner(),
+                            sources.database, queries)

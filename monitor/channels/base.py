@@ -49,7 +49,7 @@ def parse_json_text(value: Any) -> Any:
         return value
     try:
         return json.loads(value)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested beyond what a reader should follow
         return value
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from monitor.channels.base import ChannelData
-from monitor.sources.statefiles import ERROR_FIELD, StateFiles, StateView
+from monitor.sources.statefiles import ERROR_FIELD, StateFiles, StateView, state_files
 
 WORKFLOW_FIELDS = (
     "adw_id", "issue_number", "issue_class", "workflow_template", "branch_name", "model_set",
@@ -55,4 +55,5 @@ class StateFilesReader:
 def make_reader(sources) -> StateFilesReader:
     """The workflows channel's reader on the configured agents and trees directories."""
     paths = sources.settings.sources
-    return StateFilesReader(StateFiles(paths.agents_dir, paths.trees_dir), lambda view: build_workflows(view.states))
+    return StateFilesReader(state_files(sources),
+                            lambda view: build_workflows(view.states))

@@ -19,6 +19,7 @@ from monitor.channels import (
 from monitor.channels.base import Reader
 from monitor.settings import Settings
 from monitor.sources.database import Database, open_database
+from monitor.sources.statefiles import StateFiles
 
 RouteList = list[tuple[str, str, str]]  # (method, path, handler name)
 
@@ -50,6 +51,9 @@ class Sources:
         self.own_routes = own_routes
         self.database: Database = open_database(settings.sources.database, settings.sources.busy_timeout)
         self.http: aiohttp.ClientSession | None = None
+        paths = settings.sources
+        # One scanner for both state-file channels: a changed file is read once, not once per channel.
+        self.state_files = StateFiles(paths.agents_dir, paths.trees_dir, paths.max_file_bytes)
         self.readers: dict[str, Reader] = {}
 
     async def open(self) -> None:

@@ -6,8 +6,10 @@ files; only a file whose (mtime_ns, size, inode) signature moved is read again, 
 unchanged workspace costs a directory listing and three stats per agent. Writers rewrite
 state files in place, so a scan may meet half-written JSON: the agent then keeps its last
 good record, marked with ``state_file_error`` until the file parses again (the phase
-tracker's file likewise keeps its last good content). Of error.log only the end is read
-(``errorlog``).
+tracker's file likewise keeps its last good content). The same holds for a file over
+``max_file_bytes`` (not read at all), nested deeper than ``MAX_DEPTH`` or holding text no
+UTF-8 encoder can write (an unpaired surrogate escape): one run's error, never the
+channel's. Of error.log only the end is read (``errorlog``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ STATE_FILE = "adw_state.json"
 PHASES_FILE = "completed_phases.json"  # the ADWs' phase tracker: {"completed": [...], "current": ...}
 ERROR_LOG = "error.log"
 ERROR_FIELD = "state_file_error"
+MAX_FILE_BYTES = 1 << 20  # the default of [sources] max_file_bytes
+# State files are a few levels deep; far deeper content is not a state file, and would
+# reach the wire encoder's own limit (255 levels, frame and channel state included).
+MAX_DEPTH = 64
 
 Signature = tuple  # (mtime_ns, size, inode), plus a "racy" mark while the mtime may still move
 
@@ -80,16 +86,30 @@ class _ScanResult:
     changed: bool
 
 
+class FileTooLarge(Exception):
+    """A file over the size bound: not read (the message is fit for an operator)."""
+
+
 class _FileReads:
-    """Reads files and counts them, so tests can prove an unchanged rescan reads none."""
+    """Reads files up to ``limit`` bytes and counts them (tests prove an unchanged rescan reads none)."""
 
-    def __init__(self) -> None:
+    def __init__(self, limit: int = MAX_FILE_BYTES) -> None:
         self.count = 0
+        self.limit = limit
 
-    def read(self, path: str) -> bytes:
+    def read(self, path: str, size: int) -> bytes:
+        """The file's content; ``FileTooLarge`` when its stat's ``size`` or its content is over the bound."""
+        if size > self.limit:
+            raise FileTooLarge(self._too_large(size))
         self.count += 1
         with open(path, "rb") as fh:
-            return fh.read()
+            raw = fh.read(self.limit + 1)  # it may have grown since the stat
+            if len(raw) > self.limit:
+                raise FileTooLarge(self._too_large(os.fstat(fh.fileno()).st_size))
+        return raw
+
+    def _too_large(self, size: int) -> str:
+        return f"too large: {size} bytes, over [sources] max_file_bytes ({self.limit}); not read"
 
     def tail(self, path: str) -> bytes:
         self.count += 1
@@ -117,9 +137,11 @@ def _entry(adw_id: str, signature: Signature, good: dict[str, Any] | None, error
 def _read_state(adw_id: str, path: str, signature: Signature, old: _StateEntry | None,
                 files: _FileReads) -> _StateEntry | None:
     try:
-        raw = files.read(path)
+        raw = files.read(path, signature[1])
     except FileNotFoundError:
         return None
+    except FileTooLarge as exc:
+        value, error = None, str(exc)
     except OSError as exc:
         value, error = None, f"unreadable: {exc.strerror or exc}"
     else:
@@ -133,16 +155,47 @@ def _read_state(adw_id: str, path: str, signature: Signature, old: _StateEntry |
 
 
 def _parse_state(raw: bytes) -> tuple[dict[str, Any] | None, str | None]:
-    """(content, None) for a JSON object, else (None, why not)."""
+    """(content, None) for a JSON object within the bounds, else (None, why not)."""
     try:
         value = json.loads(raw)
     except json.JSONDecodeError as exc:
         return None, f"invalid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-    except ValueError:  # bytes that are not UTF-8 text
+    except UnicodeDecodeError:
         return None, "invalid JSON: not UTF-8 text"
+    except RecursionError:
+        return None, f"invalid JSON: nested deeper than {MAX_DEPTH} levels"
+    except ValueError as exc:  # e.g. an integer of more digits than Python converts
+        return None, f"invalid JSON: {exc}"
     if not isinstance(value, dict):
         return None, "invalid JSON: not an object"
-    return value, None
+    return (value, None) if (problem := _out_of_bounds(value)) is None else (None, f"invalid JSON: {problem}")
+
+
+def _out_of_bounds(value: Any) -> str | None:
+    """Why parsed content cannot be shown (too deep, unencodable text), or None; no recursion."""
+    pending = [(value, 1)]
+    while pending:
+        node, depth = pending.pop()
+        if depth > MAX_DEPTH:
+            return f"nested deeper than {MAX_DEPTH} levels"
+        children = list(node.items()) if isinstance(node, dict) else [(None, v) for v in node]
+        for key, child in children:
+            if not (_encodable(key) and _encodable(child)):
+                return "text with an unpaired surrogate"
+            if isinstance(child, (dict, list)):
+                pending.append((child, depth + 1))
+    return None
+
+
+def _encodable(value: Any) -> bool:
+    """False for text with an unpaired surrogate (JSON's \\ud83d alone): no UTF-8 encoder writes it."""
+    if not isinstance(value, str) or value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _read_log(path: str, signature: Signature, files: _FileReads) -> _LogEntry | None:
@@ -156,10 +209,10 @@ def _read_log(path: str, signature: Signature, files: _FileReads) -> _LogEntry |
 
 def _read_phases(path: str, signature: Signature, old: _PhasesEntry | None, files: _FileReads) -> _PhasesEntry | None:
     try:
-        value, error = _parse_state(files.read(path))
+        value, error = _parse_state(files.read(path, signature[1]))
     except FileNotFoundError:
         return None
-    except OSError:
+    except (OSError, FileTooLarge):
         value, error = None, "unreadable"
     if error is not None:  # half-written: keep what it said last
         return _PhasesEntry(signature, old.good if old is not None else None)
@@ -213,9 +266,9 @@ class _Caches:
     phases: Mapping[str, _PhasesEntry] = field(default_factory=dict)
 
 
-def _scan(agents_dir: Path, trees_dir: Path, old: _Caches) -> _ScanResult:
+def _scan(agents_dir: Path, trees_dir: Path, old: _Caches, max_file_bytes: int) -> _ScanResult:
     """Blocking: one pass over both directories."""
-    files = _FileReads()
+    files = _FileReads(max_file_bytes)
     found = _ScanResult({}, {}, {}, frozenset(), 0, False)
     for adw_id in _list_agents(agents_dir):
         base = os.path.join(agents_dir, adw_id)
@@ -262,9 +315,10 @@ class StateFiles:
     whether there is anything new for them. ``files_read`` counts every file opened.
     """
 
-    def __init__(self, agents_dir: str | Path, trees_dir: str | Path) -> None:
+    def __init__(self, agents_dir: str | Path, trees_dir: str | Path, max_file_bytes: int = MAX_FILE_BYTES) -> None:
         self.agents_dir = Path(agents_dir)
         self.trees_dir = Path(trees_dir)
+        self.max_file_bytes = max_file_bytes
         self.view = StateView()
         self.generation = 0
         self.files_read = 0
@@ -275,7 +329,8 @@ class StateFiles:
         """Rescan both directories off the event loop; True when ``view`` changed."""
         async with self._lock:
             try:
-                found = await asyncio.to_thread(_scan, self.agents_dir, self.trees_dir, self._caches)
+                found = await asyncio.to_thread(_scan, self.agents_dir, self.trees_dir, self._caches,
+                                                self.max_file_bytes)
             except StateFilesError:
                 self._forget()
                 raise
@@ -299,3 +354,12 @@ class StateFiles:
         self._caches = _Caches()
         self.view = StateView()
         self.generation += 1
+
+
+def state_files(sources: Any) -> StateFiles:
+    """The console's shared scanner of ``sources`` (one of its own for bare test namespaces)."""
+    shared = getattr(sources, "state_files", None)
+    if isinstance(shared, StateFiles):
+        return shared
+    paths = sources.settings.sources
+    return StateFiles(paths.agents_dir, paths.trees_dir, paths.max_file_bytes)
