@@ -10,13 +10,13 @@ from pathlib import Path
 import aiohttp_jinja2
 import jinja2
 import structlog
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from monitor.auth import add_login_routes, auth_middleware
 from monitor.broker import InProcessBroker
 from monitor.channel import ChannelState, new_epoch
 from monitor.channels.names import CHANNEL_NAMES
-from monitor.headers import security_headers
+from monitor.headers import host_guard, security_headers
 from monitor.hub import Hub
 from monitor.metrics import Metrics
 from monitor.logs import quiet_malformed_requests
@@ -41,7 +41,8 @@ def template_dir() -> Path:
 def create_app(settings: Settings) -> web.Application:
     """Build the console for ``settings``; nothing touches a source until startup."""
     quiet_malformed_requests()
-    app = web.Application(middlewares=[security_headers, request_id_middleware, auth_middleware])
+    # Host before auth: a rebound name gets 421 without learning whether credentials would pass.
+    app = web.Application(middlewares=[security_headers, request_id_middleware, host_guard, auth_middleware])
     app[SETTINGS] = settings
     app[STARTED_AT] = time.time()
     app[BROKER] = InProcessBroker(CHANNEL_NAMES, settings.server.ring_size)
@@ -53,6 +54,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(pollers_ctx)
     app.cleanup_ctx.append(watcher_ctx)
     app.on_shutdown.append(close_sockets)
+    app.on_response_prepare.append(name_server)
     app.router.add_get("/api/v1/ws/{channel}", websocket.channel_socket)
     add_login_routes(app)
     views.add_routes(app)
@@ -129,6 +131,11 @@ def list_routes(app: web.Application) -> list[tuple[str, str, str]]:
         path = info.get("path") or info.get("formatter") or info.get("prefix") or ""
         routes.append((route.method, path, getattr(route.handler, "__name__", "")))
     return routes
+
+
+async def name_server(request: web.Request, response: web.StreamResponse) -> None:
+    """Every response through the app (a WebSocket's 101 too) says ``Server: monitor``, not aiohttp's version."""
+    response.headers[hdrs.SERVER] = "monitor"
 
 
 async def close_sockets(app: web.Application) -> None:

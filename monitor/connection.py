@@ -5,7 +5,8 @@ straight to the transport (no task, no await): for an uncompressed socket the co
 WebSocket frame, header included, which the hub builds once for all its clients. Once the
 transport's buffer backs up, frames wait in a bounded backlog drained by one task through
 aiohttp's writer; past the bound the client is closed with 1013 (try again later) and may
-resume from its last seq.
+resume from its last seq. Once the transport is closing the peer is gone: nothing more is
+written (a write would only fail) and the receive loop ends the connection.
 """
 
 from __future__ import annotations
@@ -99,10 +100,11 @@ class Connection:
         if self.close_reason or self.ws.closed:
             return
         transport = self._transport
+        if transport is None or transport.is_closing():
+            return  # the peer is gone: its receive loop is ending
         # The fan-out case, inline: with 10k clients every extra call per client shows
         # next to the bare transport writes (see BENCHMARKS.md).
-        if wire is not None and self._raw and not self._backlog and transport is not None \
-                and not transport.is_closing():
+        if wire is not None and self._raw and not self._backlog:
             buffered = transport.get_write_buffer_size()
             if buffered <= self._low_water and buffered + len(wire) <= self._high_water:
                 try:
@@ -158,8 +160,21 @@ class Connection:
         self._count(frame)
 
     def _write_failed(self, exc: Exception) -> None:
+        """Stop writing; a reset peer is just gone, anything else is worth a debug line."""
+        self._drop_backlog()
+        if isinstance(exc, ConnectionResetError):  # aiohttp's "Cannot write to closing transport" too
+            return  # its receive loop ends the connection with the real reason
         self.close_reason = self.close_reason or "write_failed"
         log.debug("ws_write_failed", channel=self.channel, error=str(exc))
+
+    def _peer_gone(self) -> bool:
+        """The transport is closing or the socket closed: nothing written now would arrive."""
+        transport = self._transport
+        return transport is None or transport.is_closing() or self.ws.closed
+
+    def _drop_backlog(self) -> None:
+        self._backlog = None
+        self._backlog_bytes = 0
 
     def _write_through_aiohttp(self, frame: bytes) -> None:
         coro = self.ws.send_frame(frame, WSMsgType.TEXT)
@@ -172,7 +187,7 @@ class Connection:
 
     async def _drain(self) -> None:
         try:
-            while self._backlog and not self.close_reason:
+            while self._backlog and not self.close_reason and not self._peer_gone():
                 frame = self._backlog.popleft()
                 self._backlog_bytes -= len(frame)
                 await self.ws.send_frame(frame, WSMsgType.TEXT)
@@ -181,6 +196,8 @@ class Connection:
             self._write_failed(exc)
         finally:
             self._drainer = None
+        if self._peer_gone():
+            self._drop_backlog()  # nothing will ever take it
 
     def _count(self, frame: bytes) -> None:
         self.messages_sent += 1
@@ -188,21 +205,31 @@ class Connection:
 
     def evict(self, code: int, reason: str) -> None:
         """Stop sending, drop the backlog and close with ``code``; the socket is cut after the grace."""
+        if self._cut(code, reason):
+            self._on_evict(self, reason)
+
+    def refuse(self, code: int, reason: str, last: bytes, text: bytes) -> None:
+        """Like ``evict``, with ``last`` sent just before the close frame; the caller logs and counts it."""
+        self._cut(code, reason, last, text)
+
+    def _cut(self, code: int, reason: str, last: bytes | None = None, text: bytes | None = None) -> bool:
         if self.close_reason:
-            return
+            return False
         self.close_reason = reason
-        self._backlog = None
-        self._backlog_bytes = 0
+        self._drop_backlog()
         if self._drainer is not None:
             self._drainer.cancel()
-        self._on_evict(self, reason)
-        self._closer = asyncio.get_running_loop().create_task(self.close(code))
+        self._closer = asyncio.get_running_loop().create_task(self.close(code, last, text))
+        return True
 
-    async def close(self, code: int) -> None:
-        """Close with ``code``; a peer that doesn't take the close frame in time is cut."""
+    async def close(self, code: int, last: bytes | None = None, text: bytes | None = None) -> None:
+        """Close with ``code`` (after ``last``, if any); a peer that doesn't take the close frame in time is cut."""
         try:
             async with asyncio.timeout(self.limits.close_grace):
-                await self.ws.close(code=code, message=_CLOSE_TEXT.get(code, b""))
+                if last is not None:
+                    await self.ws.send_frame(last, WSMsgType.TEXT)
+                    self._count(last)
+                await self.ws.close(code=code, message=_CLOSE_TEXT.get(code, b"") if text is None else text)
             return
         except (TimeoutError, ConnectionError, RuntimeError):
             pass

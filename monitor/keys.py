@@ -25,3 +25,14 @@ POLLING = web.AppKey("polling", "Polling")
 STARTED_AT = web.AppKey("started_at", float)
 METRICS = web.AppKey("metrics", "Metrics")
 WATCHER = web.AppKey("watcher", "Watcher | None")
+
+if TYPE_CHECKING:
+    from monitor.limits import ConnectionBudget  # noqa: F401 - for the AppKey type names
+
+CONNECTIONS = web.AppKey("connections", "ConnectionBudget")
+
+if TYPE_CHECKING:
+    from monitor.auth import AuthState  # noqa: F401 - for the AppKey type names
+
+AUTH = web.AppKey("auth", "AuthState")
+AUTH_USER = web.RequestKey("auth_user", "str | None")  # who the auth middleware found; None: no valid credentials

@@ -1,4 +1,8 @@
-"""Structured logging: one event name and key-value pairs; JSON unless on a terminal."""
+"""Structured logging: one event name and key-value pairs; JSON unless on a terminal.
+
+Records from stdlib loggers (aiohttp's, asyncio's, APScheduler's) go through the same
+renderer, so in JSON mode every record is one line, its traceback inside ``exception``.
+"""
 
 from __future__ import annotations
 
@@ -37,26 +41,49 @@ class SafeLogger:
     log = debug = info = warn = warning = error = critical = exception = fatal = failure = err = msg
 
 
+class StdlibHandler(logging.Handler):
+    """Hands stdlib records, rendered by structlog's ``ProcessorFormatter``, to a ``SafeLogger``."""
+
+    def __init__(self, stream, level: int) -> None:
+        super().__init__(level)
+        self.lines = SafeLogger(stream)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Write one record as one rendered line (a failing destination drops it)."""
+        try:
+            line = self.format(record)
+        except Exception:  # logging must never raise into the code that logs
+            self.handleError(record)
+            return
+        self.lines.msg(line)
+
+
 def configure_logging(level: str = "info", fmt: str = "auto", stream=None) -> None:
     """Route structlog (and stdlib logging) to ``stream`` as JSON or key-value lines."""
     stream = stream or sys.stderr
     as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     renderer = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=False)
     numeric = logging.getLevelName(level.upper())
+    stamp = [structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True)]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.StackInfoRenderer(),
-            structlog.processors.format_exc_info,
-            renderer,
-        ],
+        processors=[structlog.contextvars.merge_contextvars, *stamp, structlog.processors.StackInfoRenderer(),
+                    structlog.processors.format_exc_info, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         logger_factory=lambda *args: SafeLogger(stream),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=max(numeric, logging.WARNING), stream=stream, format="%(levelname)s %(name)s %(message)s")
+    handler = StdlibHandler(stream, numeric)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.contextvars.merge_contextvars, *stamp, structlog.stdlib.add_logger_name],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    structlog.processors.format_exc_info, renderer]))
+    root = logging.getLogger()
+    # Configuring again (tests, `monitor demo`) replaces the previous handler rather than adding a second.
+    for old in [h for h in root.handlers if isinstance(h, StdlibHandler)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    # Libraries' INFO records (aiohttp's access log) would be one line per request.
+    root.setLevel(max(numeric, logging.WARNING))
 
 
 class MalformedRequestFilter(logging.Filter):

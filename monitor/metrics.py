@@ -6,12 +6,15 @@ scrape time, so the hot path keeps plain integer counters and never touches a lo
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from monitor.broker import InProcessBroker
 from monitor.hub import Hub
 
+AUTH_MODES = ("login", "bearer", "basic")  # where a secret can be guessed: the sign-in form, tokens, passwords
 POLL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -34,7 +37,7 @@ class LiveCollector:
             sent.add_metric([channel], self.hub.bytes_sent[channel])
             patches.add_metric([channel], self.broker.published[channel])
         evictions = CounterMetricFamily("monitor_ws_evictions", "Connections cut off", labels=["reason"])
-        for reason in ("slow", "dead_peer"):
+        for reason in ("slow", "dead_peer", "rate_limited"):
             evictions.add_metric([reason], self.hub.evictions.get(reason, 0))
         resumes = CounterMetricFamily("monitor_ws_resumes", "Connections by how they were caught up",
                                       labels=["outcome"])
@@ -52,12 +55,26 @@ class Metrics:
         self.poll_seconds = Histogram("monitor_poll_duration_seconds", "Time one poll took", ["channel"],
                                       buckets=POLL_BUCKETS, registry=self.registry)
         self.poll_errors = Counter("monitor_poll_errors", "Polls that failed", ["channel"], registry=self.registry)
+        self.auth_failures = Counter("monitor_auth_failures", "Wrong secrets guessed (sign-in form, Bearer token, "
+                                     "Basic password)", ["mode"], registry=self.registry)
+        for mode in AUTH_MODES:
+            self.auth_failures.labels(mode)  # every series from the start, so a rate() sees the first failure
+        self.banned_addresses = Gauge("monitor_auth_banned_addresses", "Client addresses locked out after failed "
+                                      "sign-ins", registry=self.registry)
 
     def observe_poll(self, channel: str, seconds: float, ok: bool) -> None:
         """Record one poll's duration and outcome."""
         self.poll_seconds.labels(channel).observe(seconds)
         if not ok:
             self.poll_errors.labels(channel).inc()
+
+    def note_auth_failure(self, mode: str) -> None:
+        """Count one wrong secret guessed through ``mode`` (login, bearer or basic)."""
+        self.auth_failures.labels(mode).inc()
+
+    def watch_lockouts(self, banned: Callable[[], int]) -> None:
+        """Report ``banned()`` (addresses locked out now) at every scrape."""
+        self.banned_addresses.set_function(banned)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

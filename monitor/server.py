@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import resource
 import signal
+from collections.abc import AsyncIterator
 
 import structlog
-from aiohttp import web
+from aiohttp import web, web_response
 
 from monitor.app import create_app
+from monitor.keys import CONNECTIONS
+from monitor.limits import LimitedSite, budget_for
 from monitor.settings import Settings
 from monitor.systemd import Notifier
 
@@ -22,37 +26,52 @@ async def serve_until_signalled(settings: Settings, app: web.Application | None 
     app = app if app is not None else create_app(settings)
     raise_open_file_limit()
     notifier = Notifier()
-    runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                           shutdown_timeout=settings.server.shutdown_timeout)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     notifier.send("STATUS=starting: first polls")
     try:
-        await runner.setup()  # runs the first polls, so the first page is complete
-        site = web.TCPSite(runner, settings.server.host, settings.server.port)
-        await site.start()
-        # What startup built (modules, templates, first states) lives as long as the process:
-        # keep it out of every later full collection, which otherwise walks it each time.
-        gc.collect()
-        gc.freeze()
-        warn_if_exposed(settings)
-        urls = []
-        for host, port in _bound_addresses(runner):
-            urls.append(f"http://{_url_host(host)}:{port}/")
-            log.info("listening", url=urls[-1], host=host, port=port)
-        notifier.send("READY=1", f"STATUS=serving {' '.join(urls)}")
-        notifier.start_watchdog()
-        await stop.wait()
-        log.info("shutting_down")
-        notifier.send("STOPPING=1", "STATUS=shutting down: closing sockets")
+        async with serving(settings, app) as runner:  # runs the first polls, so the first page is complete
+            # What startup built (modules, templates, first states) lives as long as the process:
+            # keep it out of every later full collection, which otherwise walks it each time.
+            gc.collect()
+            gc.freeze()
+            warn_if_exposed(settings)
+            urls = []
+            for host, port in _bound_addresses(runner):
+                urls.append(f"http://{_url_host(host)}:{port}/")
+                log.info("listening", url=urls[-1], host=host, port=port)
+            notifier.send("READY=1", f"STATUS=serving {' '.join(urls)}")
+            notifier.start_watchdog()
+            await stop.wait()
+            log.info("shutting_down")
+            notifier.send("STOPPING=1", "STATUS=shutting down: closing sockets")
     finally:
-        await runner.cleanup()
         await notifier.close()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
     log.info("stopped")
+
+
+@contextlib.asynccontextmanager
+async def serving(settings: Settings, app: web.Application) -> AsyncIterator[web.AppRunner]:
+    """``app`` listening on ``settings.server`` within its connection budget, until the block ends."""
+    budget = budget_for(settings.server)
+    app[CONNECTIONS] = budget
+    # aiohttp answers unparseable requests itself, outside the app and its signals; its
+    # default Server header names its version, a free hint for anyone matching known bugs.
+    web_response.SERVER_SOFTWARE = "monitor"
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           shutdown_timeout=settings.server.shutdown_timeout,
+                           keepalive_timeout=settings.server.keepalive_timeout)
+    try:
+        await runner.setup()
+        await LimitedSite(runner, budget, settings.server.host, settings.server.port).start()
+        yield runner
+    finally:
+        await runner.cleanup()
+        budget.flush()
 
 
 def raise_open_file_limit() -> None:

@@ -197,7 +197,8 @@ class AuthSettings:
     username: str = _opt("", "basic mode: the user name")
     password: str = _opt("", "basic mode: the password; better from MONITOR_AUTH_PASSWORD")
     proxy_header: str = _opt("X-Forwarded-User", "proxy mode: the header carrying the signed-in user", check=check_header_name)
-    trusted_proxies: tuple = _opt(("127.0.0.1", "::1"), "proxy mode: addresses (or CIDR ranges) whose proxy_header is trusted")
+    trusted_proxies: tuple = _opt((), "reverse proxies (addresses or CIDR ranges) whose proxy_header and X-Forwarded-For/-Proto "
+                                      "are trusted; proxy mode needs it set")
     session_hours: float = _opt(12.0, "token mode: hours a browser's sign-in cookie stays valid", minimum=0.01)
     lockout_failures: int = _opt(10, "failed sign-ins from one address (each answered a little later) before it is locked out",
                                  minimum=1, maximum=1_000_000)
@@ -302,6 +303,13 @@ def _check_auth(auth: AuthSettings, label: str) -> None:
     if auth.mode == "basic" and not (auth.username and auth.password):
         raise ConfigError(f"{label}: [auth] username/password: basic mode needs both "
                           "(set MONITOR_AUTH_PASSWORD)")
+    if auth.mode == "basic" and len(auth.password) < 12:
+        raise ConfigError(f"{label}: [auth] password: basic mode needs a password of at least 12 characters "
+                          "(set MONITOR_AUTH_PASSWORD)")
+    if auth.mode == "proxy" and not auth.trusted_proxies:
+        # Trusting loopback by default would let any local process sign in as anyone.
+        raise ConfigError(f"{label}: [auth] trusted_proxies: proxy mode needs auth.trusted_proxies, the "
+                          "addresses of the reverse proxies that set proxy_header (e.g. [\"127.0.0.1\"])")
     for entry in auth.trusted_proxies:
         try:
             ipaddress.ip_network(entry, strict=False)

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from monitor import pages
 from monitor.channels.names import CHANNEL_NAMES
-from monitor.keys import BROKER, HUB, METRICS, POLLERS, STARTED_AT, WATCHER
+from monitor.keys import AUTH_USER, BROKER, HUB, METRICS, POLLERS, SETTINGS, STARTED_AT, WATCHER
 
 
 def add_routes(app: web.Application) -> None:
@@ -41,22 +41,20 @@ async def channel_json(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """Liveness: answers while the event loop runs; reports each channel's source state."""
+    """Liveness: each channel's source state; seqs, ages, connections and watching only for signed-in callers."""
+    app = request.app
+    channels = {name: {"source": app[BROKER].current(name)[2]["meta"].get("source")} for name in CHANNEL_NAMES}
+    if app[SETTINGS].auth.mode != "none" and request.get(AUTH_USER) is None:
+        return json_response({"status": "ok", "channels": channels})
     now = time.monotonic()
-    channels = {}
-    for name in CHANNEL_NAMES:
-        _, seq, state = request.app[BROKER].current(name)
-        poller = request.app[POLLERS].get(name)
+    for name, entry in channels.items():
+        poller = app[POLLERS].get(name)
         last_ok = poller.last_ok_monotonic if poller else None
-        channels[name] = {
-            "source": state["meta"].get("source"),
-            "seq": seq,
-            "last_good_poll_age_s": None if last_ok is None else round(now - last_ok, 3),
-            "connections": request.app[HUB].count(name),
-        }
-    watcher = request.app[WATCHER]
+        entry.update(seq=app[BROKER].current(name)[1], connections=app[HUB].count(name),
+                     last_good_poll_age_s=None if last_ok is None else round(now - last_ok, 3))
+    watcher = app[WATCHER]
     watch = {"active": watcher is not None, "directories": watcher.watch_count if watcher else 0}
-    return json_response({"status": "ok", "uptime_s": round(time.time() - request.app[STARTED_AT], 1),
+    return json_response({"status": "ok", "uptime_s": round(time.time() - app[STARTED_AT], 1),
                           "watch": watch, "channels": channels})
 
 

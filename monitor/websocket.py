@@ -1,19 +1,21 @@
 """The WebSocket endpoint of a channel: catch up, register, then keep reading.
 
-The receive loop always runs: aiohttp answers pings and processes pongs and close
-frames only while someone reads (the seed's console stopped reading and went stale).
-Writes never happen here: frames arrive through the hub.
+The receive loop always runs: pongs and close frames are processed only while someone
+reads (the seed's console stopped reading and went stale). It answers protocol pings
+itself, one per turn of the event loop, and holds each client to a token bucket of
+data frames: one client, however fast it sends, never takes the loop from the others
+or from the polls. Patches never go out here: they arrive through the hub.
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
-from urllib.parse import urlsplit
 
 import orjson
 import structlog
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from monitor.broker import encode
 from monitor.channels.names import CHANNEL_NAMES
@@ -24,6 +26,29 @@ log = structlog.get_logger(__name__)
 
 PONG = encode({"type": "pong"})
 EPOCH_PATTERN = re.compile(r"[0-9a-f]{1,64}")
+RATE_LIMITED = "rate_limited"
+RATE_CLOSE_TEXT = b"too many client messages"
+
+
+class MessageBudget:
+    """A token bucket on one client's data frames: ``burst`` at once, ``per_second`` sustained."""
+
+    __slots__ = ("per_second", "burst", "_tokens", "_stamp")
+
+    def __init__(self, per_second: float, burst: int, now: float) -> None:
+        self.per_second = per_second
+        self.burst = burst
+        self._tokens = float(burst)
+        self._stamp = now
+
+    def take(self, now: float) -> bool:
+        """Spend one frame's token at time ``now``; False when the client is over its budget."""
+        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.per_second)
+        self._stamp = now
+        if self._tokens < 1.0:
+            return False
+        self._tokens -= 1.0
+        return True
 
 
 def parse_resume(query) -> tuple[str | None, int | None]:
@@ -36,13 +61,6 @@ def parse_resume(query) -> tuple[str | None, int | None]:
     return epoch, int(seq)
 
 
-def origin_allowed(origin: str, host: str, allowed: tuple[str, ...]) -> bool:
-    """Same host as the page (any scheme: TLS often ends at a proxy), or explicitly allowed."""
-    if origin.rstrip("/") in {a.rstrip("/") for a in allowed}:
-        return True
-    return urlsplit(origin).netloc.lower() == host.lower() != ""
-
-
 def error_frame(message: str) -> bytes:
     """An ``error`` message for the client."""
     return encode({"type": "error", "error": message})
@@ -53,14 +71,13 @@ async def channel_socket(request: web.Request) -> web.StreamResponse:
     channel = request.match_info["channel"]
     if channel not in CHANNEL_NAMES:
         raise web.HTTPNotFound(text=f"unknown channel {channel!r}; channels: {', '.join(CHANNEL_NAMES)}")
-    server = request.app[SETTINGS].server
-    origin = request.headers.get("Origin")
-    if origin is not None and not origin_allowed(origin, request.host, server.allowed_origins):
-        log.warning("ws_refused", reason="origin", origin=origin[:200], channel=channel, peer=request.remote)
-        raise web.HTTPForbidden(text="cross-origin WebSocket refused")
+    server = request.app[SETTINGS].server  # Host and Origin were checked by headers.host_guard
     # aiohttp refuses a message of exactly max_msg_size; max_client_frame is the largest accepted.
-    ws = web.WebSocketResponse(heartbeat=server.heartbeat, compress=False, max_msg_size=server.max_client_frame + 1)
-    await ws.prepare(request)
+    # autoping off: the receive loop answers pings itself, yielding between them.
+    ws = web.WebSocketResponse(heartbeat=server.heartbeat, compress=False, max_msg_size=server.max_client_frame + 1,
+                               autoping=False)
+    if not await _upgrade(ws, request, channel):
+        return web.Response(status=499, reason="Client Closed Request")  # never sent: the peer is gone
     hub = request.app[HUB]
     limits = BacklogLimits(server.max_backlog_messages, server.max_backlog_bytes, server.close_grace)
     connection = Connection(ws, request, channel, limits, on_evict=hub.note_eviction)
@@ -68,12 +85,13 @@ async def channel_socket(request: web.Request) -> web.StreamResponse:
     # No await between catching up and registering: no frame can fall between the two.
     hub.catch_up(connection, request.app[BROKER].catch_up(channel, epoch, seq))
     log.info("ws_opened", channel=channel, resume=epoch is not None, peer=request.remote)
+    budget = MessageBudget(server.client_messages_per_second, server.client_message_burst, time.monotonic())
     try:
-        await _receive_loop(ws, connection)
+        await _receive_loop(ws, connection, budget, request.remote)
     finally:
         hub.discard(connection)
         reason = connection.close_reason or _close_reason(ws)
-        if reason == "dead_peer":
+        if reason in ("dead_peer", RATE_LIMITED):
             hub.count_eviction(reason)
         log.info("ws_closed", channel=channel, reason=reason,
                  code=ws.close_code, duration_s=round(time.monotonic() - connection.opened_at, 3),
@@ -81,17 +99,58 @@ async def channel_socket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-async def _receive_loop(ws: web.WebSocketResponse, connection: Connection) -> None:
+async def _upgrade(ws: web.WebSocketResponse, request: web.Request, channel: str) -> bool:
+    """Send the 101 answer; False when the peer left while the request waited (nothing to log but debug)."""
+    try:
+        await ws.prepare(request)
+    except ConnectionResetError as exc:  # aiohttp's ClientConnectionResetError too: a closing transport
+        log.debug("ws_gone_before_upgrade", channel=channel, peer=request.remote, error=str(exc))
+        return False
+    return True
+
+
+async def _receive_loop(ws: web.WebSocketResponse, connection: Connection, budget: MessageBudget,
+                        peer: str | None) -> None:
     async for message in ws:
-        if message.type is WSMsgType.TEXT:
-            connection.offer(_answer(message.data))
-        elif message.type is WSMsgType.BINARY:
-            connection.offer(error_frame("binary frames are not accepted; send JSON text"))
+        if message.type is WSMsgType.PING:
+            await _pong(ws, message.data)
+        elif message.type in (WSMsgType.TEXT, WSMsgType.BINARY) and not connection.close_reason:
+            if budget.take(time.monotonic()):
+                connection.offer(_answer(message))
+            else:
+                _refuse_flood(connection, budget, peer)
         elif message.type is WSMsgType.ERROR:
             break
+        # Frames a client sent in one burst are all buffered already and would be answered
+        # back to back in one step: give the other sockets and the polls a turn after each.
+        await asyncio.sleep(0)
 
 
-def _answer(text: str) -> bytes:
+async def _pong(ws: web.WebSocketResponse, data: bytes) -> None:
+    """Answer a protocol ping, as aiohttp's autoping would."""
+    try:
+        await ws.pong(data)
+    except ConnectionResetError:
+        pass  # the transport is closing: the peer is gone and the next read ends the loop
+
+
+def _refuse_flood(connection: Connection, budget: MessageBudget, peer: str | None) -> None:
+    """One error, then close 1008: logged once, as the connection is refused only once."""
+    log.warning("ws_rate_limited", channel=connection.channel, peer=peer,
+                per_second=budget.per_second, burst=budget.burst)
+    text = f"message rate over {budget.per_second:g} a second (bursts of {budget.burst}); closing"
+    connection.refuse(WSCloseCode.POLICY_VIOLATION, RATE_LIMITED, error_frame(text), RATE_CLOSE_TEXT)
+
+
+def _answer(message) -> bytes:
+    """The reply to one data frame."""
+    if message.type is WSMsgType.BINARY:
+        return error_frame("binary frames are not accepted; send JSON text")
+    return _answer_text(message.data)
+
+
+def _answer_text(text: str) -> bytes:
+    """The reply to one text frame: a pong, or an error saying what is accepted."""
     try:
         message = orjson.loads(text)
     except orjson.JSONDecodeError:

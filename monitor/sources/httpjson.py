@@ -2,7 +2,9 @@
 
 Each request has its own deadline (``asyncio.timeout``), so a slow service is reported as
 "timed out after N s" by the reader rather than as a bare poll timeout. Credentials in a
-URL never reach a message: they are masked first.
+URL never reach a message: they are masked first. Redirects are not followed: a source
+that answers 3xx is in error, naming where it pointed (a redirect to anything that
+answers JSON, the console's own ``/healthz`` included, would otherwise pass for the service).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 # Parsing a document bigger than this would hold the event loop for milliseconds.
 PARSE_IN_THREAD_BYTES = 256 * 1024
 PREVIEW_CHARS = 60
+LOCATION_CHARS = 200
 
 
 class HttpSourceError(Exception):
@@ -40,12 +43,21 @@ def describe_client_error(url: str, exc: aiohttp.ClientError) -> str:
     return f"request to {shown} failed: {str(exc) or type(exc).__name__}"
 
 
+def describe_redirect(url: str, response: aiohttp.ClientResponse) -> str:
+    """Why a 3xx answer is an error: its status and where it pointed."""
+    location = response.headers.get("Location")
+    shown = "no Location" if location is None else f"Location {redact_url(location)[:LOCATION_CHARS]!r}"
+    return f"HTTP {response.status} redirect from {redact_url(url)} ({shown}); redirects are not followed"
+
+
 async def get_body(http: aiohttp.ClientSession, url: str, timeout: float,
                    max_bytes: int = MAX_BODY_BYTES) -> bytes:
     """The body of a 2xx answer to ``GET url``, read within ``timeout`` seconds."""
     try:
         async with asyncio.timeout(timeout):
-            async with http.get(url, headers={"Accept": "application/json"}) as response:
+            async with http.get(url, headers={"Accept": "application/json"}, allow_redirects=False) as response:
+                if 300 <= response.status < 400:
+                    raise HttpSourceError(describe_redirect(url, response))
                 if not 200 <= response.status < 300:
                     raise HttpSourceError(f"HTTP {response.status} from {redact_url(url)}")
                 return await _read_bounded(response, url, max_bytes)

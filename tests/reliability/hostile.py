@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from tests.support import RawWebSocket
 
 CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
-SENTINEL = b'{"type":"ping"}'
+SENTINEL = b"sentinel"  # a protocol ping's payload: its pong says the server read everything before it
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,7 @@ async def send_and_observe(link: RawWebSocket, frames: list[Frame]) -> Outcome:
     """Send ``frames`` then a sentinel ping; read until its pong, a close frame, or the end."""
     for frame in frames:
         link.writer.write(frame.encode())
-    link.writer.write(Frame(TEXT, SENTINEL).encode())
+    link.writer.write(Frame(PING, SENTINEL).encode())
     outcome = Outcome(messages=[])
     try:
         async with asyncio.timeout(10):
@@ -76,11 +76,10 @@ async def _read_answers(link: RawWebSocket, outcome: Outcome) -> None:
     while True:
         opcode, payload = await link.read_frame()
         if opcode == TEXT:
-            message = json.loads(payload)
-            outcome.messages.append(message)
-            if message == {"type": "pong"}:  # it answered a ping: it is still reading
-                outcome.alive = True
-                return
+            outcome.messages.append(json.loads(payload))
+        elif opcode == PONG and payload == SENTINEL:  # it answered the last ping: it read everything
+            outcome.alive = True
+            return
         elif opcode == CLOSE:
             outcome.close_code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
             return

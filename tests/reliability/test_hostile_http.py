@@ -4,6 +4,7 @@ import asyncio
 import logging
 from urllib.parse import quote
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -124,3 +125,78 @@ async def test_a_malformed_request_is_not_logged_as_an_error(client, caplog):
     answer = await raw_exchange(client.host, client.port, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n")
     assert status_of(answer) == 400
     assert [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR] == []
+
+
+TOKEN_MODE = {"auth": {"mode": "token", "token": "a-token-that-is-long-enough"}}
+LOCKED_AT_ONCE = {"auth": {**TOKEN_MODE["auth"], "lockout_failures": 1}}  # every later guess: 429, unchecked
+FORM = b"Content-Type: application/x-www-form-urlencoded"
+MALFORMED_CREDENTIALS = {
+    "a cookie of 4,301 digits": ("GET", "/api/v1/queue", b"Cookie: monitor_session=" + b"9" * 4301 + b".x", b""),
+    "a non-ASCII cookie": ("GET", "/api/v1/queue", "Cookie: monitor_session=1.é".encode(), b""),
+    "a cookie of a non-ASCII digit": ("GET", "/queue", "Cookie: monitor_session=².x".encode(), b""),
+    "a Bearer token with a non-UTF-8 byte": ("GET", "/api/v1/queue", b"Authorization: Bearer a\xffb", b""),
+    "Basic credentials with a non-UTF-8 byte": ("GET", "/metrics", b"Authorization: Basic \xff\xfe", b""),
+    "a sign-in form that is not UTF-8": ("POST", "/login", FORM, b"token=\xff\xfe&next=/"),
+    "a sign-in form in a bogus charset": ("POST", "/login", FORM + b"; charset=bogus", b"token=x"),
+    "a broken multipart sign-in": ("POST", "/login", b"Content-Type: multipart/form-data; boundary=zz",
+                                   b"--zz\r\nnonsense"),
+    "a multipart sign-in without a boundary": ("POST", "/login", b"Content-Type: multipart/form-data", b"x"),
+}
+
+
+async def exchange_bytes(client, method: str, path: str, header: bytes, body: bytes) -> int | None:
+    """The status of ``method path`` carrying one raw ``header`` line and ``body``."""
+    head = f"{method} {path} HTTP/1.1\r\nHost: {client.host}:{client.port}\r\nConnection: close\r\n"
+    request = head.encode() + header + f"\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+    return status_of(await raw_exchange(client.host, client.port, request))
+
+
+async def test_malformed_credentials_are_a_plain_401_logged_once_at_debug(make_client, console_log, loop_errors,
+                                                                         caplog):
+    client = await make_client(TOKEN_MODE)
+    for name, (method, path, header, body) in MALFORMED_CREDENTIALS.items():
+        before = len(console_log.events())
+        assert await exchange_bytes(client, method, path, header, body) == 401, name
+        logged = console_log.events()[before:]
+        assert [(e["event"], e["level"]) for e in logged] == [("credential_malformed", "debug")], name
+    assert_nothing_unhandled(console_log, loop_errors, caplog)
+
+
+@pytest.fixture
+async def token_client(make_client):
+    """The console in token mode, locking an address out at its first wrong guess (so no guess is slowed down)."""
+    return await make_client(LOCKED_AT_ONCE)
+
+
+LINE_SAFE = st.binary(max_size=60).map(lambda raw: raw.replace(b"\r", b"").replace(b"\n", b""))
+CREDENTIALS = st.tuples(st.sampled_from([b"Authorization: ", b"Cookie: "]),
+                        st.sampled_from([b"", b"Bearer ", b"bearer  ", b"Basic ", b"monitor_session=", b"x=1; monitor_session="]),
+                        st.one_of(LINE_SAFE, st.text(max_size=40).map(lambda text: text.encode(errors="surrogatepass")),
+                                  st.sampled_from([b"9" * 5000, b"1.2.3", b"\xc2\xb2.x", b"Og==", b"b3BzOg=="])))
+
+
+@FUZZ
+@given(credential=CREDENTIALS, path=st.sampled_from(["/", "/api/v1/queue", "/metrics", "/healthz", "/api/v1/ws/queue"]))
+async def test_random_credentials_get_no_server_error(token_client, console_log, loop_errors, caplog, credential, path):
+    header = b"".join(credential).replace(b"\r", b"").replace(b"\n", b"")
+    status = await exchange_bytes(token_client, "GET", path, header, b"")
+    event(f"HTTP {status}")
+    assert status is None or status < 500, f"{path} {header[:80]!r} -> {status}"
+    assert_nothing_unhandled(console_log, loop_errors, caplog)
+
+
+FORM_TYPES = st.sampled_from([b"", b"Content-Type: application/x-www-form-urlencoded",
+                              b"Content-Type: application/x-www-form-urlencoded; charset=latin-1",
+                              b"Content-Type: application/x-www-form-urlencoded; charset=", b"Content-Type: text/plain",
+                              b"Content-Type: multipart/form-data; boundary=b", b"Content-Type: multipart/form-data"])
+FORM_BODIES = st.one_of(st.binary(max_size=80), st.sampled_from([b"token=%ff", b"token=%", b"next=%0a&token=x",
+                                                                 b"&" * 50, b"--b\r\nContent-Disposition: form-data\r\n\r\nx"]))
+
+
+@FUZZ
+@given(content_type=FORM_TYPES, body=FORM_BODIES)
+async def test_random_sign_in_forms_get_no_server_error(token_client, console_log, loop_errors, caplog, content_type, body):
+    status = await exchange_bytes(token_client, "POST", "/login", content_type or b"X-Nothing: 1", body)
+    event(f"HTTP {status}")
+    assert status in (401, 429), f"{content_type!r} {body[:80]!r} -> {status}"
+    assert_nothing_unhandled(console_log, loop_errors, caplog)

@@ -1,5 +1,6 @@
 """Hostile WebSocket input: malformed frames and resume queries never crash or leak, and get the documented answer."""
 
+import asyncio
 import json
 import re
 import urllib.parse
@@ -23,11 +24,11 @@ from tests.reliability.hostile import (
 )
 from tests.reliability.viewers import open_socket
 from tests.reliability.witnesses import assert_nothing_unhandled
-from tests.support import poll
+from tests.support import RawWebSocket, poll
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 LIMIT = 4096  # server.max_client_frame
-PROTOCOL_ERROR, INVALID_TEXT, TOO_BIG = 1002, 1007, 1009
+PROTOCOL_ERROR, INVALID_TEXT, POLICY, TOO_BIG = 1002, 1007, 1008, 1009
 
 # (frames, how the server must answer): "alive" = it answered the sentinel ping afterwards.
 CASES = {
@@ -39,7 +40,7 @@ CASES = {
                                                "alive"),
     "frame of exactly the limit": ([Frame(TEXT, b" " * (LIMIT - 2) + b"{}")], "alive"),
     "2000 pings": ([Frame(PING, b"x")] * 2000, "alive"),
-    "2000 JSON pings": ([Frame(TEXT, b'{"type":"ping"}')] * 2000, "alive"),
+    "2000 JSON pings": ([Frame(TEXT, b'{"type":"ping"}')] * 2000, POLICY),  # over the client message rate
     "unsolicited pong": ([Frame(PONG, b"x")], "alive"),
     "invalid UTF-8": ([Frame(TEXT, b"\xff\xfe")], INVALID_TEXT),
     "UTF-16 surrogate in UTF-8": ([Frame(TEXT, b'"\xed\xa0\x80"')], INVALID_TEXT),
@@ -147,3 +148,29 @@ async def test_random_resume_queries_get_the_ring_or_a_snapshot(client, queue_ta
         assert (first["type"], first["seq"]) == ("patch", resumed_from + 1)
     await ws.close()
     await client.app[HUB].wait_until(lambda hub: hub.count() == 0)
+
+
+
+async def upgrade_with(client, header: bytes) -> RawWebSocket:
+    """A socket on the queue channel whose handshake carries one raw ``header`` line; it must be upgraded."""
+    reader, writer = await asyncio.open_connection(client.host, client.port)
+    writer.write(f"GET /api/v1/ws/queue HTTP/1.1\r\nHost: {client.host}:{client.port}\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 "Sec-WebSocket-Version: 13\r\n".encode() + header + b"\r\n\r\n")
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head[:200]
+    return RawWebSocket(reader, writer, writer.get_extra_info("socket"))
+
+
+MALFORMED_CREDENTIALS = (b"Authorization: Bearer \xff", b"Cookie: monitor_session=" + b"7" * 4301,
+                         b"Cookie: monitor_session=\xc3\xa9")
+
+
+async def test_a_socket_with_a_malformed_credential_is_closed_1008(make_client, console_log, loop_errors, caplog):
+    client = await make_client({"auth": {"mode": "token", "token": "a-token-that-is-long-enough"}})
+    for header in MALFORMED_CREDENTIALS:
+        link = await upgrade_with(client, header)
+        opcode, payload = await link.read_frame()
+        assert (opcode, payload[:2]) == (CLOSE, (1008).to_bytes(2, "big")), header
+        link.writer.transport.abort()
+    assert_nothing_unhandled(console_log, loop_errors, caplog)
