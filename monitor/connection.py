@@ -209,8 +209,13 @@ class Connection:
             self._on_evict(self, reason)
 
     def refuse(self, code: int, reason: str, last: bytes, text: bytes) -> None:
-        """Like ``evict``, with ``last`` sent just before the close frame; the caller logs and counts it."""
-        self._cut(code, reason, last, text)
+        """Like ``evict``, with ``last`` sent just before the close frame; the caller logs and counts it.
+
+        Reading stops at once: a flooding peer's next frames stay in its own send buffer
+        instead of being parsed and dropped here until the close grace runs out.
+        """
+        if self._cut(code, reason, last, text) and self._transport is not None:
+            self._transport.pause_reading()
 
     def _cut(self, code: int, reason: str, last: bytes | None = None, text: bytes | None = None) -> bool:
         if self.close_reason:

@@ -15,6 +15,7 @@ import errno
 import ipaddress
 import resource
 import socket
+import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
+from monitor.ratelimit import AddressRates
 from monitor.settings import ServerSettings
 
 log = structlog.get_logger(__name__)
@@ -45,6 +47,7 @@ def refusal(status: str, text: str) -> bytes:
 
 
 REFUSALS = {
+    "rate": refusal("429 Too Many Requests", "connecting too fast from this address"),
     "address": refusal("429 Too Many Requests", "too many connections from this address"),
     "total": refusal("503 Service Unavailable", "too many connections"),
 }
@@ -86,7 +89,9 @@ def budget_for(server: ServerSettings) -> ConnectionBudget:
     log.info("connection_limits", max_connections=caps.total, max_per_address=caps.per_address,
              open_files=open_files, fd_reserve=server.fd_reserve, header_timeout=server.header_timeout,
              keepalive_timeout=server.keepalive_timeout)
-    return ConnectionBudget(caps, server.header_timeout)
+    rate = server.connections_per_second_per_address
+    rates = AddressRates(rate, max(1, int(2 * rate))) if rate else None
+    return ConnectionBudget(caps, server.header_timeout, rates=rates)
 
 
 def address_key(peername: Any) -> str:
@@ -151,9 +156,11 @@ class IntervalLog:
 class ConnectionBudget:
     """Live client connections in total and per address; admits each new one or says why not."""
 
-    def __init__(self, caps: Caps, header_timeout: float, interval: float = REPORT_INTERVAL) -> None:
+    def __init__(self, caps: Caps, header_timeout: float, interval: float = REPORT_INTERVAL,
+                 rates: AddressRates | None = None) -> None:
         self.caps = caps
         self.header_timeout = header_timeout
+        self.rates = rates  # new connections per second from one address; None = unlimited
         self.open = 0
         self.by_address: Counter[str] = Counter()
         self.refused = {reason: IntervalLog("connections_refused", interval, cap=reason) for reason in REFUSALS}
@@ -164,6 +171,8 @@ class ConnectionBudget:
         """Take a place for a connection from ``address``; None if admitted, else the cap it would exceed."""
         if self.open >= self.caps.total:
             reason = "total"
+        elif self.rates is not None and not self.rates.take(address, time.monotonic()):
+            reason = "rate"  # refused before any parsing: a connect storm costs an accept and a write
         elif self.by_address[address] >= self.caps.per_address:
             reason = "address"
         else:

@@ -151,6 +151,9 @@ class ServerSettings:
                                 minimum=0, maximum=10_000_000)
     max_connections_per_address: int = _opt(0, "most connections open from one client address; 0 = a quarter of max_connections",
                                             minimum=0, maximum=10_000_000)
+    connections_per_second_per_address: float = _opt(
+        20.0, "new connections per second from one client address (bursts of twice that); more get 429; 0 = no limit",
+        minimum=0.0)
     fd_reserve: int = _opt(256, "descriptors kept back from clients for the console's own sources, files and logs",
                            minimum=16, maximum=1_000_000)
     header_timeout: float = _opt(60.0, "seconds a client may take to send a request's headers (nginx: client_header_timeout)",

@@ -21,6 +21,7 @@ from monitor.broker import encode
 from monitor.channels.names import CHANNEL_NAMES
 from monitor.connection import BacklogLimits, Connection
 from monitor.keys import BROKER, HUB, SETTINGS
+from monitor.ratelimit import TokenBucket
 
 log = structlog.get_logger(__name__)
 
@@ -28,27 +29,6 @@ PONG = encode({"type": "pong"})
 EPOCH_PATTERN = re.compile(r"[0-9a-f]{1,64}")
 RATE_LIMITED = "rate_limited"
 RATE_CLOSE_TEXT = b"too many client messages"
-
-
-class MessageBudget:
-    """A token bucket on one client's data frames: ``burst`` at once, ``per_second`` sustained."""
-
-    __slots__ = ("per_second", "burst", "_tokens", "_stamp")
-
-    def __init__(self, per_second: float, burst: int, now: float) -> None:
-        self.per_second = per_second
-        self.burst = burst
-        self._tokens = float(burst)
-        self._stamp = now
-
-    def take(self, now: float) -> bool:
-        """Spend one frame's token at time ``now``; False when the client is over its budget."""
-        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.per_second)
-        self._stamp = now
-        if self._tokens < 1.0:
-            return False
-        self._tokens -= 1.0
-        return True
 
 
 def parse_resume(query) -> tuple[str | None, int | None]:
@@ -85,7 +65,7 @@ async def channel_socket(request: web.Request) -> web.StreamResponse:
     # No await between catching up and registering: no frame can fall between the two.
     hub.catch_up(connection, request.app[BROKER].catch_up(channel, epoch, seq))
     log.info("ws_opened", channel=channel, resume=epoch is not None, peer=request.remote)
-    budget = MessageBudget(server.client_messages_per_second, server.client_message_burst, time.monotonic())
+    budget = TokenBucket(server.client_messages_per_second, server.client_message_burst, time.monotonic())
     try:
         await _receive_loop(ws, connection, budget, request.remote)
     finally:
@@ -109,7 +89,7 @@ async def _upgrade(ws: web.WebSocketResponse, request: web.Request, channel: str
     return True
 
 
-async def _receive_loop(ws: web.WebSocketResponse, connection: Connection, budget: MessageBudget,
+async def _receive_loop(ws: web.WebSocketResponse, connection: Connection, budget: TokenBucket,
                         peer: str | None) -> None:
     async for message in ws:
         if message.type is WSMsgType.PING:
@@ -134,7 +114,7 @@ async def _pong(ws: web.WebSocketResponse, data: bytes) -> None:
         pass  # the transport is closing: the peer is gone and the next read ends the loop
 
 
-def _refuse_flood(connection: Connection, budget: MessageBudget, peer: str | None) -> None:
+def _refuse_flood(connection: Connection, budget: TokenBucket, peer: str | None) -> None:
     """One error, then close 1008: logged once, as the connection is refused only once."""
     log.warning("ws_rate_limited", channel=connection.channel, peer=peer,
                 per_second=budget.per_second, burst=budget.burst)

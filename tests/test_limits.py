@@ -114,7 +114,8 @@ async def test_a_connection_beyond_the_total_cap_is_refused_with_503(make_settin
 
 async def test_refusals_are_logged_once_per_interval_with_a_count(make_settings):
     with structlog.testing.capture_logs() as logs:
-        async with console(make_settings, max_connections=10, max_connections_per_address=1) as (_, port):
+        async with console(make_settings, max_connections=10, max_connections_per_address=1,
+                           connections_per_second_per_address=0) as (_, port):
             held = await connect(port, "127.0.0.2")
             for _ in range(50):
                 reader, writer = await connect(port, "127.0.0.2")
@@ -199,3 +200,16 @@ async def test_accept_errors_are_counted_not_logged_per_attempt_and_accepting_re
     assert 1 <= len(lines) <= 3 and sum(event["count"] for event in lines) == failed
     assert lines[0]["errors"] == {"EMFILE": 1}
     assert not [record for record in caplog.records if "accept" in record.getMessage()]
+
+
+async def test_an_address_opening_connections_too_fast_is_refused_before_parsing(make_settings):
+    # A rate this low refills no token within the test: the first four (the burst) pass.
+    async with console(make_settings, connections_per_second_per_address=2.0, max_connections_per_address=1000) as (
+            app, port):
+        statuses = [await healthz_from(port, "127.0.0.7") for _ in range(4)]
+        reader, writer = await connect(port, "127.0.0.7")
+        answer = await answer_and_close(reader)
+        writer.close()
+        assert statuses == [200] * 4 and answer.startswith(b"HTTP/1.1 429") and b"too fast" in answer
+        assert await healthz_from(port, "127.0.0.8") == 200  # another address has its own budget
+        assert app[CONNECTIONS].snapshot()["refused"] == 1

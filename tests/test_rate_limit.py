@@ -7,7 +7,7 @@ import socket
 from aiohttp import WSMsgType
 from structlog.testing import capture_logs
 
-from monitor.websocket import MessageBudget
+from monitor.ratelimit import AddressRates, TokenBucket
 from tests.reliability.hostile import PING, Frame
 from tests.support import ProtocolClient, RawWebSocket, connections, poll
 
@@ -32,7 +32,7 @@ async def until_closed(ws) -> tuple[list[dict], object]:
 
 
 async def test_the_budget_allows_a_burst_then_the_sustained_rate():
-    budget = MessageBudget(per_second=10.0, burst=20, now=0.0)
+    budget = TokenBucket(per_second=10.0, burst=20, now=0.0)
     assert [budget.take(0.0) for _ in range(21)] == [True] * 20 + [False]
     assert [budget.take(0.1), budget.take(0.1)] == [True, False]  # a tenth of a second earns one frame
     assert [budget.take(100.0) for _ in range(21)] == [True] * 20 + [False]  # idle time saves no more than the burst
@@ -103,3 +103,12 @@ async def test_a_burst_of_pings_is_answered_a_few_per_turn_of_the_event_loop(cli
     await raw.read_frame()  # the snapshot
     assert max(await answered_per_turn(raw, 1000)) <= 50
     await raw.close()
+
+
+def test_new_connections_per_address_have_their_own_budget_and_memory_stays_bounded():
+    rates = AddressRates(per_second=2.0, burst=3)
+    assert [rates.take("10.0.0.1", 0.0) for _ in range(4)] == [True, True, True, False]
+    assert rates.take("10.0.0.2", 0.0) and rates.take("10.0.0.1", 0.5)  # half a second: one token back
+    for n in range(5000):
+        rates.take(f"addr-{n}", 100.0 + n)
+    assert len(rates) <= 4096
