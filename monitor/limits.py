@@ -162,6 +162,7 @@ class ConnectionBudget:
         self.header_timeout = header_timeout
         self.rates = rates  # new connections per second from one address; None = unlimited
         self.open = 0
+        self.admitted = 0  # ever, for telling a burst of connections from a quiet spell
         self.by_address: Counter[str] = Counter()
         self.refused = {reason: IntervalLog("connections_refused", interval, cap=reason) for reason in REFUSALS}
         self.header_timeouts = IntervalLog("header_timeouts", interval, level="info")
@@ -177,6 +178,7 @@ class ConnectionBudget:
             reason = "address"
         else:
             self.open += 1
+            self.admitted += 1
             self.by_address[address] += 1
             return None
         self.refused[reason].add(address)

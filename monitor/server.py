@@ -15,6 +15,7 @@ from aiohttp import web, web_response
 from monitor.app import create_app
 from monitor.keys import CONNECTIONS
 from monitor.limits import LimitedSite, budget_for
+from monitor.memory import give_back_after_bursts
 from monitor.settings import Settings
 from monitor.systemd import Notifier
 
@@ -65,11 +66,16 @@ async def serving(settings: Settings, app: web.Application) -> AsyncIterator[web
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
                            shutdown_timeout=settings.server.shutdown_timeout,
                            keepalive_timeout=settings.server.keepalive_timeout)
+    trimmer: asyncio.Task | None = None
     try:
         await runner.setup()
         await LimitedSite(runner, budget, settings.server.host, settings.server.port).start()
+        trimmer = asyncio.get_running_loop().create_task(give_back_after_bursts(lambda: budget.admitted))
         yield runner
     finally:
+        if trimmer is not None:
+            trimmer.cancel()
+            await asyncio.gather(trimmer, return_exceptions=True)
         await runner.cleanup()
         budget.flush()
 

@@ -232,7 +232,9 @@ def masked_text(payload: bytes) -> bytes:
 
 async def baseline(console: ConsoleProcess) -> dict:
     """Descriptors and RSS after the console has settled."""
-    await asyncio.sleep(3.0)  # a soak's settle time: in-flight closes and polls end
+    # A soak's settle time: in-flight closes and polls end, and the console's check for a
+    # quiet spell after a burst (every 5 s) has returned freed memory.
+    await asyncio.sleep(12.0)
     return {"fds": console.fd_count(), "rss_kib": console.rss_kib()}
 
 
