@@ -15,8 +15,10 @@ title carries the moment it was committed). For ``--seconds`` a mix of abusers r
 Meanwhile one healthy viewer (127.0.0.1) watches the queue and records how long each new
 row took from commit to its patch, whether its channel ever reported a source error, and
 a prober times ``/healthz`` ten times a second. Afterwards the console must be back at its
-baseline (descriptors and RSS within 10 %). Prints a JSON report; exits 1 when a false
-source error was seen, ``/healthz`` p99 was 100 ms or more, or the baseline did not return.
+baseline (descriptors and RSS within 10 %), the baseline being the console at its normal
+work: the healthy viewer, the prober and the changes running for 120 s before any abuse.
+Prints a JSON report; exits 1 when a false source error was seen, ``/healthz`` p99 was
+100 ms or more, or the console did not come back to its baseline.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ from tests.reliability.workspace import WebhookService, Workspace
 
 ABUSERS = ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5")
 ROW_PREFIX = "abuse row @"
+# Seconds of normal work before the baseline: long enough for the queue's ring of recent
+# patches (server.ring_size = 512, one change per 200 ms) to fill, so it is steady state.
+WARM_UP = 120.0
 
 
 def percentile(values: list[float], fraction: float) -> float | None:
@@ -250,19 +255,21 @@ async def soak(seconds: float, seed: int) -> dict:
         base, stop, settle = f"http://127.0.0.1:{port}", asyncio.Event(), asyncio.Event()
         viewer, abusers = HealthyViewer(base), Abusers(port, random.Random(seed))
         try:
-            before = await baseline(console)
             async with aiohttp.ClientSession() as http:
                 commits = asyncio.create_task(keep_committing(workspace, settle))
                 healthy = [asyncio.create_task(viewer.watch(http, settle)), asyncio.create_task(viewer.probe(http, settle))]
+                # The baseline is the console at its normal work: a viewer, a prober, changes flowing.
+                await asyncio.sleep(WARM_UP)
+                before = await baseline(console)
                 hostile = [asyncio.create_task(run(stop)) for run in
                            (abusers.storm, abusers.ping_flood, abusers.slow_clients, abusers.junk)]
                 await asyncio.sleep(seconds)
                 stop.set()
                 await asyncio.wait(hostile, timeout=60)
+                after = await baseline(console)
                 settle.set()
                 await asyncio.gather(*healthy, return_exceptions=True)
                 count = await commits
-            after = await baseline(console)
         finally:
             status = await console.stop()
             await webhook.down()
