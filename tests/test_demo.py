@@ -487,3 +487,18 @@ def test_api_catalog_adds_retags_retires_and_reverts_routes():
     api.remove_route("POST", "/api/b")
     assert [r[1] for r in api.routes() if r[1].startswith("/api/")] == ["/api/c"]
     assert api.openapi()["paths"]["/api/c"]["put"]["tags"] == ["preview"]
+
+
+def test_stand_ins_find_their_scripts_from_a_relative_workspace(tmp_path, monkeypatch):
+    from monitor.demo.processes import StandInProcesses
+
+    monkeypatch.chdir(tmp_path)
+    procs = StandInProcesses(Path("demo"))  # `monitor demo` without --dir: ./demo
+    try:
+        procs.ensure("abcdef01", "7", "adw_build_iso")
+        argv = procs._procs["abcdef01"][1].args
+        # The stand-ins run inside the workspace: a relative script path would point nowhere.
+        assert Path(argv[1]).is_absolute() and Path(argv[1]).is_file()
+        assert adw_ids_of_command(argv) == {"abcdef01"}
+    finally:
+        procs.kill_all()

@@ -32,7 +32,9 @@ class StandInProcesses:
     """At most one ADW stand-in per adw_id (restarted as the run moves to another script), plus one dev server."""
 
     def __init__(self, root: Path) -> None:
-        self._root = Path(root)
+        # Absolute: the stand-ins run with the workspace as their working directory, so a
+        # relative root (the default ./demo) would name their scripts twice over.
+        self._root = Path(root).resolve()
         self._procs: dict[str, tuple[str, subprocess.Popen]] = {}  # adw_id -> (script, process)
         self._dev: tuple[str, subprocess.Popen] | None = None
 
