@@ -37,6 +37,7 @@ from pathlib import Path
 import aiohttp
 
 from monitor.channels.names import CHANNEL_NAMES
+from reliability.churn import rest
 from reliability.convergence import quiet_logs
 from tests.reliability.process import ConsoleProcess, write_config
 from tests.reliability.workspace import WebhookService, Workspace
@@ -65,10 +66,7 @@ async def keep_committing(workspace: Workspace, stop: asyncio.Event) -> int:
             workspace.queue.delete(ids[0])
         workspace.queue.insert("queued", f"{ROW_PREFIX}{time.monotonic():.6f}")
         count += 1
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=0.2)
-        except TimeoutError:
-            pass
+        await rest(stop, 0.2)
     return count
 
 

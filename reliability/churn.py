@@ -114,11 +114,16 @@ async def keep_changing(workspace: Workspace, webhook: WebhookService, stop: asy
             workspace.queue.insert(rng.choice(QUEUE_STATUSES), f"churn row {changes}")
         webhook.stats.record_success(changes, "a1b2c3d4", "adw_sdlc_complete_iso")
         changes += 1
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=0.05)
-        except TimeoutError:
-            pass
+        await rest(stop, 0.05)
     return changes
+
+
+async def rest(stop: asyncio.Event, seconds: float) -> None:
+    """Wait ``seconds``, or less if ``stop`` is set meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        pass
 
 
 async def measure(console: ConsoleProcess, http: aiohttp.ClientSession) -> dict:

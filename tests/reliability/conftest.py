@@ -13,7 +13,16 @@ pytest.register_assert_rewrite("tests.reliability.faults", "tests.reliability.wi
 
 from monitor.logs import configure_logging  # noqa: E402
 from tests.reliability.witnesses import LogCapture  # noqa: E402
-from tests.reliability.workspace import WebhookService  # noqa: E402
+from tests.reliability.workspace import AGENT_IDS, WebhookService, Workspace  # noqa: E402
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    """An ADW workspace with one running queue row and one run's state file."""
+    workspace = Workspace(tmp_path / "adw")
+    workspace.queue.insert("running", "a row before anything happens")
+    workspace.write_state(AGENT_IDS[0], 1)
+    return workspace
 
 
 @pytest.fixture

@@ -12,10 +12,8 @@ import asyncio
 import json
 
 import aiohttp
-import pytest
 
 from tests.reliability.process import ConsoleProcess, write_config
-from tests.reliability.workspace import AGENT_IDS, Workspace
 
 OPEN_FILES = 256
 FD_RESERVE = 96  # so 160 client connections at most, 40 from one address
@@ -29,15 +27,6 @@ FLOODERS = ("127.0.0.2", "127.0.0.3", "127.0.0.4")  # every 127/8 address is loo
 BURST = 150  # concurrent connection attempts per flooding address in one round
 ROUNDS = 6
 BOUND = 60  # seconds any single wait may take before the test fails instead of hanging
-
-
-@pytest.fixture
-def workspace(tmp_path):
-    """An ADW workspace with a queue row and a run."""
-    workspace = Workspace(tmp_path / "adw")
-    workspace.queue.insert("running", "before the flood")
-    workspace.write_state(AGENT_IDS[0], 1)
-    return workspace
 
 
 async def hold(port: int, source: str, count: int) -> list[asyncio.StreamWriter]:

@@ -8,7 +8,6 @@ import asyncio
 import sys
 
 import aiohttp
-import pytest
 
 from monitor.channels.names import CHANNEL_NAMES
 from monitor.settings import load_settings
@@ -16,15 +15,6 @@ from tests.reliability.console import same_view, source_truth
 from tests.reliability.process import ROOT, ConsoleProcess, write_config
 from tests.reliability.viewers import Viewer
 from tests.reliability.workspace import AGENT_IDS, Workspace
-
-
-@pytest.fixture
-def workspace(tmp_path):
-    """An ADW workspace with a queue row and a run."""
-    workspace = Workspace(tmp_path / "adw")
-    workspace.queue.insert("running", "before the crash")
-    workspace.write_state(AGENT_IDS[0], 1)
-    return workspace
 
 
 async def published(http: aiohttp.ClientSession, port: int, channel: str) -> dict:
