@@ -19,7 +19,8 @@ from monitor.channels.base import ChannelData, channel_queries
 from monitor.sources.database import Database, Rows
 from monitor.sources.processes import ProcessScanner
 from monitor.sources.schema import Query
-from monitor.sources.statefiles import ERROR_FIELD, StateFiles, StateView, state_files
+from monitor.sources.agentfiles import ERROR_FIELD
+from monitor.sources.statefiles import StateFiles, StateView, state_files
 
 # Each query is optional: an installation without the table (or its key columns) still
 # shows its runs from the state files.
@@ -156,6 +157,4 @@ class AdwMonitorReader:
 def make_reader(sources) -> AdwMonitorReader:
     """The adw-monitor reader: state files, /proc and the shared database ([queries] overridable)."""
     queries = channel_queries(sources.settings, DEFAULT_QUERIES)
-    paths = sources.settings.sources
-    return AdwMonitorReader(state_files(sources), ProcessScanner(),
-                            sources.database, queries)
+    return AdwMonitorReader(state_files(sources), ProcessScanner(), sources.database, queries)

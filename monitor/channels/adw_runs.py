@@ -10,9 +10,8 @@ run are skipped, never pending.
 
 from __future__ import annotations
 
-import datetime as dt
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 

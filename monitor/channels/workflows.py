@@ -7,7 +7,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from monitor.channels.base import ChannelData
-from monitor.sources.statefiles import ERROR_FIELD, StateFiles, StateView, state_files
+from monitor.sources.agentfiles import ERROR_FIELD
+from monitor.sources.statefiles import StateFiles, StateView, state_files
 
 WORKFLOW_FIELDS = (
     "adw_id", "issue_number", "issue_class", "workflow_template", "branch_name", "model_set",
@@ -53,7 +54,5 @@ class StateFilesReader:
 
 
 def make_reader(sources) -> StateFilesReader:
-    """The workflows channel's reader on the configured agents and trees directories."""
-    paths = sources.settings.sources
-    return StateFilesReader(state_files(sources),
-                            lambda view: build_workflows(view.states))
+    """The workflows channel's reader on the console's shared state-file scanner."""
+    return StateFilesReader(state_files(sources), lambda view: build_workflows(view.states))

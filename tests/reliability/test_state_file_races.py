@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from monitor.sources import statefiles
+from monitor.sources import agentfiles
 from monitor.sources.statefiles import StateFiles
 
 
@@ -32,7 +32,7 @@ class HandClock:
 def clock(monkeypatch):
     """Replace the source's view of the wall clock (and only its view)."""
     hand = HandClock()
-    monkeypatch.setattr(statefiles, "time", hand)
+    monkeypatch.setattr(agentfiles, "time", hand)
     return hand
 
 
