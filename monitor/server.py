@@ -14,7 +14,8 @@ from aiohttp import web, web_response
 
 from monitor.app import create_app
 from monitor.keys import CONNECTIONS
-from monitor.limits import LimitedSite, budget_for
+from monitor.limits import budget_for
+from monitor.listener import LimitedSite
 from monitor.memory import give_back_after_bursts
 from monitor.settings import Settings
 from monitor.systemd import Notifier
