@@ -12,13 +12,14 @@ import jinja2
 import structlog
 from aiohttp import hdrs, web
 
-from monitor.auth import add_login_routes, auth_middleware
+from monitor.auth import auth_middleware
 from monitor.broker import InProcessBroker
 from monitor.channel import ChannelState, new_epoch
 from monitor.channels.names import CHANNEL_NAMES
 from monitor.headers import host_guard, security_headers
 from monitor.hub import Hub
 from monitor.metrics import Metrics
+from monitor.login import add_login_routes
 from monitor.logs import quiet_malformed_requests
 from monitor.keys import BROKER, HUB, METRICS, POLLERS, POLLING, SETTINGS, SOURCES, STARTED_AT, WATCHER
 from monitor.poller import Poller

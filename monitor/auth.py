@@ -17,187 +17,25 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import codecs
-import hashlib
 import hmac
 import ipaddress
-import math
-import re
-import secrets
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote, unquote
+from urllib.parse import quote
 
-import aiohttp_jinja2
 import structlog
 from aiohttp import web
-from yarl import URL
 
 from monitor.headers import add_security_headers
 from monitor.keys import AUTH, AUTH_USER, METRICS, SETTINGS
+from monitor.sessions import COOKIE, Malformed, SignedOut, session_expiry
 from monitor.settings import AuthSettings
+from monitor.throttle import Throttle, throttle_key
 
 log = structlog.get_logger(__name__)
 
-COOKIE = "monitor_session"
 OPEN_PATHS = ("/healthz", "/login")
 OPEN_PREFIXES = ("/static/",)
-SESSION_CHARS = re.compile(r"[0-9a-f.]{1,160}")  # what session_value writes; anything else is junk
-FIRST_DELAY, MAX_DELAY = 0.1, 5.0  # seconds an address waits after its first failure; the doubling stops here
-MAX_TRACKED = 4096  # addresses remembered; more only push out the longest quiet (memory stays bounded)
-MAX_SIGNED_OUT = 10_000  # only holders of a valid session can sign out, so this bound is never reached in practice
-MAX_NEXT = 2048
-MAX_FORM_FIELDS = 8
-
-
-class Malformed(Exception):
-    """A credential that could never be valid: answered 401 (sockets: 1008) and logged once at debug."""
-
-
-# --- sessions ------------------------------------------------------------------------------
-
-def session_value(token: str, expires: int, nonce: str | None = None) -> str:
-    """A cookie value valid until ``expires`` (unix seconds), signed with ``token``; unique per sign-in."""
-    nonce = nonce if nonce is not None else secrets.token_hex(16)
-    signature = hmac.new(token.encode(), f"session:{expires}:{nonce}".encode(), hashlib.sha256).hexdigest()
-    return f"{expires}.{nonce}.{signature}"
-
-
-def session_expiry(token: str, value: str, now: float) -> int | None:
-    """When the session ``value`` expires, or None when it is forged or expired; Malformed for junk."""
-    if not SESSION_CHARS.fullmatch(value):
-        raise Malformed("cookie")
-    expires, _, rest = value.partition(".")
-    nonce, _, _ = rest.partition(".")
-    if not expires.isdigit() or len(expires) > 12 or int(expires) < now:
-        return None
-    return int(expires) if hmac.compare_digest(value, session_value(token, int(expires), nonce)) else None
-
-
-def session_is_valid(token: str, value: str, now: float) -> bool:
-    """True when ``value`` was signed with ``token`` and has not expired."""
-    try:
-        return session_expiry(token, value, now) is not None
-    except Malformed:
-        return False
-
-
-class SignedOut:
-    """Sessions signed out before they expire, remembered until they would have (bounded)."""
-
-    def __init__(self, limit: int = MAX_SIGNED_OUT) -> None:
-        self.limit = limit
-        self._expiry: OrderedDict[str, float] = OrderedDict()
-
-    def __contains__(self, value: str) -> bool:
-        return value in self._expiry
-
-    def add(self, value: str, expires: float, now: float) -> None:
-        """Revoke ``value``; forget revocations whose sessions have expired anyway."""
-        for old in [v for v, until in self._expiry.items() if until < now]:
-            del self._expiry[old]
-        self._expiry[value] = expires
-        while len(self._expiry) > self.limit:
-            self._expiry.popitem(last=False)
-
-
-# --- the throttle ----------------------------------------------------------------------------
-
-@dataclass
-class _Failures:
-    count: int = 0
-    last: float = 0.0
-    banned_until: float = 0.0
-    waiting: bool = False
-
-
-def failure_delay(failures: int) -> float:
-    """Seconds an address waits before its next guess is checked, after ``failures`` failures."""
-    return 0.0 if failures <= 0 else min(FIRST_DELAY * 2 ** min(failures - 1, 20), MAX_DELAY)
-
-
-class Throttle:
-    """Failed guesses per client address: a doubling wait before the next check, then a lockout."""
-
-    class Refused(Exception):
-        """The address is locked out or has a guess waiting already: answer 429, check nothing."""
-
-        def __init__(self, retry_after: int) -> None:
-            super().__init__(f"retry after {retry_after} s")
-            self.retry_after = retry_after
-
-    def __init__(self, failures: int, seconds: float, max_addresses: int = MAX_TRACKED) -> None:
-        self.lockout_failures, self.lockout_seconds, self.max_addresses = failures, seconds, max_addresses
-        self._table: OrderedDict[str, _Failures] = OrderedDict()  # least recently failed first
-
-    def __len__(self) -> int:
-        return len(self._table)
-
-    def admit(self, address: str, now: float) -> float:
-        """Seconds to wait before checking a guess from ``address``; raises Refused instead of checking it."""
-        record = self._current(address, now)
-        if record is None:
-            return 0.0
-        if record.banned_until > now:
-            raise self.Refused(math.ceil(record.banned_until - now))
-        wait = failure_delay(record.count)
-        if record.waiting:  # one guess at a time: parallel guesses would skip the wait
-            raise self.Refused(max(1, math.ceil(wait)))
-        record.waiting = True
-        return wait
-
-    def release(self, address: str) -> None:
-        """The guess admitted for ``address`` has been checked (or abandoned)."""
-        if (record := self._table.get(address)) is not None:
-            record.waiting = False
-
-    def failed(self, address: str, now: float) -> int:
-        """Count a failed guess; the address's failures so far (at lockout_failures it is locked out)."""
-        record = self._current(address, now) or _Failures()
-        self._table[address] = record
-        self._table.move_to_end(address)
-        record.count, record.last = record.count + 1, now
-        if record.count >= self.lockout_failures:
-            record.banned_until = now + self.lockout_seconds
-        self._trim(now)
-        return record.count
-
-    def succeeded(self, address: str) -> None:
-        """A right guess: forget the address's failures."""
-        self._table.pop(address, None)
-
-    def banned(self, now: float) -> int:
-        """How many addresses are locked out at ``now``."""
-        return sum(1 for record in self._table.values() if record.banned_until > now)
-
-    def _current(self, address: str, now: float) -> _Failures | None:
-        record = self._table.get(address)
-        if record is not None and self._stale(record, now):
-            del self._table[address]
-            return None
-        return record
-
-    def _stale(self, record: _Failures, now: float) -> bool:
-        return not record.waiting and record.banned_until <= now and now - record.last >= self.lockout_seconds
-
-    def _trim(self, now: float) -> None:
-        while self._table and self._stale(next(iter(self._table.values())), now):
-            self._table.popitem(last=False)
-        while len(self._table) > self.max_addresses:
-            self._table.popitem(last=False)
-
-
-def throttle_key(address: str) -> str:
-    """The unit throttled: an IPv4 address, or an IPv6 /64 (one host commonly owns a whole /64)."""
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return address[:64]
-    if ip.version == 6 and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)
-    return str(ipaddress.ip_network(f"{ip}/64", strict=False)) if ip.version == 6 else str(ip)
 
 
 class AuthState:
@@ -392,103 +230,3 @@ async def refuse_socket(request: web.Request) -> web.WebSocketResponse:
     await ws.prepare(request)
     await ws.close(code=1008, message=b"authentication required")
     return ws
-
-
-# --- sign-in and sign-out -----------------------------------------------------------------------
-
-def add_login_routes(app: web.Application) -> None:
-    """``GET/POST /login`` and ``POST /logout``, and the state authentication keeps (``app[AUTH]``)."""
-    state = app[AUTH] = AuthState(app[SETTINGS].auth)
-    app[METRICS].watch_lockouts(lambda: state.throttle.banned(time.monotonic()))
-    app.router.add_get("/login", login_page)
-    app.router.add_post("/login", login_submit)
-    app.router.add_post("/logout", logout)
-
-
-def _unsafe(text: str) -> bool:
-    # Browsers drop tabs and newlines from URLs and read a backslash as "/": "/<tab>/x" would become "//x".
-    return any(char == "\\" or not char.isprintable() for char in text)
-
-
-def safe_next(target: object) -> str:
-    """``target`` when it is a path on this site, as the browser will read it; else ``/``."""
-    if not isinstance(target, str) or len(target) > MAX_NEXT:
-        return "/"
-    decoded = unquote(target)
-    if _unsafe(target) or " " in target or _unsafe(decoded):
-        return "/"
-    if not target.startswith("/") or target.startswith("//") or decoded.startswith("//"):
-        return "/"
-    try:
-        location = str(URL(target))  # what the Location header will carry
-    except ValueError:
-        return "/"
-    return target if location.startswith("/") and not location.startswith("//") else "/"
-
-
-async def login_page(request: web.Request) -> web.Response:
-    """The sign-in form."""
-    context = {"next": safe_next(request.query.get("next", "/")), "error": "",
-               "mode": request.app[SETTINGS].auth.mode}
-    return aiohttp_jinja2.render_template("login.html", request, context)
-
-
-async def read_form(request: web.Request) -> dict[str, str]:
-    """The sign-in form's fields (the first of each name); Malformed unless it is a UTF-8 urlencoded form."""
-    if request.content_type not in ("", "application/x-www-form-urlencoded"):
-        raise Malformed("form")  # multipart would spool uploads to disk for a two-field form
-    try:
-        if request.charset is not None and codecs.lookup(request.charset).name != "utf-8":
-            raise Malformed("form")
-        body = (await request.read()).decode()
-        pairs = parse_qsl(body, keep_blank_values=True, errors="strict", max_num_fields=MAX_FORM_FIELDS)
-    except (LookupError, UnicodeDecodeError, ValueError):
-        raise Malformed("form") from None
-    return dict(reversed(pairs))
-
-
-async def login_submit(request: web.Request) -> web.Response:
-    """Check the submitted token; on success set the session cookie and go on."""
-    auth = request.app[SETTINGS].auth
-    try:
-        form = await read_form(request)
-    except Malformed as exc:
-        log.debug("credential_malformed", credential=str(exc), peer=request.remote, path=request.path)
-        raise web.HTTPUnauthorized(text="malformed sign-in form") from None
-    target = safe_next(form.get("next", "/"))
-    guess, secret = form.get("token", "").encode(), auth.token.encode()
-    user = None
-    if auth.mode == "token":
-        try:
-            user = await checked_guess(request, "login", lambda: "ok" if hmac.compare_digest(guess, secret) else None)
-        except Throttle.Refused as refused:
-            raise too_many_failures(refused) from None
-    if user is None:
-        context = {"next": target, "error": "That token is not valid.", "mode": auth.mode}
-        return aiohttp_jinja2.render_template("login.html", request, context, status=401)
-    raise _signed_in(request, auth, target)
-
-
-def _signed_in(request: web.Request, auth: AuthSettings, target: str) -> web.HTTPSeeOther:
-    seconds = int(auth.session_hours * 3600)
-    redirect = web.HTTPSeeOther(target)
-    redirect.set_cookie(COOKIE, session_value(auth.token, int(time.time()) + seconds), max_age=seconds,
-                        httponly=True, samesite="Strict", secure=came_over_tls(request), path="/")
-    log.info("login", peer=client_address(request))
-    return redirect
-
-
-async def logout(request: web.Request) -> web.Response:
-    """Sign out: the session is revoked on the server, and the browser told to forget the cookie."""
-    auth, now = request.app[SETTINGS].auth, time.time()
-    value = request.cookies.get(COOKIE, "")
-    try:
-        expires = session_expiry(auth.token, value, now) if auth.mode == "token" and value else None
-    except Malformed:
-        expires = None
-    if expires is not None:
-        request.app[AUTH].signed_out.add(value, expires, now)
-        log.info("logout", peer=client_address(request))
-    redirect = web.HTTPSeeOther("/login")
-    redirect.del_cookie(COOKIE, path="/", secure=came_over_tls(request), httponly=True, samesite="Strict")
-    raise redirect

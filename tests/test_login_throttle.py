@@ -5,8 +5,8 @@ import base64
 import pytest
 from structlog.testing import capture_logs
 
-from monitor.auth import Throttle, throttle_key
 from monitor.keys import METRICS
+from monitor.throttle import Throttle, throttle_key
 from tests.test_metrics import sample
 
 TOKEN = "a-token-that-is-long-enough"
