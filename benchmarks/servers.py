@@ -18,10 +18,14 @@ def console_config(workspace: Workspace, webhook_url: str, overrides: tuple[str,
     ``overrides`` are ``section.key=value`` with a TOML value, e.g. ``sources.watch_debounce=0.02``.
     """
     sections = {
-        "server": {"host": '"127.0.0.1"', "port": "0", "heartbeat": str(HEARTBEAT)},
+        # The load generator opens thousands of connections from 32 addresses at full speed:
+        # capacity is measured here, so the per-address connection rate (a defence) is off.
+        "server": {"host": '"127.0.0.1"', "port": "0", "heartbeat": str(HEARTBEAT),
+                   "connections_per_second_per_address": "0"},
         "sources": {"database": f'"sqlite:///{workspace.db_path.absolute()}"',
                     "agents_dir": f'"{workspace.agents_dir.absolute()}"',
-                    "trees_dir": f'"{workspace.trees_dir.absolute()}"', "webhook_url": f'"{webhook_url}"'},
+                    "trees_dir": f'"{workspace.trees_dir.absolute()}"', "webhook_url": f'"{webhook_url}"',
+                    "openapi_url": '""', "backend_url": '""'},
         "channels.webhook-status": {"interval": str(POLLED_INTERVAL)},
         "log": {"level": '"info"', "format": '"json"'},
     }
