@@ -61,7 +61,7 @@ class ServerSettings:
     max_connections_per_address: int = _opt(0, "most connections open from one client address; 0 = a quarter of max_connections",
                                             minimum=0, maximum=10_000_000)
     connections_per_second_per_address: float = _opt(
-        50.0, "new connections per second from one client address (bursts of twice that); more get 429; 0 = no limit",
+        20.0, "new connections per second from one client address (bursts of twice that); more get 429; 0 = no limit",
         minimum=0.0)
     fd_reserve: int = _opt(256, "descriptors kept back from clients for the console's own sources, files and logs",
                            minimum=16, maximum=1_000_000)
