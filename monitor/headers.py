@@ -36,7 +36,6 @@ SECURITY_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
-    "Server": "monitor",  # aiohttp's default names its version: a free hint for anyone matching known bugs
 }
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 

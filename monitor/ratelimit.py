@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-MAX_ADDRESSES = 4096  # buckets remembered; full (idle) ones are forgotten first, so memory stays bounded
+from collections import OrderedDict
+
+MAX_ADDRESSES = 4096  # buckets remembered; the least recently seen is forgotten first, so memory stays bounded
 
 
 class TokenBucket:
@@ -25,31 +27,24 @@ class TokenBucket:
         self._tokens -= 1.0
         return True
 
-    def full(self, now: float) -> bool:
-        """True when the bucket has refilled, so forgetting it changes nothing."""
-        return self._tokens + (now - self._stamp) * self.per_second >= self.burst
-
 
 class AddressRates:
     """One bucket per client address, for new connections."""
 
     def __init__(self, per_second: float, burst: int) -> None:
         self.per_second, self.burst = per_second, burst
-        self._buckets: dict[str, TokenBucket] = {}
+        self._buckets: OrderedDict[str, TokenBucket] = OrderedDict()
 
     def take(self, address: str, now: float) -> bool:
         """Spend one of ``address``'s tokens; False when it opens connections faster than allowed."""
         bucket = self._buckets.get(address)
         if bucket is None:
             if len(self._buckets) >= MAX_ADDRESSES:
-                self._forget_full(now)
+                self._buckets.popitem(last=False)  # O(1) on the accept path, even under an address flood
             bucket = self._buckets[address] = TokenBucket(self.per_second, self.burst, now)
+        else:
+            self._buckets.move_to_end(address)
         return bucket.take(now)
 
     def __len__(self) -> int:
         return len(self._buckets)
-
-    def _forget_full(self, now: float) -> None:
-        self._buckets = {a: b for a, b in self._buckets.items() if not b.full(now)}
-        while len(self._buckets) >= MAX_ADDRESSES:  # all busy: an address flood; drop the oldest
-            del self._buckets[next(iter(self._buckets))]

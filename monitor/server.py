@@ -10,7 +10,7 @@ import signal
 from collections.abc import AsyncIterator
 
 import structlog
-from aiohttp import web, web_response
+from aiohttp import web
 
 from monitor.app import create_app
 from monitor.keys import CONNECTIONS
@@ -61,9 +61,6 @@ async def serving(settings: Settings, app: web.Application) -> AsyncIterator[web
     """``app`` listening on ``settings.server`` within its connection budget, until the block ends."""
     budget = budget_for(settings.server)
     app[CONNECTIONS] = budget
-    # aiohttp answers unparseable requests itself, outside the app and its signals; its
-    # default Server header names its version, a free hint for anyone matching known bugs.
-    web_response.SERVER_SOFTWARE = "monitor"
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
                            shutdown_timeout=settings.server.shutdown_timeout,
                            keepalive_timeout=settings.server.keepalive_timeout)

@@ -35,13 +35,6 @@ def session_expiry(token: str, value: str, now: float) -> int | None:
     return int(expires) if hmac.compare_digest(value, session_value(token, int(expires), nonce)) else None
 
 
-def session_is_valid(token: str, value: str, now: float) -> bool:
-    """True when ``value`` was signed with ``token`` and has not expired."""
-    try:
-        return session_expiry(token, value, now) is not None
-    except Malformed:
-        return False
-
 
 class SignedOut:
     """Sessions signed out before they expire, remembered until they would have (bounded)."""

@@ -7,7 +7,6 @@ live process carries its adw_id.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -15,7 +14,7 @@ from monitor.adw import RUN_STATUSES
 from monitor.channels.adw_runs import (
     TITLE_CHARS, RunSources, TaskProgress, errors, phase_progress, pipeline, run_status, task_progress,
 )
-from monitor.channels.base import ChannelData, channel_queries
+from monitor.channels.base import ChannelData, channel_queries, parse_time
 from monitor.sources.database import Database, Rows
 from monitor.sources.processes import ProcessScanner
 from monitor.sources.schema import Query
@@ -60,15 +59,10 @@ def latest_rows(rows: Rows) -> dict[str, dict[str, Any]]:
 
 
 def _seconds_between(start: Any, end: Any) -> float | None:
-    try:
-        began, ended = (value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
-                        for value in (start, end))
-        if (began.tzinfo is None) != (ended.tzinfo is None):
-            began, ended = began.replace(tzinfo=None), ended.replace(tzinfo=None)
-        seconds = (ended - began).total_seconds()
-    except (TypeError, ValueError):
+    began, ended = parse_time(start), parse_time(end)  # naive times are UTC, as in workflow-history
+    if began is None or ended is None or ended < began:
         return None
-    return round(seconds, 1) if seconds >= 0 else None
+    return round((ended - began).total_seconds(), 1)
 
 
 def _known(*values: Any) -> Any:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.adw import FINAL_RUN_STATUSES, PHASES, canonical_phase, in_order, template_phases
-from monitor.sources.errorlog import LAST_ERROR_CHARS, ELLIPSIS
+from monitor.sources.errorlog import clip_tail
 
 TITLE_CHARS = 100
 # Which of a phase's task_logs statuses stands when rows carry no id to order them by.
@@ -145,6 +145,6 @@ def errors(run: RunSources) -> tuple[int, str | None]:
         count = 1 if run.error_log else 0
     if not (isinstance(last, str) and last.strip()):
         last = run.error_log or None
-    elif len(last) > LAST_ERROR_CHARS:
-        last = ELLIPSIS + last[-(LAST_ERROR_CHARS - 1):]
+    else:
+        last = clip_tail(last)
     return count, last

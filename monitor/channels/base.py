@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -73,3 +74,15 @@ def channel_queries(settings: Any, defaults: Mapping[str, Query]) -> dict[str, Q
     """A channel's queries: the defaults, each replaced by its ``[queries]`` override (run as written)."""
     return {name: verbatim(settings.queries[name]) if name in settings.queries else query
             for name, query in defaults.items()}
+
+
+def parse_time(value: Any) -> dt.datetime | None:
+    """A time as an aware datetime (naive values are taken as UTC); None when unreadable."""
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    if not isinstance(value, dt.datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)

@@ -29,7 +29,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from monitor.channels.base import ChannelData, channel_queries, decoded_record, percentage
+from monitor.channels.base import ChannelData, channel_queries, decoded_record, parse_time, percentage
 from monitor.sources.database import Database, Rows
 from monitor.sources.schema import Query
 
@@ -63,18 +63,6 @@ Clock = Callable[[], dt.datetime]
 def utc_now() -> dt.datetime:
     """The current time, timezone-aware UTC."""
     return dt.datetime.now(dt.timezone.utc)
-
-
-def parse_time(value: Any) -> dt.datetime | None:
-    """A start time as an aware datetime (naive values are taken as UTC); None when unreadable."""
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value.strip())
-        except ValueError:
-            return None
-    if not isinstance(value, dt.datetime):
-        return None
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
 
 
 def build_items(rows: Rows) -> dict[str, Any]:

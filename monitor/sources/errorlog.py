@@ -52,7 +52,9 @@ def last_entry(text: str) -> str:
             entry.append(line)
         else:
             entry = [line]
-    found = "\n".join(entry)
-    if len(found) > LAST_ERROR_CHARS:
-        return ELLIPSIS + found[-(LAST_ERROR_CHARS - 1):]
-    return found
+    return clip_tail("\n".join(entry))
+
+
+def clip_tail(text: str) -> str:
+    """``text`` cut to its last 2,000 characters (an ellipsis first when cut): an error's end says most."""
+    return text if len(text) <= LAST_ERROR_CHARS else ELLIPSIS + text[-(LAST_ERROR_CHARS - 1):]
