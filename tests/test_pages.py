@@ -8,7 +8,7 @@ from monitor.channels.names import CHANNEL_NAMES
 from monitor.headers import CONTENT_SECURITY_POLICY
 from monitor.keys import POLLERS
 from monitor.pages import STATIC_DIR
-from tests.browser.support import console_app
+from monitor.app import create_app
 
 SCRIPT_BUDGET_BYTES = 20 * 1024
 
@@ -16,7 +16,7 @@ SCRIPT_BUDGET_BYTES = 20 * 1024
 @pytest.fixture
 async def console(aiohttp_client, make_settings):
     """The console with its security headers."""
-    return await aiohttp_client(console_app(make_settings()))
+    return await aiohttp_client(create_app(make_settings()))
 
 
 @pytest.mark.parametrize("path", ["/", *(f"/{name}" for name in CHANNEL_NAMES)])
@@ -46,7 +46,7 @@ async def test_security_headers_on_every_response(console, path):
 
 
 async def test_security_headers_cover_auth_refusals(aiohttp_client, make_settings):
-    console = await aiohttp_client(console_app(make_settings({"auth": {"mode": "token", "token": "a-test-token-of-32-characters-x"}})))
+    console = await aiohttp_client(create_app(make_settings({"auth": {"mode": "token", "token": "a-test-token-of-32-characters-x"}})))
     for path, status in (("/", 303), ("/api/v1/queue", 401)):
         response = await console.get(path, allow_redirects=False)
         assert response.status == status

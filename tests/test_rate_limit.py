@@ -8,7 +8,7 @@ from aiohttp import WSMsgType
 from structlog.testing import capture_logs
 
 from monitor.ratelimit import AddressRates, TokenBucket
-from tests.reliability.hostile import PING, Frame
+from tests.faults.hostile import PING, Frame
 from tests.support import ProtocolClient, RawWebSocket, connections, poll
 
 # A burst of 5 and one frame back every 10 s: a test's flood stays over the budget however slowly it runs.

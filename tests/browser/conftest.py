@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import async_playwright
 
-from tests.browser.support import WatchedPage, console_app
+from monitor.app import create_app
+from tests.browser.support import WatchedPage
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
@@ -61,6 +62,6 @@ def make_client(aiohttp_client, make_settings):
     """The console with its security headers, started on loopback with settings overrides."""
 
     async def make(overrides=None):
-        return await aiohttp_client(console_app(make_settings(overrides)))
+        return await aiohttp_client(create_app(make_settings(overrides)))
 
     return make

@@ -1,16 +1,12 @@
-"""Helpers for the browser tests: the console app with its headers, a watched page, page contents."""
+"""Helpers for the browser tests: a free port, a watched page, page contents."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 
-from aiohttp import web
 from playwright.async_api import Page, expect
 
-from monitor.app import create_app
-from monitor.headers import security_headers
-from monitor.settings import Settings
 
 PANEL_CONTENTS_JS = """() => [...document.querySelectorAll('[data-channel]')].map((panel) => ({
   channel: panel.dataset.channel,
@@ -20,14 +16,6 @@ PANEL_CONTENTS_JS = """() => [...document.querySelectorAll('[data-channel]')].ma
   groups: [...panel.querySelectorAll('[data-rows]')].map((group) =>
     [...group.children].map((row) => [row.dataset.key, row.textContent.replace(/\\s+/g, ' ').trim()])),
 }))"""
-
-
-def console_app(settings: Settings) -> web.Application:
-    """The console as ``monitor serve`` builds it, security headers included."""
-    app = create_app(settings)
-    if security_headers not in app.middlewares:  # until create_app registers it itself
-        app.middlewares.insert(0, security_headers)  # outermost: covers auth refusals too
-    return app
 
 
 def free_port() -> int:

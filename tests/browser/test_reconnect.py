@@ -7,7 +7,8 @@ from playwright.async_api import expect
 
 from monitor.channels.names import CHANNEL_NAMES
 from monitor.keys import BROKER
-from tests.browser.support import SilentRelay, console_app, free_port
+from monitor.app import create_app
+from tests.browser.support import SilentRelay, free_port
 
 # While the console is down, Chromium itself logs each refused WebSocket attempt as an error.
 REFUSED_WHILE_DOWN = re.compile(r"console: WebSocket connection to 'ws://127\.0\.0\.1:\d+/api/v1/ws/[a-z-]+(\?[^']*)?' failed")
@@ -15,7 +16,7 @@ REFUSED_WHILE_DOWN = re.compile(r"console: WebSocket connection to 'ws://127\.0\
 
 async def start_console(settings) -> web.AppRunner:
     """Serve the console on ``settings.server.port`` the way ``monitor serve`` does."""
-    runner = web.AppRunner(console_app(settings), shutdown_timeout=2.0)
+    runner = web.AppRunner(create_app(settings), shutdown_timeout=2.0)
     await runner.setup()
     await web.TCPSite(runner, settings.server.host, settings.server.port).start()
     return runner

@@ -1,8 +1,8 @@
 """The churn soak: WebSocket connect/disconnect cycles across all eight channels against a real console.
 
-    python -m reliability.churn [--cycles 10000] [--concurrency 50] [--seed 1]
+    python -m soak.churn [--cycles 10000] [--concurrency 50] [--seed 1]
 
-A console process (``reliability.instrumented``: ``monitor serve`` plus a census route)
+A console process (``soak.instrumented``: ``monitor serve`` plus a census route)
 serves a workspace whose queue changes every 50 ms, so patches flow while clients come
 and go. Each cycle opens one channel and leaves in one of six ways: a clean close, a
 resume from an earlier client's epoch and seq, a reset (SO_LINGER 0), a bare FIN, a reset
@@ -30,10 +30,10 @@ import aiohttp
 
 from monitor.adw import QUEUE_STATUSES
 from monitor.channels.names import CHANNEL_NAMES
-from reliability.convergence import quiet_logs
-from tests.reliability.process import ConsoleProcess, write_config
-from tests.reliability.viewers import Viewer
-from tests.reliability.workspace import WebhookService, Workspace
+from soak.convergence import quiet_logs
+from tests.faults.process import ConsoleProcess, write_config
+from tests.faults.viewers import Viewer
+from tests.faults.workspace import WebhookService, Workspace
 
 MODES = ("leave", "resume", "reset", "hang_up", "reset_unread", "reset_mid_upgrade")
 WARM_UP_CYCLES = 400  # first connections allocate what later ones reuse: measure after them
@@ -131,7 +131,7 @@ async def measure(console: ConsoleProcess, http: aiohttp.ClientSession) -> dict:
     base = f"http://127.0.0.1:{console.port}"
     async with http.get(f"{base}/healthz") as response:
         health = await response.json()
-    async with http.get(f"{base}/_reliability/census") as response:
+    async with http.get(f"{base}/_soak/census") as response:
         census = await response.json()
     return {"registered": sum(c["connections"] for c in health["channels"].values()), **census,
             "fds": console.fd_count(), "rss_kib": console.rss_kib()}
@@ -159,7 +159,7 @@ async def soak(cycles: int, concurrency: int, seed: int) -> dict:
         await webhook.up()
         config = write_config(Path(scratch) / "config.toml", workspace, webhook.url,
                               intervals={name: 1.0 for name in CHANNEL_NAMES} | {"queue": 0.2})
-        console = ConsoleProcess(config, argv=("-m", "reliability.instrumented", "serve"))
+        console = ConsoleProcess(config, argv=("-m", "soak.instrumented", "serve"))
         port = await console.start()
         stop = asyncio.Event()
         changer = asyncio.create_task(keep_changing(workspace, webhook, stop))

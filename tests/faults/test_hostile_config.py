@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from monitor.settings import ConfigError, Settings, load_settings
 from monitor.sources.checks import parse_host_port
 from monitor.sources.database import validate_database_url
-from tests.reliability.configs import CONFIG_DOCUMENTS, ENVIRONMENTS, toml_document
+from tests.faults.configs import CONFIG_DOCUMENTS, ENVIRONMENTS, toml_document
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

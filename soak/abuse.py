@@ -1,6 +1,6 @@
 """The abuse soak: a healthy viewer measures while hostile clients do their worst, on loopback.
 
-    python -m reliability.abuse [--seconds 300] [--seed 1]
+    python -m soak.abuse [--seconds 300] [--seed 1]
 
 A console process serves a workspace whose queue changes every 200 ms (each new row's
 title carries the moment it was committed). For ``--seconds`` a mix of abusers runs from
@@ -37,10 +37,10 @@ from pathlib import Path
 import aiohttp
 
 from monitor.channels.names import CHANNEL_NAMES
-from reliability.churn import rest
-from reliability.convergence import quiet_logs
-from tests.reliability.process import ConsoleProcess, write_config
-from tests.reliability.workspace import WebhookService, Workspace
+from soak.churn import rest
+from soak.convergence import quiet_logs
+from tests.faults.process import ConsoleProcess, write_config
+from tests.faults.workspace import WebhookService, Workspace
 
 ABUSERS = ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5")
 ROW_PREFIX = "abuse row @"

@@ -11,10 +11,10 @@ import aiohttp
 
 from monitor.channels.names import CHANNEL_NAMES
 from monitor.settings import load_settings
-from tests.reliability.console import same_view, source_truth
-from tests.reliability.process import ROOT, ConsoleProcess, write_config
-from tests.reliability.viewers import Viewer
-from tests.reliability.workspace import AGENT_IDS, Workspace
+from tests.faults.console import same_view, source_truth
+from tests.faults.process import ROOT, ConsoleProcess, write_config
+from tests.faults.viewers import Viewer
+from tests.faults.workspace import AGENT_IDS, Workspace
 
 
 async def published(http: aiohttp.ClientSession, port: int, channel: str) -> dict:

@@ -17,8 +17,8 @@ import shutil
 import pytest
 
 from monitor.app import create_app
-from tests.reliability.console import source_truth, same_view
-from tests.reliability.workspace import AGENT_IDS, Workspace, state_record, workspace_settings
+from tests.faults.console import source_truth, same_view
+from tests.faults.workspace import AGENT_IDS, Workspace, state_record, workspace_settings
 from tests.support import ProtocolClient
 
 CHANNELS = ("adw-monitor", "workflows", "queue")

@@ -10,7 +10,7 @@ from typing import Any
 
 from monitor.channels.names import CHANNEL_NAMES
 from monitor.keys import BROKER, POLLERS, SETTINGS
-from tests.reliability.console import same_view, source_truth
+from tests.faults.console import same_view, source_truth
 from tests.support import ProtocolClient
 
 DB_CHANNELS = ("queue", "adw-monitor", "workflow-history", "planned-features")

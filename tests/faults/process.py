@@ -15,7 +15,7 @@ from collections import deque
 from pathlib import Path
 
 from monitor.channels.names import CHANNEL_NAMES
-from tests.reliability.workspace import Workspace
+from tests.faults.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -204,5 +204,5 @@ def workspace_settings(workspace: Workspace, webhook_url: str, server: dict | No
                     "openapi_url": "", "backend_url": ""},
         "channels": {name: {"interval": 3600.0, "timeout": 2.0} for name in CHANNEL_NAMES},
     }
-    return settings_from_mapping(raw, label="<reliability>")
+    return settings_from_mapping(raw, label="<faults>")
 

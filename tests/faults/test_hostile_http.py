@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from monitor.channels.names import CHANNEL_NAMES
 from monitor.keys import HUB
-from tests.reliability.witnesses import assert_nothing_unhandled
+from tests.faults.witnesses import assert_nothing_unhandled
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 TEXT = st.characters(blacklist_categories=("Cs",))

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from monitor.app import create_app
 from monitor.logs import configure_logging
-from tests.reliability.faults import failing_only, fast_polling, make_source_dirs, poll_all, until, watch
+from tests.faults.faults import failing_only, fast_polling, make_source_dirs, poll_all, until, watch
 from tests.support import connections
 
 

@@ -3,8 +3,8 @@
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.reliability.scenario import run_trial
-from tests.reliability.steps import WEIGHTED_KINDS
+from tests.faults.scenario import run_trial
+from tests.faults.steps import WEIGHTED_KINDS
 
 steps = st.lists(st.tuples(st.sampled_from(WEIGHTED_KINDS), st.integers(0, 63), st.integers(0, 63)), max_size=30)
 

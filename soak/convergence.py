@@ -1,6 +1,6 @@
 """The long seeded convergence run: many random trials, each replayable from its seed.
 
-    python -m reliability.convergence [--trials 200] [--steps 150] [--seed 1]
+    python -m soak.convergence [--trials 200] [--steps 150] [--seed 1]
 
 Each trial builds a fresh ADW workspace and console, runs ``--steps`` random steps
 (source changes, polls, restarts, connects, reads, leaves, vanishes, resumes in every
@@ -21,8 +21,8 @@ from collections import Counter
 from pathlib import Path
 
 from monitor.logs import configure_logging
-from tests.reliability.scenario import run_trial
-from tests.reliability.steps import random_steps
+from tests.faults.scenario import run_trial
+from tests.faults.steps import random_steps
 
 
 async def run(trials: int, steps: int, first_seed: int) -> dict:

@@ -16,7 +16,7 @@ import threading
 
 import pytest
 
-from tests.reliability.faults import (
+from tests.faults.faults import (
     DB_CHANNELS,
     STATE_FILE_CHANNELS,
     HangingService,
@@ -30,8 +30,8 @@ from tests.reliability.faults import (
     until,
     watch,
 )
-from tests.reliability.witnesses import assert_nothing_unhandled
-from tests.reliability.workspace import WebhookService, create_database, state_record
+from tests.faults.witnesses import assert_nothing_unhandled
+from tests.faults.workspace import WebhookService, create_database, state_record
 from tests.support import QueueTable
 
 

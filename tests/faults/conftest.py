@@ -1,4 +1,4 @@
-"""Fixtures of the reliability tests: a webhook service, and witnesses of anything that went wrong unseen."""
+"""Fixtures of the fault tests (a real console process under faults, hostile clients and restarts): a webhook service, and witnesses of anything that went wrong unseen."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ import pytest
 import structlog
 
 # Helpers that assert: let pytest explain their failures too.
-pytest.register_assert_rewrite("tests.reliability.faults", "tests.reliability.witnesses")
+pytest.register_assert_rewrite("tests.faults.faults", "tests.faults.witnesses")
 
 from monitor.logs import configure_logging  # noqa: E402
-from tests.reliability.witnesses import LogCapture  # noqa: E402
-from tests.reliability.workspace import AGENT_IDS, WebhookService, Workspace  # noqa: E402
+from tests.faults.witnesses import LogCapture  # noqa: E402
+from tests.faults.workspace import AGENT_IDS, WebhookService, Workspace  # noqa: E402
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """The console with one extra route for the soak: a census of what a leak would leave behind.
 
-    python -m reliability.instrumented serve --config config.toml
+    python -m soak.instrumented serve --config config.toml
 
-``GET /_reliability/census`` answers the number of asyncio tasks, live Connection and
+``GET /_soak/census`` answers the number of asyncio tasks, live Connection and
 WebSocketResponse objects and threads, after a full garbage collection. Everything else
 is ``monitor serve`` unchanged.
 """
@@ -39,7 +39,7 @@ async def census(request: web.Request) -> web.Response:
 def create_instrumented_app(settings):
     """The console's app with the census route."""
     app = create_app(settings)
-    app.router.add_get("/_reliability/census", census)
+    app.router.add_get("/_soak/census", census)
     return app
 
 

@@ -9,7 +9,7 @@ import pytest
 from monitor.app import create_app
 from monitor.keys import SOURCES
 from monitor.server import serve_until_signalled
-from tests.reliability.faults import make_source_dirs
+from tests.faults.faults import make_source_dirs
 
 
 async def test_a_failed_startup_closes_what_it_had_opened(make_settings, tmp_path):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from monitor.keys import BROKER, HUB
-from tests.reliability.hostile import (
+from tests.faults.hostile import (
     BINARY,
     CLOSE,
     CONTINUATION,
@@ -22,8 +22,8 @@ from tests.reliability.hostile import (
     Outcome,
     send_and_observe,
 )
-from tests.reliability.viewers import open_socket
-from tests.reliability.witnesses import assert_nothing_unhandled
+from tests.faults.viewers import open_socket
+from tests.faults.witnesses import assert_nothing_unhandled
 from tests.support import RawWebSocket, poll
 
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

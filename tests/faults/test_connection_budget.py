@@ -13,7 +13,7 @@ import json
 
 import aiohttp
 
-from tests.reliability.process import ConsoleProcess, write_config
+from tests.faults.process import ConsoleProcess, write_config
 
 OPEN_FILES = 256
 FD_RESERVE = 96  # so 160 client connections at most, 40 from one address

@@ -19,10 +19,10 @@ from pathlib import Path
 import orjson
 
 from monitor.adw import PHASES, QUEUE_STATUSES
-from tests.reliability.console import Console, same_view, source_truth
-from tests.reliability.steps import AFFECTS, STATE_FILES, Step
-from tests.reliability.viewers import RESUME_MODES, Viewer
-from tests.reliability.workspace import AGENT_IDS, WebhookService, Workspace, workspace_settings
+from tests.faults.console import Console, same_view, source_truth
+from tests.faults.steps import AFFECTS, STATE_FILES, Step
+from tests.faults.viewers import RESUME_MODES, Viewer
+from tests.faults.workspace import AGENT_IDS, WebhookService, Workspace, workspace_settings
 
 MAX_VIEWERS = 12
 BIG_TITLE = "x" * 12_000
