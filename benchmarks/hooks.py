@@ -17,7 +17,8 @@ from aiohttp import web
 
 from monitor.channels.base import ChannelData
 from monitor.connection import text_frame
-from monitor.keys import BROKER, HUB, POLLERS
+from monitor.broker import InProcessBroker
+from monitor.keys import BROKER, HUB
 
 HOOKS_ENV = "MONITOR_BENCH_HOOKS"
 HEAP_BASE = web.AppKey("bench_heap_base", object)
@@ -52,16 +53,17 @@ async def floor(request: web.Request) -> web.Response:
 async def publish_patch(request: web.Request) -> web.Response:
     """Publish a patch of about ``size`` bytes on ``channel`` through broker and hub; time the publish."""
     channel, marker, size = _arguments(request)
-    state = request.app[POLLERS][channel].channel
-    summary = {**state.state["summary"], "bench": padding(marker, size - 120)}
-    update = state.accept(ChannelData(summary, state.state["items"]))
-    hub = request.app[HUB]
+    broker, hub = request.app[BROKER], request.app[HUB]
+    assert isinstance(broker, InProcessBroker), "the fan-out hook times the in-process broker"
+    state = broker.current(channel).state
+    summary = {**state["summary"], "bench": padding(marker, size - 120)}
+    frame = broker.apply(channel, ChannelData(summary, state["items"]))  # untimed: diff and encoding
     started = time.monotonic()
-    request.app[BROKER].publish(update)
+    broker.deliver(channel, frame)
     finished = time.monotonic()
     backlogged = sum(1 for c in hub.connections(channel) if c.backlog_size)
     return web.json_response({"t0": started, "t1": finished, "n": hub.count(channel), "backlogged": backlogged,
-                              "seq": update.seq})
+                              "seq": broker.current(channel).seq})
 
 
 async def full_collection(request: web.Request) -> web.Response:

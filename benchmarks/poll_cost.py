@@ -24,9 +24,10 @@ import time
 import uuid
 from pathlib import Path
 
+from monitor.channels.registry import channel_spec
 from monitor.demo.schema import SQLITE_SCHEMA
 from monitor.settings import settings_from_mapping
-from monitor.sources.registry import Sources
+from monitor.sources.resources import Sources
 
 CHANNELS = ("queue", "adw-monitor", "workflows", "workflow-history", "planned-features")
 
@@ -84,7 +85,7 @@ def touch_file(agents: Path, adw_id: str, n: int) -> None:
 
 async def measure(channel: str, sources: Sources, db: Path, agents: Path, ids: list[str], repeat: int) -> dict:
     """Median and p95 milliseconds per situation for one channel."""
-    reader = sources.readers[channel]
+    reader = channel_spec(channel).make_reader(sources)
     await reader.read()
     results: dict[str, list[float]] = {"unchanged": [], "one row": [], "one file": []}
     for n in range(repeat):

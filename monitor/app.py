@@ -5,38 +5,28 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from pathlib import Path
 
-import aiohttp_jinja2
-import jinja2
 import structlog
 from aiohttp import web, web_response
 
 from monitor.auth import auth_middleware
 from monitor.broker import InProcessBroker
-from monitor.channel import ChannelState, new_epoch
-from monitor.channels.names import CHANNEL_NAMES
+from monitor.channels.registry import CHANNEL_NAMES, make_readers
 from monitor.headers import host_guard, security_headers
 from monitor.hub import Hub
 from monitor.metrics import Metrics
-from monitor.login import add_login_routes
+from monitor.login import setup_auth
 from monitor.logs import quiet_malformed_requests
 from monitor.keys import BROKER, HUB, METRICS, POLLERS, POLLING, SETTINGS, SOURCES, STARTED_AT, WATCHER
 from monitor.poller import Poller
 from monitor.scheduler import Polling, build_scheduler
 from monitor.settings import Settings
-from monitor.sources.registry import Sources
+from monitor.sources.resources import Sources
 from monitor.watch import start_watcher, watch_targets
-from monitor import views, websocket
+from monitor.pages import setup_templates
+from monitor.urls import list_routes, setup_routes
 
 log = structlog.get_logger(__name__)
-PACKAGE_DIR = Path(__file__).resolve().parent
-
-
-def template_dir() -> Path:
-    """Templates ship inside the package when installed, beside it in a checkout."""
-    inside = PACKAGE_DIR / "templates"
-    return inside if inside.is_dir() else PACKAGE_DIR.parent / "templates"
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -54,14 +44,13 @@ def create_app(settings: Settings) -> web.Application:
     app[HUB] = Hub(CHANNEL_NAMES)
     app[METRICS] = Metrics(app[HUB], app[BROKER])
     app[BROKER].listen(app[HUB].deliver)
-    aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(template_dir()), autoescape=True)
+    setup_templates(app)
     app.cleanup_ctx.append(sources_ctx)
     app.cleanup_ctx.append(pollers_ctx)
     app.cleanup_ctx.append(watcher_ctx)
     app.on_shutdown.append(close_sockets)
-    app.router.add_get("/api/v1/ws/{channel}", websocket.channel_socket)
-    add_login_routes(app)
-    views.add_routes(app)
+    setup_auth(app)
+    setup_routes(app)
     return app
 
 
@@ -90,21 +79,16 @@ async def sources_ctx(app: web.Application):
 
 async def pollers_ctx(app: web.Application):
     """Create one poller per channel, run the first polls, then schedule the rest."""
-    settings, epoch, broker = app[SETTINGS], new_epoch(), app[BROKER]
-    readers = app[SOURCES].readers
-    pollers = {}
-    for name in CHANNEL_NAMES:
-        channel = ChannelState(name, epoch)
-        broker.publish(channel.initial_update())
-        if name in readers:
-            pollers[name] = Poller(channel, readers[name], broker, settings.channel(name).timeout,
-                                   observe=app[METRICS].observe_poll)
+    settings, broker = app[SETTINGS], app[BROKER]
+    pollers = {name: Poller(name, reader, broker, settings.channel(name).timeout, observe=app[METRICS].observe_poll)
+               for name, reader in make_readers(app[SOURCES]).items()}
     app[POLLERS] = pollers
     await asyncio.gather(*(poller.poll() for poller in pollers.values()))
     polling = Polling(build_scheduler(settings, pollers), pollers)
     app[POLLING] = polling
     polling.start()
-    log.info("pollers_started", channels=sorted(pollers), epoch=epoch)
+    epochs = sorted({broker.current(name).epoch for name in pollers})
+    log.info("pollers_started", channels=sorted(pollers), epoch=",".join(epochs))
     yield
     await polling.stop()
 
@@ -125,16 +109,6 @@ async def watcher_ctx(app: web.Application):
     yield
     if watcher is not None:
         await watcher.stop()
-
-
-def list_routes(app: web.Application) -> list[tuple[str, str, str]]:
-    """(method, path, handler name) of every route this console serves."""
-    routes = []
-    for route in app.router.routes():
-        info = route.resource.get_info() if route.resource is not None else {}
-        path = info.get("path") or info.get("formatter") or info.get("prefix") or ""
-        routes.append((route.method, path, getattr(route.handler, "__name__", "")))
-    return routes
 
 
 async def close_sockets(app: web.Application) -> None:

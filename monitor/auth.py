@@ -28,6 +28,7 @@ from aiohttp import web
 
 from monitor.headers import add_security_headers
 from monitor.keys import AUTH, AUTH_USER, METRICS, SETTINGS
+from monitor.protocol import UNAUTHENTICATED
 from monitor.sessions import COOKIE, Malformed, SignedOut, session_expiry
 from monitor.settings import AuthSettings
 from monitor.throttle import Throttle, throttle_key
@@ -228,5 +229,5 @@ async def refuse_socket(request: web.Request) -> web.WebSocketResponse:
     ws = web.WebSocketResponse()
     add_security_headers(ws.headers, request.path)  # prepared here: the middleware would come too late
     await ws.prepare(request)
-    await ws.close(code=1008, message=b"authentication required")
+    await ws.close(code=UNAUTHENTICATED.code, message=UNAUTHENTICATED.reason)
     return ws

@@ -1,30 +1,42 @@
-"""The broker: the seam between the pollers that publish updates and the sockets that read them.
+"""The broker: the seam between the pollers that publish and the sockets that read.
 
-Pollers call ``publish``; sockets only read: ``catch_up`` for what a (re)connecting client
-needs, ``listen`` for live frames. ``InProcessBroker`` is the default. A multi-process
-deployment replaces it with one backed by Redis (pub/sub for fan-out, a stream for the
-ring) without touching pollers or sockets.
+Pollers hand it data (``publish``) or a failure (``publish_error``); it owns the one
+state of each channel in this process, diffs, applies and encodes once, and hands the
+frame to every listener. Sockets only read: ``catch_up`` for what a (re)connecting
+client needs, ``listen`` for live frames, ``current`` for pages and the JSON API.
+Nothing outside this module depends on ``InProcessBroker``: a multi-process deployment
+implements ``Broker`` over Redis (pub/sub for fan-out, a stream for the ring).
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Callable
-from typing import Any, Protocol
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Protocol
 
-import orjson
-
-from monitor import patch as merge_patch
-from monitor.channel import Update
+from monitor.channels.base import ChannelData
+from monitor.state import ChannelState, ChannelView
 
 Listener = Callable[[str, bytes], None]
+CATCH_UP_OUTCOMES = ("snapshot", "fallback", "ring", "current")
 
 
 class Broker(Protocol):
-    """What pollers and sockets need from a broker."""
+    """What pollers, sockets, pages and metrics need from a broker."""
 
-    def publish(self, update: Update) -> None:
-        """Accept one update from the elected poller."""
+    @property
+    def published(self) -> Mapping[str, int]:
+        """Frames published so far, by channel."""
+
+    @property
+    def catch_ups(self) -> Mapping[str, int]:
+        """Clients caught up so far, by outcome (``CATCH_UP_OUTCOMES``)."""
+
+    def publish(self, channel: str, data: ChannelData | None) -> None:
+        """A good read of ``channel`` (None = unchanged since the last one)."""
+
+    def publish_error(self, channel: str, message: str, data: ChannelData | None = None) -> None:
+        """``channel``'s source failed with ``message``; ``data`` is what it shows meanwhile."""
 
     def catch_up(self, channel: str, epoch: str | None, seq: int | None) -> list[bytes]:
         """Frames that bring a client at (epoch, seq) to the current state."""
@@ -32,90 +44,52 @@ class Broker(Protocol):
     def listen(self, listener: Listener) -> None:
         """Call ``listener(channel, frame)`` for every live frame."""
 
-    def current(self, channel: str) -> tuple[str, int, dict[str, Any]]:
-        """(epoch, seq, state) of ``channel`` as this broker knows it."""
+    def current(self, channel: str) -> ChannelView:
+        """``channel``'s state at its (epoch, seq), as this broker knows it."""
 
 
-class ChannelReplica:
-    """A reader's copy of one channel: state, seq, and a ring of recent encoded patches."""
-
-    __slots__ = ("name", "epoch", "seq", "state", "ring", "_snapshot_frame")
-
-    def __init__(self, name: str, ring_size: int) -> None:
-        self.name = name
-        self.epoch = ""
-        self.seq = 0
-        self.state: dict[str, Any] = {"summary": {}, "items": {}, "meta": {"source": "pending"}}
-        self.ring: deque[tuple[int, bytes]] = deque(maxlen=ring_size)
-        self._snapshot_frame: bytes | None = None
-
-    def apply(self, update: Update) -> bytes | None:
-        """Apply an update; return its encoded frame, or None when it restarts the sequence."""
-        if update.epoch != self.epoch or update.seq != self.seq + 1:
-            # A new epoch (or a gap) cannot be patched over: readers fall back to snapshots.
-            self.epoch, self.seq = update.epoch, update.seq
-            self.state = merge_patch.apply({}, update.patch)
-            self.ring.clear()
-            self._snapshot_frame = None
-            return None
-        self.seq = update.seq
-        self.state = merge_patch.apply(self.state, update.patch)
-        frame = encode({"type": "patch", "channel": self.name, "epoch": self.epoch, "seq": self.seq, "patch": update.patch})
-        self.ring.append((self.seq, frame))
-        self._snapshot_frame = None
-        return frame
-
-    def snapshot_frame(self) -> bytes:
-        """The current state as a snapshot frame, encoded once per change."""
-        if self._snapshot_frame is None:
-            self._snapshot_frame = encode(
-                {"type": "snapshot", "channel": self.name, "epoch": self.epoch, "seq": self.seq, "data": self.state}
-            )
-        return self._snapshot_frame
-
-    def frames_after(self, epoch: str | None, seq: int | None) -> list[bytes]:
-        """Exactly the patches after ``seq`` when still buffered, else one snapshot."""
-        if epoch != self.epoch or seq is None or seq > self.seq:
-            return [self.snapshot_frame()]
-        if seq == self.seq:
-            return []
-        first = self.ring[0][0] if self.ring else self.seq + 1
-        if seq + 1 < first:
-            return [self.snapshot_frame()]
-        return [frame for s, frame in self.ring if s > seq]
-
-
-def encode(message: dict[str, Any]) -> bytes:
-    """Serialize one wire message (UTF-8 JSON)."""
-    return orjson.dumps(message)
+def new_epoch() -> str:
+    """A fresh epoch identifier: sequences restart whenever it changes."""
+    return uuid.uuid4().hex[:16]
 
 
 class InProcessBroker:
-    """Broker for a single process: replicas and listeners live in memory."""
+    """Broker for a single process: states and listeners live in memory."""
 
-    def __init__(self, channels: tuple[str, ...], ring_size: int) -> None:
-        self._replicas = {name: ChannelReplica(name, ring_size) for name in channels}
+    def __init__(self, channels: tuple[str, ...], ring_size: int, epoch: str | None = None) -> None:
+        self.epoch = epoch or new_epoch()
+        self._states = {name: ChannelState(name, self.epoch, ring_size) for name in channels}
         self._listeners: list[Listener] = []
-        self.published = dict.fromkeys(channels, 0)
-        self.catch_ups = {"snapshot": 0, "fallback": 0, "ring": 0, "current": 0}
+        self.published: dict[str, int] = dict.fromkeys(channels, 0)
+        self.catch_ups: dict[str, int] = dict.fromkeys(CATCH_UP_OUTCOMES, 0)
 
-    def publish(self, update: Update) -> None:
-        """Apply the update and hand its frame to every listener, synchronously."""
-        replica = self._replicas[update.channel]
-        self.published[update.channel] += 1
-        frame = replica.apply(update)
+    def publish(self, channel: str, data: ChannelData | None) -> None:
+        """Apply a good read and hand its frame, if anything changed, to every listener."""
+        self.deliver(channel, self.apply(channel, data))
+
+    def publish_error(self, channel: str, message: str, data: ChannelData | None = None) -> None:
+        """Record a failed read and hand the frame, if anything changed, to every listener."""
+        self.deliver(channel, self._states[channel].mark_error(message, data))
+
+    def apply(self, channel: str, data: ChannelData | None) -> bytes | None:
+        """The first half of ``publish``: change the state, return the frame (None: nothing changed)."""
+        return self._states[channel].accept(data)
+
+    def deliver(self, channel: str, frame: bytes | None) -> None:
+        """The second half of ``publish``: hand an applied change's frame to every listener."""
         if frame is None:
-            frame = replica.snapshot_frame()
+            return
+        self.published[channel] += 1
         for listener in self._listeners:
-            listener(update.channel, frame)
+            listener(channel, frame)
 
     def catch_up(self, channel: str, epoch: str | None, seq: int | None) -> list[bytes]:
         """Frames that bring a client at (epoch, seq) to the current state (outcomes are counted)."""
-        replica = self._replicas[channel]
-        frames = replica.frames_after(epoch, seq)
+        state = self._states[channel]
+        frames = state.frames_after(epoch, seq)
         if epoch is None:
             outcome = "snapshot"
-        elif frames and frames[0] is replica.snapshot_frame():
+        elif frames and frames[0] is state.snapshot_frame():
             outcome = "fallback"
         else:
             outcome = "ring" if frames else "current"
@@ -126,12 +100,6 @@ class InProcessBroker:
         """Register a live-frame listener."""
         self._listeners.append(listener)
 
-    def current(self, channel: str) -> tuple[str, int, dict[str, Any]]:
-        """(epoch, seq, state) of ``channel``."""
-        replica = self._replicas[channel]
-        return replica.epoch, replica.seq, replica.state
-
-    def ring_stats(self, channel: str) -> tuple[int, int]:
-        """(oldest buffered seq, number of buffered patches) for ``channel``."""
-        ring = self._replicas[channel].ring
-        return (ring[0][0] if ring else 0), len(ring)
+    def current(self, channel: str) -> ChannelView:
+        """``channel``'s state at its (epoch, seq)."""
+        return self._states[channel].view

@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 
 from monitor import __version__
-from monitor.channels.names import CHANNEL_NAMES
+from monitor.channels.registry import CHANNEL_NAMES
 from monitor.settings import DEFAULTS_LABEL, ConfigError, Settings, find_config, load_settings
 
 EXIT_UNUSABLE = 2

@@ -18,7 +18,9 @@ from collections import deque
 from dataclasses import dataclass
 
 import structlog
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSMsgType, web
+
+from monitor.protocol import TOO_SLOW, Close
 
 log = structlog.get_logger(__name__)
 
@@ -130,7 +132,7 @@ class Connection:
         if self._drainer is None:  # this frame starts the drain: in flight, not waiting
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
         elif len(self._backlog) > self.limits.messages or self._backlog_bytes > self.limits.bytes:
-            self.evict(WSCloseCode.TRY_AGAIN_LATER, "slow")
+            self.evict(TOO_SLOW, "slow")
 
     def _fits_now(self, size: int) -> bool:
         # Below the low-water mark the protocol is never paused, and staying under the
@@ -203,38 +205,38 @@ class Connection:
         self.messages_sent += 1
         self.bytes_sent += len(frame)
 
-    def evict(self, code: int, reason: str) -> None:
-        """Stop sending, drop the backlog and close with ``code``; the socket is cut after the grace."""
-        if self._cut(code, reason):
+    def evict(self, close: Close, reason: str) -> None:
+        """Stop sending, drop the backlog and send ``close``; the socket is cut after the grace."""
+        if self._cut(close, reason):
             self._on_evict(self, reason)
 
-    def refuse(self, code: int, reason: str, last: bytes, text: bytes) -> None:
+    def refuse(self, close: Close, reason: str, last: bytes) -> None:
         """Like ``evict``, with ``last`` sent just before the close frame; the caller logs and counts it.
 
         Reading stops at once: a flooding peer's next frames stay in its own send buffer
         instead of being parsed and dropped here until the close grace runs out.
         """
-        if self._cut(code, reason, last, text) and self._transport is not None:
+        if self._cut(close, reason, last) and self._transport is not None:
             self._transport.pause_reading()
 
-    def _cut(self, code: int, reason: str, last: bytes | None = None, text: bytes | None = None) -> bool:
+    def _cut(self, close: Close, reason: str, last: bytes | None = None) -> bool:
         if self.close_reason:
             return False
         self.close_reason = reason
         self._drop_backlog()
         if self._drainer is not None:
             self._drainer.cancel()
-        self._closer = asyncio.get_running_loop().create_task(self.close(code, last, text))
+        self._closer = asyncio.get_running_loop().create_task(self.close(close, last))
         return True
 
-    async def close(self, code: int, last: bytes | None = None, text: bytes | None = None) -> None:
-        """Close with ``code`` (after ``last``, if any); a peer that doesn't take the close frame in time is cut."""
+    async def close(self, close: Close, last: bytes | None = None) -> None:
+        """Send ``close`` (after ``last``, if any); a peer that doesn't take the close frame in time is cut."""
         try:
             async with asyncio.timeout(self.limits.close_grace):
                 if last is not None:
                     await self.ws.send_frame(last, WSMsgType.TEXT)
                     self._count(last)
-                await self.ws.close(code=code, message=_CLOSE_TEXT.get(code, b"") if text is None else text)
+                await self.ws.close(code=close.code, message=close.reason)
             return
         except (TimeoutError, ConnectionError, RuntimeError):
             pass
@@ -244,10 +246,3 @@ class Connection:
         """Cut the socket now: a plain close would wait forever on a peer that stopped reading."""
         if self._transport is not None:
             self._transport.abort()
-
-
-_CLOSE_TEXT = {
-    WSCloseCode.TRY_AGAIN_LATER: b"too slow: resume with epoch and seq",
-    WSCloseCode.GOING_AWAY: b"server shutting down",
-    WSCloseCode.POLICY_VIOLATION: b"refused",
-}

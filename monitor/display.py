@@ -13,16 +13,6 @@ from typing import Any
 
 from monitor import adw
 
-PANEL_TITLES = {
-    "queue": "Phase queue",
-    "adw-monitor": "ADW runs",
-    "system-status": "System status",
-    "workflows": "Workflows",
-    "routes": "Routes",
-    "workflow-history": "Workflow history",
-    "planned-features": "Planned features",
-    "webhook-status": "Webhook service",
-}
 # Formats whose element also carries the raw value in data-value, for colour and symbols.
 VALUE_FORMATS = frozenset({"badge", "active", "errors", "paused", "quickwin"})
 SAFE_URL_SCHEMES = ("http://", "https://")
@@ -201,6 +191,6 @@ def template_globals() -> dict[str, Any]:
     """The helpers the panel templates call."""
     return {
         "show": show, "value_attr": value_attr, "lookup": lookup, "safe_url": safe_url,
-        "phase_states": phase_states, "grouped_rows": grouped_rows,
-        "VALUE_FORMATS": VALUE_FORMATS, "PANEL_TITLES": PANEL_TITLES, "adw": adw,
+        "phase_states": phase_states, "grouped_rows": grouped_rows, "VALUE_FORMATS": VALUE_FORMATS,
+        "adw": adw,
     }

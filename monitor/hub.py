@@ -11,9 +11,9 @@ import asyncio
 from collections.abc import Callable
 
 import structlog
-from aiohttp import WSCloseCode
 
 from monitor.connection import Connection, text_frame
+from monitor.protocol import SHUTDOWN
 
 log = structlog.get_logger(__name__)
 
@@ -28,7 +28,6 @@ class Hub:
         self.bytes_sent = dict.fromkeys(channels, 0)
         self._watchers: list[tuple[Callable[[Hub], bool], asyncio.Future]] = []
         self.evictions: dict[str, int] = {}
-        self.on_evict_hooks: list[Callable[[Connection, str], None]] = []
 
     def deliver(self, channel: str, frame: bytes) -> None:
         """Offer ``frame`` to every connection of ``channel``."""
@@ -63,8 +62,6 @@ class Hub:
         self.count_eviction(reason)
         log.warning("ws_evicted", channel=connection.channel, reason=reason,
                     messages_sent=connection.messages_sent)
-        for hook in self.on_evict_hooks:
-            hook(connection, reason)
 
     def count_eviction(self, reason: str) -> None:
         """Count one connection cut off for ``reason`` (slow, dead_peer)."""
@@ -103,7 +100,7 @@ class Hub:
             connection.close_reason = connection.close_reason or "shutdown"
         if not everyone:
             return
-        closers = {asyncio.ensure_future(c.close(WSCloseCode.GOING_AWAY)): c for c in everyone}
+        closers = {asyncio.ensure_future(c.close(SHUTDOWN)): c for c in everyone}
         done, pending = await asyncio.wait(closers, timeout=deadline)
         for task in pending:
             task.cancel()

@@ -20,7 +20,7 @@ from pathlib import Path
 import structlog
 from asyncinotify import Event, Inotify, Mask, Watch
 
-from monitor.watch import Trigger, WatchTarget, nearest_existing_parent
+from monitor.watch_target import Trigger, WatchTarget, nearest_existing_parent
 
 log = structlog.get_logger(__name__)
 

@@ -1,4 +1,8 @@
-"""Typed keys for everything the application shares (``web.AppKey``, never globals)."""
+"""Typed keys for everything the application shares (``web.AppKey``, never globals).
+
+The types are annotations, read by mypy only: importing the classes here at run time
+would make every module that reads a key import the whole application.
+"""
 
 from __future__ import annotations
 
@@ -7,32 +11,26 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from monitor.broker import InProcessBroker  # noqa: F401 - for the AppKey type names
-    from monitor.hub import Hub  # noqa: F401 - for the AppKey type names
-    from monitor.metrics import Metrics  # noqa: F401 - for the AppKey type names
-    from monitor.poller import Poller  # noqa: F401 - for the AppKey type names
-    from monitor.scheduler import Polling  # noqa: F401 - for the AppKey type names
-    from monitor.settings import Settings  # noqa: F401 - for the AppKey type names
-    from monitor.sources.registry import Sources  # noqa: F401 - for the AppKey type names
-    from monitor.watch import Watcher  # noqa: F401 - for the AppKey type names
+    from monitor.auth import AuthState
+    from monitor.broker import Broker
+    from monitor.hub import Hub
+    from monitor.limits import ConnectionBudget
+    from monitor.metrics import Metrics
+    from monitor.poller import Poller
+    from monitor.scheduler import Polling
+    from monitor.settings import Settings
+    from monitor.sources.resources import Sources
+    from monitor.watch import Watcher
 
-SETTINGS = web.AppKey("settings", "Settings")
-BROKER = web.AppKey("broker", "InProcessBroker")
-HUB = web.AppKey("hub", "Hub")
-SOURCES = web.AppKey("sources", "Sources")
-POLLERS = web.AppKey("pollers", "dict[str, Poller]")
-POLLING = web.AppKey("polling", "Polling")
-STARTED_AT = web.AppKey("started_at", float)
-METRICS = web.AppKey("metrics", "Metrics")
-WATCHER = web.AppKey("watcher", "Watcher | None")
-
-if TYPE_CHECKING:
-    from monitor.limits import ConnectionBudget  # noqa: F401 - for the AppKey type names
-
-CONNECTIONS = web.AppKey("connections", "ConnectionBudget")
-
-if TYPE_CHECKING:
-    from monitor.auth import AuthState  # noqa: F401 - for the AppKey type names
-
-AUTH = web.AppKey("auth", "AuthState")
-AUTH_USER = web.RequestKey("auth_user", "str | None")  # who the auth middleware found; None: no valid credentials
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+BROKER: web.AppKey[Broker] = web.AppKey("broker")
+HUB: web.AppKey[Hub] = web.AppKey("hub")
+SOURCES: web.AppKey[Sources] = web.AppKey("sources")
+POLLERS: web.AppKey[dict[str, Poller]] = web.AppKey("pollers")
+POLLING: web.AppKey[Polling] = web.AppKey("polling")
+STARTED_AT: web.AppKey[float] = web.AppKey("started_at", float)
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+WATCHER: web.AppKey[Watcher | None] = web.AppKey("watcher")
+CONNECTIONS: web.AppKey[ConnectionBudget] = web.AppKey("connections")
+AUTH: web.AppKey[AuthState] = web.AppKey("auth")
+AUTH_USER: web.RequestKey[str | None] = web.RequestKey("auth_user")  # who the auth middleware found; None: no valid credentials

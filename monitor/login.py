@@ -1,4 +1,4 @@
-"""Sign-in and sign-out pages: ``GET/POST /login`` and ``POST /logout``."""
+"""Sign-in and sign-out pages: ``GET/POST /login`` and ``POST /logout`` (routed by ``urls``)."""
 
 from __future__ import annotations
 
@@ -24,13 +24,10 @@ MAX_NEXT = 2048
 MAX_FORM_FIELDS = 8
 
 
-def add_login_routes(app: web.Application) -> None:
-    """``GET/POST /login`` and ``POST /logout``, and the state authentication keeps (``app[AUTH]``)."""
+def setup_auth(app: web.Application) -> None:
+    """Give ``app`` the state sign-in and authentication share (``app[AUTH]``), its lockouts counted."""
     state = app[AUTH] = AuthState(app[SETTINGS].auth)
     app[METRICS].watch_lockouts(lambda: state.throttle.banned(time.monotonic()))
-    app.router.add_get("/login", login_page)
-    app.router.add_post("/login", login_submit)
-    app.router.add_post("/logout", logout)
 
 
 def _unsafe(text: str) -> bool:

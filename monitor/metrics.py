@@ -11,7 +11,7 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from monitor.broker import InProcessBroker
+from monitor.broker import CATCH_UP_OUTCOMES, Broker
 from monitor.hub import Hub
 
 AUTH_MODES = ("login", "bearer", "basic")  # where a secret can be guessed: the sign-in form, tokens, passwords
@@ -21,7 +21,7 @@ POLL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.
 class LiveCollector:
     """Reads the hub's and broker's counters when Prometheus scrapes."""
 
-    def __init__(self, hub: Hub, broker: InProcessBroker) -> None:
+    def __init__(self, hub: Hub, broker: Broker) -> None:
         self.hub = hub
         self.broker = broker
 
@@ -41,15 +41,15 @@ class LiveCollector:
             evictions.add_metric([reason], self.hub.evictions.get(reason, 0))
         resumes = CounterMetricFamily("monitor_ws_resumes", "Connections by how they were caught up",
                                       labels=["outcome"])
-        for outcome, count in sorted(self.broker.catch_ups.items()):
-            resumes.add_metric([outcome], count)
+        for outcome in sorted(CATCH_UP_OUTCOMES):
+            resumes.add_metric([outcome], self.broker.catch_ups[outcome])
         yield from (sockets, frames, sent, patches, evictions, resumes)
 
 
 class Metrics:
     """This console's metrics: live collectors plus poll timings."""
 
-    def __init__(self, hub: Hub, broker: InProcessBroker) -> None:
+    def __init__(self, hub: Hub, broker: Broker) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.registry.register(LiveCollector(hub, broker))
         self.poll_seconds = Histogram("monitor_poll_duration_seconds", "Time one poll took", ["channel"],

@@ -14,7 +14,6 @@ from collections.abc import Callable
 import structlog
 
 from monitor.broker import Broker
-from monitor.channel import ChannelState, Update
 from monitor.channels.base import ChannelData, Reader, SourceDown
 
 log = structlog.get_logger(__name__)
@@ -31,9 +30,9 @@ def describe_error(exc: BaseException, timeout: float) -> str:
 class Poller:
     """Polls one channel's reader and publishes its updates to the broker."""
 
-    def __init__(self, channel: ChannelState, reader: Reader, broker: Broker, timeout: float,
+    def __init__(self, name: str, reader: Reader, broker: Broker, timeout: float,
                  observe: Callable[[str, float, bool], None] | None = None) -> None:
-        self.channel = channel
+        self.name = name
         self.reader = reader
         self.broker = broker
         self.timeout = timeout
@@ -45,11 +44,6 @@ class Poller:
         self._stopped = False
         self._again = False
         self._triggered: set[asyncio.Task] = set()
-
-    @property
-    def name(self) -> str:
-        """The channel's name."""
-        return self.channel.name
 
     async def poll(self) -> None:
         """Read the sources once and publish any change; never raises."""
@@ -104,19 +98,21 @@ class Poller:
             self.observe(self.name, time.monotonic() - started, False)
             self._failed(exc, exc.data if isinstance(exc, SourceDown) else None)
             return
-        elapsed, was = time.monotonic() - started, self.channel.source_health
+        elapsed, was = time.monotonic() - started, self._health()
         try:
-            update = self.channel.accept(data)  # data it cannot encode becomes its error
+            self.broker.publish(self.name, data)  # data it cannot encode becomes the channel's error
         except Exception as exc:  # a value no conversion foresaw: still not a crash
             self.observe(self.name, elapsed, False)
             self._failed(exc)
             return
-        self._publish(update)
         self._accepted(was, elapsed)
+
+    def _health(self) -> str:
+        return self.broker.current(self.name).source
 
     def _accepted(self, was: str, elapsed: float) -> None:
         """Account for a read the channel took: good, or refused as unpublishable."""
-        meta = self.channel.state["meta"]
+        meta = self.broker.current(self.name).state["meta"]
         self.observe(self.name, elapsed, meta["source"] == "ok")
         if meta["source"] != "ok":
             if was != "error":
@@ -127,13 +123,9 @@ class Poller:
             log.info("source_recovered", channel=self.name)
 
     def _failed(self, exc: Exception, data: ChannelData | None = None) -> None:
-        was = self.channel.source_health
+        was = self._health()
         message = describe_error(exc, self.timeout)
-        self._publish(self.channel.mark_error(message, data))
+        self.broker.publish_error(self.name, message, data)
         if was != "error":
             cause = exc.__cause__ if isinstance(exc, SourceDown) and exc.__cause__ is not None else exc
             log.warning("source_error", channel=self.name, error=message, error_type=type(cause).__name__)
-
-    def _publish(self, update: Update | None) -> None:
-        if update is not None:
-            self.broker.publish(update)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monitor.channels.names import CHANNEL_NAMES
+from monitor.channels.registry import CHANNEL_NAMES, channel_spec, is_channel, query_names
 from monitor.config_checks import (CHECK_TARGETS, Check, check_database_url, check_header_name, check_origins,
                                    http_url_check, nonempty_check)
 
@@ -139,7 +139,6 @@ SECTIONS: dict[str, type] = {
     "auth": AuthSettings,
     "log": LogSettings,
 }
-CHANNEL_DEFAULT_INTERVALS = {"system-status": 5.0, "webhook-status": 5.0, "routes": 30.0}
 
 
 @dataclass(frozen=True)
@@ -159,8 +158,8 @@ class Settings:
 
 
 def default_channel_settings(name: str) -> ChannelSettings:
-    """The default settings of channel ``name``."""
-    return ChannelSettings(interval=CHANNEL_DEFAULT_INTERVALS.get(name, ChannelSettings.interval))
+    """The default settings of channel ``name`` (its spec's interval; the table's for an unknown name)."""
+    return ChannelSettings(interval=channel_spec(name).interval) if is_channel(name) else ChannelSettings()
 
 
 def find_config(explicit: str | None) -> Path | None:
@@ -251,8 +250,6 @@ def _checks(raw: Any, label: str) -> tuple[CheckSettings, ...]:
 def _queries(raw: Any, label: str) -> dict[str, str]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{label}: [queries]: expected a table of query name = SQL text")
-    from monitor.sources.registry import query_names  # late: the registry imports this module
-
     known = query_names()
     for name, sql in raw.items():
         if name not in known:
@@ -266,7 +263,7 @@ def _channels(raw: Any, environ: Mapping[str, str], label: str) -> dict[str, Cha
     if not isinstance(raw, dict):
         raise ConfigError(f"{label}: [channels]: expected a table of channel tables")
     for name in raw:
-        if name not in CHANNEL_NAMES:
+        if not is_channel(name):
             raise ConfigError(f"{label}: [channels.{name}]: unknown channel; expected one of {list(CHANNEL_NAMES)}")
     result = {}
     for name in CHANNEL_NAMES:

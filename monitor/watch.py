@@ -9,32 +9,21 @@ its interval polls.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 import structlog
 
+from monitor.channels.registry import channels_watching
+from monitor.channels.spec import AGENTS, DATABASE, TREES
 from monitor.settings import Settings
 from monitor.sources.database import sqlite_path
+from monitor.watch_target import Trigger, WatchTarget
 
 log = structlog.get_logger(__name__)
 
 # Agent directories also hold many per-phase output files; only these matter to us.
 AGENT_FILES = frozenset({"adw_state.json", "error.log"})
-
-Trigger = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class WatchTarget:
-    """A directory whose changes should make ``channels`` poll now (``depth`` 1: its subdirectories too)."""
-
-    path: Path
-    channels: tuple[str, ...]
-    depth: int
-    relevant: Callable[[Path], bool] = lambda changed: True
 
 
 class Watcher(Protocol):
@@ -60,14 +49,14 @@ def watch_targets(settings: Settings) -> list[WatchTarget]:
         return changed.parent == agents or (changed.parent.parent == agents and changed.name in AGENT_FILES)
 
     targets = [
-        WatchTarget(agents, ("adw-monitor", "workflows"), depth=1, relevant=agent_file),
-        WatchTarget(Path(sources.trees_dir).absolute(), ("adw-monitor",), depth=0),
+        WatchTarget(agents, channels_watching(AGENTS), depth=1, relevant=agent_file),
+        WatchTarget(Path(sources.trees_dir).absolute(), channels_watching(TREES), depth=0),
     ]
     if sources.database.startswith("sqlite:"):
         db = Path(sqlite_path(sources.database)).absolute()
         names = {db.name, f"{db.name}-wal", f"{db.name}-journal"}
-        targets.append(WatchTarget(db.parent, ("queue", "adw-monitor", "workflow-history", "planned-features"),
-                                   depth=0, relevant=lambda changed: changed.name in names))
+        targets.append(WatchTarget(db.parent, channels_watching(DATABASE), depth=0,
+                                   relevant=lambda changed: changed.name in names))
     return targets
 
 
@@ -86,11 +75,3 @@ def start_watcher(targets: list[WatchTarget], trigger: Trigger, debounce: float)
         log.warning("watch_unavailable", reason=str(exc), effect="channels poll at their intervals only")
         return None
     return watcher
-
-
-def nearest_existing_parent(path: Path) -> Path:
-    """The closest directory above ``path`` that exists now."""
-    for parent in path.absolute().parents:
-        if parent.is_dir():
-            return parent
-    return Path("/")

@@ -10,47 +10,25 @@ or from the polls. Patches never go out here: they arrive through the hub.
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 
-import orjson
 import structlog
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSMsgType, web
 
-from monitor.broker import encode
-from monitor.channels.names import CHANNEL_NAMES
+from monitor import protocol
 from monitor.connection import BacklogLimits, Connection
+from monitor.params import channel_or_404
 from monitor.keys import BROKER, HUB, SETTINGS
 from monitor.ratelimit import TokenBucket
 
 log = structlog.get_logger(__name__)
 
-PONG = encode({"type": "pong"})
-EPOCH_PATTERN = re.compile(r"[0-9a-f]{1,64}")
-RATE_LIMITED = "rate_limited"
-RATE_CLOSE_TEXT = b"too many client messages"
-
-
-def parse_resume(query) -> tuple[str | None, int | None]:
-    """(epoch, seq) from ``?epoch=&seq=``; anything malformed counts as absent (→ snapshot)."""
-    epoch, seq = query.get("epoch"), query.get("seq")
-    if epoch is None or not EPOCH_PATTERN.fullmatch(epoch):
-        return None, None
-    if seq is None or not (seq.isascii() and seq.isdigit()) or len(seq) > 18:
-        return None, None
-    return epoch, int(seq)
-
-
-def error_frame(message: str) -> bytes:
-    """An ``error`` message for the client."""
-    return encode({"type": "error", "error": message})
+FLOODED = "rate_limited"  # the eviction reason in logs and metrics
 
 
 async def channel_socket(request: web.Request) -> web.StreamResponse:
     """Serve ``/api/v1/ws/<channel>``."""
-    channel = request.match_info["channel"]
-    if channel not in CHANNEL_NAMES:
-        raise web.HTTPNotFound(text=f"unknown channel {channel!r}; channels: {', '.join(CHANNEL_NAMES)}")
+    channel = channel_or_404(request)
     server = request.app[SETTINGS].server  # Host and Origin were checked by headers.host_guard
     # aiohttp refuses a message of exactly max_msg_size; max_client_frame is the largest accepted.
     # autoping off: the receive loop answers pings itself, yielding between them.
@@ -61,7 +39,7 @@ async def channel_socket(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
     limits = BacklogLimits(server.max_backlog_messages, server.max_backlog_bytes, server.close_grace)
     connection = Connection(ws, request, channel, limits, on_evict=hub.note_eviction)
-    epoch, seq = parse_resume(request.query)
+    epoch, seq = protocol.parse_resume(request.query)
     # No await between catching up and registering: no frame can fall between the two.
     hub.catch_up(connection, request.app[BROKER].catch_up(channel, epoch, seq))
     log.info("ws_opened", channel=channel, resume=epoch is not None, peer=request.remote)
@@ -71,7 +49,7 @@ async def channel_socket(request: web.Request) -> web.StreamResponse:
     finally:
         hub.discard(connection)
         reason = connection.close_reason or _close_reason(ws)
-        if reason in ("dead_peer", RATE_LIMITED):
+        if reason in ("dead_peer", FLOODED):
             hub.count_eviction(reason)
         log.info("ws_closed", channel=channel, reason=reason,
                  code=ws.close_code, duration_s=round(time.monotonic() - connection.opened_at, 3),
@@ -96,7 +74,7 @@ async def _receive_loop(ws: web.WebSocketResponse, connection: Connection, budge
             await _pong(ws, message.data)
         elif message.type in (WSMsgType.TEXT, WSMsgType.BINARY) and not connection.close_reason:
             if budget.take(time.monotonic()):
-                connection.offer(_answer(message))
+                connection.offer(protocol.reply_to(message.data))
             else:
                 _refuse_flood(connection, budget, peer)
         elif message.type is WSMsgType.ERROR:
@@ -118,26 +96,7 @@ def _refuse_flood(connection: Connection, budget: TokenBucket, peer: str | None)
     """One error, then close 1008: logged once, as the connection is refused only once."""
     log.warning("ws_rate_limited", channel=connection.channel, peer=peer,
                 per_second=budget.per_second, burst=budget.burst)
-    text = f"message rate over {budget.per_second:g} a second (bursts of {budget.burst}); closing"
-    connection.refuse(WSCloseCode.POLICY_VIOLATION, RATE_LIMITED, error_frame(text), RATE_CLOSE_TEXT)
-
-
-def _answer(message) -> bytes:
-    """The reply to one data frame."""
-    if message.type is WSMsgType.BINARY:
-        return error_frame("binary frames are not accepted; send JSON text")
-    return _answer_text(message.data)
-
-
-def _answer_text(text: str) -> bytes:
-    """The reply to one text frame: a pong, or an error saying what is accepted."""
-    try:
-        message = orjson.loads(text)
-    except orjson.JSONDecodeError:
-        return error_frame("not JSON; the only client message is {\"type\":\"ping\"}")
-    if isinstance(message, dict) and message.get("type") == "ping":
-        return PONG
-    return error_frame("unknown message; the only client message is {\"type\":\"ping\"}")
+    connection.refuse(protocol.RATE_LIMITED, FLOODED, protocol.rate_error(budget.per_second, budget.burst))
 
 
 def _close_reason(ws: web.WebSocketResponse) -> str:

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import aiohttp
 
-from monitor.channels.names import CHANNEL_NAMES
+from monitor.channels.registry import CHANNEL_NAMES
 from soak.churn import rest
 from soak.convergence import quiet_logs
 from tests.faults.process import ConsoleProcess, write_config

@@ -29,7 +29,7 @@ from pathlib import Path
 import aiohttp
 
 from monitor.adw import QUEUE_STATUSES
-from monitor.channels.names import CHANNEL_NAMES
+from monitor.channels.registry import CHANNEL_NAMES
 from soak.convergence import quiet_logs
 from tests.faults.process import ConsoleProcess, write_config
 from tests.faults.viewers import Viewer

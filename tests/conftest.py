@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from monitor.app import create_app
+from monitor.channels.registry import CHANNEL_NAMES
 from monitor.demo.schema import SQLITE_SCHEMA
 from monitor.settings import Settings, settings_from_mapping
-from monitor.sources.registry import Sources
+from monitor.sources.resources import Sources
 from tests.support import QueueTable, Triggers
 
 pytest_plugins = ["tests.pgserver"]
@@ -55,9 +56,7 @@ def make_settings(tmp_path: Path, db_path: Path) -> Callable[..., Settings]:
             "sources": {"database": f"sqlite:///{db_path}", "agents_dir": str(tmp_path / "agents"),
                         "trees_dir": str(tmp_path / "trees"), "webhook_url": "http://127.0.0.1:9/webhook-status",
                         "openapi_url": "", "backend_url": "", "watch": False},
-            "channels": {name: {"interval": 3600.0, "timeout": 2.0} for name in
-                         ("queue", "adw-monitor", "system-status", "workflows", "routes",
-                          "workflow-history", "planned-features", "webhook-status")},
+            "channels": {name: {"interval": 3600.0, "timeout": 2.0} for name in CHANNEL_NAMES},
         }
         return settings_from_mapping(deep_merge(raw, overrides or {}), label="<test>")
 

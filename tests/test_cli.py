@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.channels.names import CHANNEL_NAMES
+from monitor.channels.registry import CHANNEL_NAMES
 from tests.support import write_state
 
 ROOT = Path(__file__).resolve().parent.parent

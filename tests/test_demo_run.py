@@ -7,7 +7,7 @@ import sys
 
 import aiohttp
 
-from monitor.channels.names import CHANNEL_NAMES
+from monitor.channels.registry import CHANNEL_NAMES
 from tests.test_process import ROOT
 
 

@@ -17,7 +17,7 @@ def test_readme_documents_every_setting():
 
 
 def test_readme_documents_every_query_name():
-    from monitor.sources.registry import query_names
+    from monitor.channels.registry import query_names
 
     for name in query_names():
         assert f"`{name}`" in README, f"README lacks query {name}"

@@ -34,7 +34,7 @@ async def test_silent_client_stays_connected_and_gets_every_patch(make_client, q
                 live.apply(json.loads(msg.data))
     assert pings >= 5 and not live.ws.closed
     assert client.app[HUB].count("queue") == 1
-    assert live.state == client.app[BROKER].current("queue")[2]
+    assert live.state == client.app[BROKER].current("queue").state
     assert len(live.state["items"]) == 6
 
 
@@ -61,7 +61,7 @@ async def test_resume_sends_exactly_the_missed_patches(client, queue_table):
     first = await back.receive()
     second = await back.receive()
     assert [first["type"], second["type"]] == ["patch", "patch"]
-    assert back.state == client.app[BROKER].current("queue")[2]
+    assert back.state == client.app[BROKER].current("queue").state
     assert back.state["items"][ids[0]]["status"] == "running"
 
 

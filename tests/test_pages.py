@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.channels.names import CHANNEL_NAMES
+from monitor.channels.registry import CHANNEL_NAMES
 from monitor.headers import CONTENT_SECURITY_POLICY
 from monitor.keys import POLLERS
 from monitor.pages import STATIC_DIR

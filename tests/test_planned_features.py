@@ -4,7 +4,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from monitor.channel import ChannelState
+from monitor.state import ChannelState
 from monitor.channels import planned_features
 from monitor.settings import Settings
 from monitor.sources.sqlite import SqliteDatabase

@@ -3,7 +3,6 @@
 import asyncio
 
 from monitor.broker import InProcessBroker
-from monitor.channel import ChannelState
 from monitor.channels.base import ChannelData
 from monitor.keys import BROKER
 from monitor.poller import Poller
@@ -31,9 +30,7 @@ class ScriptedReader:
 
 def make_poller(reader, timeout=0.05):
     broker = InProcessBroker(("queue",), ring_size=8)
-    channel = ChannelState("queue", "e1")
-    broker.publish(channel.initial_update())
-    return Poller(channel, reader, broker, timeout), broker
+    return Poller("queue", reader, broker, timeout), broker
 
 
 async def test_failures_become_meta_and_recover():
@@ -42,19 +39,19 @@ async def test_failures_become_meta_and_recover():
     reader.outcomes = [ChannelData({"total": 1}, {"a": {"x": 1}}), RuntimeError("disk on fire"), "hang",
                        None, ChannelData({"total": 0}, {})]
     await poller.poll()
-    assert broker.current("queue")[2]["meta"]["source"] == "ok"
+    assert broker.current("queue").state["meta"]["source"] == "ok"
     await poller.poll()
-    meta = broker.current("queue")[2]["meta"]
+    meta = broker.current("queue").state["meta"]
     assert meta["source"] == "error" and meta["error"] == "disk on fire"
     await poller.poll()
-    meta = broker.current("queue")[2]["meta"]
+    meta = broker.current("queue").state["meta"]
     assert meta["error"] == "source did not answer within 0.05 s"
-    assert broker.current("queue")[2]["items"] == {"a": {"x": 1}}, "last good data is kept while in error"
+    assert broker.current("queue").state["items"] == {"a": {"x": 1}}, "last good data is kept while in error"
     await poller.poll()
-    state = broker.current("queue")[2]
+    state = broker.current("queue").state
     assert state["meta"]["source"] == "ok" and "error" not in state["meta"] and state["items"] == {"a": {"x": 1}}
     await poller.poll()
-    assert broker.current("queue")[2]["items"] == {}
+    assert broker.current("queue").state["items"] == {}
 
 
 async def test_unchanged_and_repeated_errors_publish_nothing():
@@ -64,7 +61,7 @@ async def test_unchanged_and_repeated_errors_publish_nothing():
     seqs = []
     for _ in range(5):
         await poller.poll()
-        seqs.append(broker.current("queue")[1])
+        seqs.append(broker.current("queue").seq)
     assert seqs == [1, 1, 1, 2, 2]
 
 
@@ -75,4 +72,4 @@ async def test_scheduler_polls_at_the_configured_interval(make_client, queue_tab
     row = queue_table.insert(title="picked up by the scheduler")
     while row not in live.state["items"]:
         await live.receive()  # no one polls by hand here: only the scheduler can deliver it
-    assert live.state == client.app[BROKER].current("queue")[2]
+    assert live.state == client.app[BROKER].current("queue").state

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import asyncpg
 import pytest
 
-from monitor.channel import ChannelState
+from monitor.state import ChannelState
 from monitor.channels import planned_features, queue, workflow_history
 from monitor.channels.dbreader import DatabaseReader
 from monitor.keys import BROKER
@@ -191,7 +191,7 @@ async def test_console_serves_a_channel_from_postgres(make_client, postgres_db_u
     await fill_postgres(postgres_db_url)
     client = await make_client({"sources": {"database": postgres_db_url}})
     await poll(client, "queue")
-    state = client.app[BROKER].current("queue")[2]
+    state = client.app[BROKER].current("queue").state
     assert state["meta"]["source"] == "ok"
     assert state["summary"] == {
         "total": 3, "paused": True,

@@ -8,7 +8,7 @@ from tests.support import ProtocolClient, poll
 
 
 def queue_state(client):
-    return client.app[BROKER].current("queue")[2]
+    return client.app[BROKER].current("queue").state
 
 
 async def test_summary_and_items_from_rows(client, queue_table):
@@ -54,13 +54,13 @@ async def test_unchanged_database_is_not_read_and_sends_nothing(client, queue_ta
     reads = []
     original = reader.db.fetch_many
     reader.db.fetch_many = lambda queries: reads.append(1) or original(queries)
-    seq = client.app[BROKER].current("queue")[1]
+    seq = client.app[BROKER].current("queue").seq
     await poll(client)
     await poll(client)
-    assert reads == [] and client.app[BROKER].current("queue")[1] == seq
+    assert reads == [] and client.app[BROKER].current("queue").seq == seq
     queue_table.insert()
     await poll(client)
-    assert reads == [1] and client.app[BROKER].current("queue")[1] == seq + 1
+    assert reads == [1] and client.app[BROKER].current("queue").seq == seq + 1
 
 
 async def test_missing_database_is_an_error_and_recovers(client, db_path, queue_table):

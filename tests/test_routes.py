@@ -5,11 +5,10 @@ from __future__ import annotations
 import pytest
 from aiohttp import web
 
-from monitor.app import list_routes
+from monitor.urls import list_routes
 from monitor.broker import InProcessBroker
-from monitor.channel import ChannelState
 from monitor.channels.base import ChannelData
-from monitor.channels.names import CHANNEL_NAMES
+from monitor.channels.registry import CHANNEL_NAMES
 from monitor.channels.routes import build_routes, make_reader, openapi_records
 from monitor.poller import Poller
 from monitor.sources.httpjson import HttpSourceError
@@ -105,13 +104,11 @@ async def test_failures_name_the_url(open_sources, openapi_service):
 async def test_an_unreadable_document_keeps_the_last_routes_with_an_error(open_sources, openapi_service):
     sources = await open_sources({"sources": {"openapi_url": openapi_service.url}})
     broker = InProcessBroker(CHANNEL_NAMES, ring_size=8)
-    channel = ChannelState("routes", "e1")
-    broker.publish(channel.initial_update())
-    poller = Poller(channel, make_reader(sources), broker, timeout=2.0)
+    poller = Poller("routes", make_reader(sources), broker, timeout=2.0)
     await poller.poll()
     openapi_service.status = 503
     await poller.poll()
-    state = broker.current("routes")[2]
+    state = broker.current("routes").state
     assert state["meta"]["source"] == "error" and state["meta"]["error"] == f"HTTP 503 from {openapi_service.url}"
     assert state["summary"] == EXPECTED.summary and state["items"] == EXPECTED.items
 

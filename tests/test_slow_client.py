@@ -21,14 +21,14 @@ async def test_stalled_reader_is_evicted_and_can_resume(make_client, queue_table
             break
         queue_table.insert(title=BIG_TITLE + str(round_no))
         await poll(client)
-        seq = client.app[BROKER].current("queue")[1]
+        seq = client.app[BROKER].current("queue").seq
         await asyncio.gather(*(live.until_seq(seq) for live in healthy))
     assert hub.count("queue") == 3, "the stalled client was never evicted"
     assert hub.evictions == {"slow": 1}
 
     final = client.app[BROKER].current("queue")
     for live in healthy:
-        assert live.state == final[2]
+        assert live.state == final.state
 
     messages, code = await stalled.read_until_close()
     await stalled.close()
@@ -38,8 +38,8 @@ async def test_stalled_reader_is_evicted_and_can_resume(make_client, queue_table
     resumed = ProtocolClient(await client.ws_connect(f"/api/v1/ws/queue?epoch={epoch}&seq={last['seq']}"))
     resumed.epoch, resumed.seq = epoch, last["seq"]
     resumed.state = _replay(messages)
-    await resumed.until_seq(final[1])
-    assert resumed.state == final[2]
+    await resumed.until_seq(final.seq)
+    assert resumed.state == final.state
 
 
 def _replay(messages):

@@ -10,8 +10,7 @@ import pytest
 from aiohttp import web
 
 from monitor.broker import InProcessBroker
-from monitor.channel import ChannelState
-from monitor.channels.names import CHANNEL_NAMES
+from monitor.channels.registry import CHANNEL_NAMES
 from monitor.channels.system_status import SteadyLatency, build_system_status, make_reader, overall_status
 from monitor.poller import Poller
 from monitor.sources.checks import CheckResult
@@ -172,10 +171,8 @@ async def test_hanging_check_times_out_while_the_others_complete(open_sources, w
 async def test_failing_checks_are_data_not_a_channel_error(open_sources, closed_port):
     sources = await open_sources({"sources": {"webhook_url": f"http://127.0.0.1:{closed_port}/webhook-status"}})
     broker = InProcessBroker(CHANNEL_NAMES, ring_size=8)
-    channel = ChannelState("system-status", "e1")
-    broker.publish(channel.initial_update())
-    await Poller(channel, make_reader(sources), broker, timeout=2.0).poll()
-    state = broker.current("system-status")[2]
+    await Poller("system-status", make_reader(sources), broker, timeout=2.0).poll()
+    state = broker.current("system-status").state
     assert state["meta"]["source"] == "ok"
     assert state["summary"] == {"overall_status": "error", "healthy": 2, "total": 3, "health_percentage": 66.7}
     assert state["items"]["webhook"]["status"] == "error"

@@ -5,7 +5,8 @@ import json
 import re
 import sqlite3
 
-from monitor.channel import ChannelState, to_json_value
+from monitor.state import ChannelState
+from monitor.values import to_json_value
 from monitor.channels.base import ChannelData
 from monitor.probe import read_channel
 from tests.support import poll, write_state

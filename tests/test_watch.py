@@ -3,7 +3,7 @@
 import shutil
 from pathlib import Path
 
-from monitor.watch import WatchTarget
+from monitor.watch_target import WatchTarget
 from tests.support import ProtocolClient
 
 WATCHING = {"sources": {"watch": True}, "channels": {"queue": {"interval": 3600.0}}}

@@ -147,7 +147,7 @@ async def test_silent_service_times_out(webhook_reader, silent_url):
 
 
 def webhook_state(client):
-    return client.app[BROKER].current("webhook-status")[2]
+    return client.app[BROKER].current("webhook-status").state
 
 
 async def test_unreachable_while_down_then_recovers(make_client, service, aiohttp_server):

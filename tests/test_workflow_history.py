@@ -5,7 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from monitor.channel import ChannelState
+from monitor.state import ChannelState
 from monitor.channels import workflow_history
 from monitor.settings import Settings, settings_from_mapping
 from monitor.sources.sqlite import SqliteDatabase

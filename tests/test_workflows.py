@@ -3,7 +3,6 @@
 import shutil
 
 from monitor.broker import InProcessBroker
-from monitor.channel import ChannelState
 from monitor.channels import workflows
 from monitor.poller import Poller
 from tests.support import write_state
@@ -75,15 +74,18 @@ async def test_half_written_state_file_keeps_old_values_with_a_marker(sources, a
 
 async def test_vanished_agents_dir_is_channel_error_and_recovers(sources, agents):
     write_state(agents, "1a2b3c4d", SDLC_RUN)
-    channel = ChannelState("workflows", "epoch")
-    poller = Poller(channel, workflows.make_reader(sources), InProcessBroker(("workflows",), 16), timeout=5.0)
+    broker = InProcessBroker(("workflows",), 16)
+    poller = Poller("workflows", workflows.make_reader(sources), broker, timeout=5.0)
     await poller.poll()
+    channel = broker.current("workflows")
     assert list(channel.state["items"]) == ["1a2b3c4d"] and channel.state["meta"]["source"] == "ok"
     shutil.rmtree(agents)
     await poller.poll()
+    channel = broker.current("workflows")
     assert channel.state["meta"]["source"] == "error"
     assert channel.state["meta"]["error"] == f"agents_dir not found: {agents}"
     agents.mkdir()
     await poller.poll()
+    channel = broker.current("workflows")
     assert channel.state["meta"]["source"] == "ok"
     assert channel.state["summary"] == {"total": 0, "by_template": {}} and channel.state["items"] == {}

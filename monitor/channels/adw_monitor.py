@@ -8,6 +8,7 @@ live process carries its adw_id.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from monitor.adw import RUN_STATUSES
@@ -15,6 +16,7 @@ from monitor.channels.adw_runs import (
     TITLE_CHARS, RunSources, TaskProgress, errors, phase_progress, pipeline, run_status, task_progress,
 )
 from monitor.channels.base import ChannelData, channel_queries, parse_time
+from monitor.channels.spec import AGENTS, DATABASE, TREES, ChannelSpec
 from monitor.sources.database import Database, Rows
 from monitor.sources.processes import ProcessScanner
 from monitor.sources.schema import Query
@@ -23,7 +25,7 @@ from monitor.sources.statefiles import StateFiles, StateView, state_files
 
 # Each query is optional: an installation without the table (or its key columns) still
 # shows its runs from the state files.
-DEFAULT_QUERIES = {
+DEFAULT_QUERIES = MappingProxyType({
     "adw_monitor_phase_queue": Query(
         "phase_queue",
         "SELECT adw_id, status, {current_phase} AS current_phase, {pr_number:integer} AS pr_number,"
@@ -43,7 +45,7 @@ DEFAULT_QUERIES = {
         "SELECT adw_id, phase_name, phase_status, MAX({id:integer}) AS last_id, SUM({cost_usd:real}) AS cost_usd"
         " FROM task_logs GROUP BY adw_id, phase_name, phase_status",
         required=("adw_id", "phase_name", "phase_status"), optional=True),
-}
+})
 STATE_FIELDS = ("issue_number", "workflow_template", "issue_class", "estimated_cost_total", "model_set",
                 "model_used", "branch_name", "github_url", "start_time", "end_time", ERROR_FIELD)
 HISTORY_FIELDS = ("workflow_template", "start_time", "end_time", "duration_seconds")
@@ -144,11 +146,12 @@ class AdwMonitorReader:
         self._signature = signature
         return data
 
-    async def close(self) -> None:
-        """Nothing of its own to release: the database is shared and scans keep nothing open."""
-
 
 def make_reader(sources) -> AdwMonitorReader:
     """The adw-monitor reader: state files, /proc and the shared database ([queries] overridable)."""
-    queries = channel_queries(sources.settings, DEFAULT_QUERIES)
+    queries = channel_queries(sources.settings, SPEC.queries)
     return AdwMonitorReader(state_files(sources), ProcessScanner(), sources.database, queries)
+
+
+SPEC = ChannelSpec(name="adw-monitor", title="ADW runs", make_reader=make_reader, queries=DEFAULT_QUERIES,
+                   watches=frozenset({AGENTS, TREES, DATABASE}))

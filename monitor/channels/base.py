@@ -40,9 +40,6 @@ class Reader(Protocol):
         Raises on failure; ``SourceDown`` when the channel has data to show with the error.
         """
 
-    async def close(self) -> None:
-        """Release what the reader holds."""
-
 
 def parse_json_text(value: Any) -> Any:
     """Decode a JSON column stored as text; keep the text when it isn't JSON."""

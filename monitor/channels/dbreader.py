@@ -29,6 +29,3 @@ class DatabaseReader:
         data = self.build(await self.db.fetch_many(self.queries))
         self._token = token
         return data
-
-    async def close(self) -> None:
-        """Nothing of its own to release: the database is shared."""

@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from types import MappingProxyType
 from typing import Any
 
 from monitor.adw import FEATURE_PRIORITIES, FEATURE_STATUSES, FEATURE_TYPES
 from monitor.channels.base import ChannelData, channel_queries, decoded_record, percentage
 from monitor.channels.dbreader import DatabaseReader
+from monitor.channels.spec import DATABASE, ChannelSpec
 from monitor.sources.database import Rows
 from monitor.sources.schema import Query
 
 JSON_COLUMNS = ("tags", "generated_plan")
 
-DEFAULT_QUERIES = {"planned_features": Query("planned_features", "SELECT * FROM planned_features", required=("id",))}
+DEFAULT_QUERIES = MappingProxyType(
+    {"planned_features": Query("planned_features", "SELECT * FROM planned_features", required=("id",))})
 
 
 def build_items(rows: Rows) -> dict[str, Any]:
@@ -68,5 +71,9 @@ def build_planned_features(rows: dict[str, Rows]) -> ChannelData:
 
 def make_reader(sources) -> DatabaseReader:
     """The planned-features reader on the shared database (query overridable in [queries])."""
-    queries = channel_queries(sources.settings, DEFAULT_QUERIES)
+    queries = channel_queries(sources.settings, SPEC.queries)
     return DatabaseReader(sources.database, queries, build_planned_features)
+
+
+SPEC = ChannelSpec(name="planned-features", title="Planned features", make_reader=make_reader,
+                   queries=DEFAULT_QUERIES, watches=frozenset({DATABASE}))

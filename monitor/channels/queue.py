@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import Any
 
 from monitor.adw import QUEUE_STATUSES
 from monitor.channels.base import ChannelData, channel_queries, decoded_record
 from monitor.channels.dbreader import DatabaseReader
+from monitor.channels.spec import DATABASE, ChannelSpec
 from monitor.sources.database import Rows
 from monitor.sources.schema import Query
 
 JSON_COLUMNS = ("depends_on_phases", "phase_data")
 
-DEFAULT_QUERIES = {
+DEFAULT_QUERIES = MappingProxyType({
     "phase_queue": Query("phase_queue", "SELECT * FROM phase_queue", required=("queue_id", "status")),
     # Older installations have no queue_config: then whether the queue is paused is unknown.
     "queue_config": Query("queue_config", "SELECT config_key, config_value FROM queue_config",
                           required=("config_key", "config_value"), optional=True),
-}
+})
 
 
 def paused_flag(config_rows: Rows | None) -> bool | None:
@@ -52,4 +54,8 @@ def build_queue_channel(rows: dict[str, Rows]) -> ChannelData:
 
 def make_reader(sources) -> DatabaseReader:
     """The queue channel's reader on the shared database (queries overridable in [queries])."""
-    return DatabaseReader(sources.database, channel_queries(sources.settings, DEFAULT_QUERIES), build_queue_channel)
+    return DatabaseReader(sources.database, channel_queries(sources.settings, SPEC.queries), build_queue_channel)
+
+
+SPEC = ChannelSpec(name="queue", title="Phase queue", make_reader=make_reader, queries=DEFAULT_QUERIES,
+                   watches=frozenset({DATABASE}))

@@ -16,10 +16,10 @@ from collections.abc import Iterable
 from typing import Any
 
 from monitor.channels.base import ChannelData
+from monitor.channels.spec import ChannelSpec
 from monitor.redact import redact_url
 from monitor.sources.httpjson import get_body, parse_json
 
-CHANNEL = "routes"
 OPENAPI_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # The request gets this share of the poll timeout, so its own clear message wins the race.
 REQUEST_TIMEOUT_SHARE = 0.8
@@ -94,9 +94,6 @@ class OpenApiRoutesReader:
         self._digest = digest
         return data
 
-    async def close(self) -> None:
-        """Nothing of its own to release: the HTTP session is shared."""
-
 
 class OwnRoutesReader:
     """Reads this console's own route table."""
@@ -113,13 +110,13 @@ class OwnRoutesReader:
         self._table = table
         return build_routes(own_route_records(table))
 
-    async def close(self) -> None:
-        """Nothing to release."""
-
 
 def make_reader(sources) -> OpenApiRoutesReader | OwnRoutesReader:
     """The routes reader: the OpenAPI document when ``openapi_url`` is set, else our own routes."""
     url = sources.settings.sources.openapi_url
     if not url:
         return OwnRoutesReader(sources)
-    return OpenApiRoutesReader(sources, url, REQUEST_TIMEOUT_SHARE * sources.settings.channel(CHANNEL).timeout)
+    return OpenApiRoutesReader(sources, url, REQUEST_TIMEOUT_SHARE * sources.settings.channel(SPEC.name).timeout)
+
+
+SPEC = ChannelSpec(name="routes", title="Routes", make_reader=make_reader, interval=30.0)

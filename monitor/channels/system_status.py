@@ -14,28 +14,42 @@ is reported as that check's timeout instead of abandoning the whole poll.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import structlog
 
 from monitor.channels.base import ChannelData, percentage
+from monitor.channels.spec import ChannelSpec
 from monitor.channels.webhook_status import service_health
-from monitor.settings import CheckSettings
 from monitor.sources.checks import (
     DEGRADED, ERROR, HEALTHY, SUCCESS_CODES, CheckResult, CheckSpec, Probe, probe_database, probe_event_loop,
     probe_http, probe_process, probe_reported_health, probe_tcp, run_checks,
 )
 from monitor.redact import redact_url
 
+if TYPE_CHECKING:  # a runtime import would be a cycle: settings → channels.registry → this module
+    from monitor.settings import CheckSettings
+
 log = structlog.get_logger(__name__)
 
-CHANNEL = "system-status"
 # Checks get this share of the poll timeout; the rest is headroom to publish their results.
 CHECK_BUDGET_SHARE = 0.8
 BACKEND_HEALTH_PATH = "/api/v1/health"
 # Kinds of the built-in service checks; [[checks]] entries cannot name them (settings allow http, tcp, process).
 WEBHOOK_KIND, BACKEND_KIND = "webhook", "backend"
 URL_KINDS = ("http", "database", WEBHOOK_KIND, BACKEND_KIND)
+
+
+@dataclass(frozen=True)
+class BuiltinCheck:
+    """A check every console runs, shaped like a ``[[checks]]`` entry so one of those can replace it."""
+
+    name: str
+    kind: str
+    target: str
+    timeout: float = 2.0  # as a [[checks]] entry's default (CheckSettings; a test keeps them equal)
+    degraded_after: float = 1.0
 
 
 def overall_status(statuses: Iterable[str]) -> str:
@@ -108,19 +122,16 @@ class SystemStatusReader:
                 report("check_status_changed", check=result.name, kind=result.kind, status=result.status,
                        was=was, message=result.message)
 
-    async def close(self) -> None:
-        """Nothing of its own to release: the checks use the shared sources."""
 
-
-def builtin_checks(sources) -> list[CheckSettings]:
+def builtin_checks(sources) -> list[BuiltinCheck]:
     """The checks every console runs: itself, its database, and its webhook service and backend when set."""
     config = sources.settings.sources
-    checks = [CheckSettings(name="console", kind="console", target="event loop"),
-              CheckSettings(name="database", kind="database", target=config.database)]
+    checks = [BuiltinCheck(name="console", kind="console", target="event loop"),
+              BuiltinCheck(name="database", kind="database", target=config.database)]
     if config.webhook_url:
-        checks.append(CheckSettings(name="webhook", kind=WEBHOOK_KIND, target=config.webhook_url))
+        checks.append(BuiltinCheck(name="webhook", kind=WEBHOOK_KIND, target=config.webhook_url))
     if config.backend_url:
-        checks.append(CheckSettings(name="backend", kind=BACKEND_KIND, target=backend_health_url(config.backend_url)))
+        checks.append(BuiltinCheck(name="backend", kind=BACKEND_KIND, target=backend_health_url(config.backend_url)))
     return checks
 
 
@@ -129,14 +140,14 @@ def backend_health_url(base_url: str) -> str:
     return base_url.rstrip("/") + BACKEND_HEALTH_PATH
 
 
-def check_spec(sources, check: CheckSettings, budget: float) -> CheckSpec:
+def check_spec(sources, check: CheckSettings | BuiltinCheck, budget: float) -> CheckSpec:
     """A runnable check from its settings, its deadline capped at ``budget`` seconds."""
     target = redact_url(check.target) if check.kind in URL_KINDS else check.target
     timeout = min(check.timeout, budget)
     return CheckSpec(check.name, check.kind, target, timeout, check.degraded_after, _probe(sources, check, timeout))
 
 
-def _probe(sources, check: CheckSettings, timeout: float) -> Probe:
+def _probe(sources, check: CheckSettings | BuiltinCheck, timeout: float) -> Probe:
     target = check.target
     # Each probe looks the shared HTTP session up when it runs, never keeps its own.
     probes: dict[str, Probe] = {
@@ -156,5 +167,8 @@ def _probe(sources, check: CheckSettings, timeout: float) -> Probe:
 def make_reader(sources) -> SystemStatusReader:
     """The system-status reader: built-in checks plus ``[[checks]]``, by name."""
     by_name = {check.name: check for check in (*builtin_checks(sources), *sources.settings.checks)}
-    budget = CHECK_BUDGET_SHARE * sources.settings.channel(CHANNEL).timeout
+    budget = CHECK_BUDGET_SHARE * sources.settings.channel(SPEC.name).timeout
     return SystemStatusReader([check_spec(sources, check, budget) for check in by_name.values()])
+
+
+SPEC = ChannelSpec(name="system-status", title="System status", make_reader=make_reader, interval=5.0)

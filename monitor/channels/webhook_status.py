@@ -21,10 +21,10 @@ import hashlib
 from typing import Any
 
 from monitor.channels.base import ChannelData, SourceDown, percentage
+from monitor.channels.spec import ChannelSpec
 from monitor.sources.checks import DEGRADED, ERROR, HEALTHY
 from monitor.sources.httpjson import HttpSourceError, get_json
 
-CHANNEL = "webhook-status"
 UNREACHABLE = "unreachable"
 NOT_CONFIGURED = "not configured"
 # The request gets this share of the poll timeout, so its own clear message wins the race.
@@ -163,11 +163,11 @@ class WebhookStatusReader:
         except ValueError as exc:
             raise SourceDown(f"not a webhook status document: {exc}", unreachable()) from exc
 
-    async def close(self) -> None:
-        """Nothing of its own to release: the HTTP session is shared."""
-
 
 def make_reader(sources) -> WebhookStatusReader:
     """The webhook-status reader on ``[sources] webhook_url``."""
-    timeout = REQUEST_TIMEOUT_SHARE * sources.settings.channel(CHANNEL).timeout
+    timeout = REQUEST_TIMEOUT_SHARE * sources.settings.channel(SPEC.name).timeout
     return WebhookStatusReader(sources, sources.settings.sources.webhook_url, timeout)
+
+
+SPEC = ChannelSpec(name="webhook-status", title="Webhook service", make_reader=make_reader, interval=5.0)

@@ -27,13 +27,15 @@ import dataclasses
 import datetime as dt
 import math
 from collections.abc import Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from monitor.channels.base import ChannelData, channel_queries, decoded_record, parse_time, percentage
+from monitor.channels.spec import DATABASE, ChannelSpec
 from monitor.sources.database import Database, Rows
 from monitor.sources.schema import Query
 
-DEFAULT_QUERIES = {
+DEFAULT_QUERIES = MappingProxyType({
     "workflow_history": Query(
         # "(x IS NULL) DESC" rather than NULLS FIRST: older SQLite libraries lack the latter
         "workflow_history",
@@ -52,7 +54,7 @@ DEFAULT_QUERIES = {
         "SELECT start_time, actual_cost_total FROM workflow_history"
         " WHERE actual_cost_total > 0 AND start_time >= '{since}'",
         required=("start_time", "actual_cost_total"), optional=True),
-}
+})
 JSON_COLUMNS = ("structured_input", "cost_breakdown", "token_breakdown", "anomaly_flags",
                 "optimization_recommendations", "similar_workflow_ids", "retry_reasons",
                 "error_phase_distribution", "phase_durations")
@@ -190,9 +192,6 @@ class WorkflowHistoryReader:
         self._data = ChannelData(summary, self._data.items)
         return self._data
 
-    async def close(self) -> None:
-        """Nothing of its own to release: the database is shared."""
-
 
 def build_workflow_history(rows: Mapping[str, Rows], now: dt.datetime) -> ChannelData:
     """The channel from the results of the three queries, as of ``now``."""
@@ -202,5 +201,9 @@ def build_workflow_history(rows: Mapping[str, Rows], now: dt.datetime) -> Channe
 
 def make_reader(sources, clock: Clock = utc_now) -> WorkflowHistoryReader:
     """The workflow-history reader on the shared database (queries overridable in [queries])."""
-    queries = channel_queries(sources.settings, DEFAULT_QUERIES)
+    queries = channel_queries(sources.settings, SPEC.queries)
     return WorkflowHistoryReader(sources.database, queries, clock)
+
+
+SPEC = ChannelSpec(name="workflow-history", title="Workflow history", make_reader=make_reader,
+                   queries=DEFAULT_QUERIES, watches=frozenset({DATABASE}))

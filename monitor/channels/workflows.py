@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from monitor.channels.base import ChannelData
+from monitor.channels.spec import AGENTS, ChannelSpec
 from monitor.sources.agentfiles import ERROR_FIELD
 from monitor.sources.statefiles import StateFiles, StateView, state_files
 
@@ -49,10 +50,10 @@ class StateFilesReader:
         self._generation = generation
         return data
 
-    async def close(self) -> None:
-        """Nothing to release: scans hold no open files between polls."""
-
 
 def make_reader(sources) -> StateFilesReader:
     """The workflows channel's reader on the console's shared state-file scanner."""
     return StateFilesReader(state_files(sources), lambda view: build_workflows(view.states))
+
+
+SPEC = ChannelSpec(name="workflows", title="Workflows", make_reader=make_reader, watches=frozenset({AGENTS}))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import structlog
 
-from monitor.channels.names import CHANNEL_NAMES
+from monitor.channels.registry import CHANNEL_NAMES
 from monitor.demo.simulator import Simulator
 from monitor.demo.webhook_service import ApiCatalog, DemoDeliveries, WebhookStats, start_webhook_service
 from monitor.demo.workspace import Workspace, create_workspace

@@ -10,11 +10,9 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-Rows = list[dict[str, Any]]
+from monitor.sources.dbcommon import DatabaseError, Rows, sqlite_path
 
-
-class DatabaseError(Exception):
-    """A database read failed; the message is fit to show an operator."""
+__all__ = ["Database", "DatabaseError", "Rows", "open_database", "sqlite_path", "validate_database_url"]
 
 
 class Database(Protocol):
@@ -30,16 +28,6 @@ class Database(Protocol):
 
     async def close(self) -> None:
         """Release connections and threads."""
-
-
-def sqlite_path(url: str) -> str:
-    """The file path of a ``sqlite:///`` URL (``sqlite:////abs`` is absolute)."""
-    if not url.startswith("sqlite:///"):
-        raise ValueError(f"not a sqlite:/// URL: {url!r}")
-    path = url[len("sqlite:///"):]
-    if not path:
-        raise ValueError(f"sqlite URL names no file: {url!r}")
-    return path
 
 
 def validate_database_url(url: str) -> str | None:

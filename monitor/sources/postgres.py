@@ -34,7 +34,7 @@ import asyncpg
 import structlog
 
 from monitor.redact import redact_url
-from monitor.sources.database import DatabaseError, Rows
+from monitor.sources.dbcommon import DatabaseError, Rows
 from monitor.sources.schema import Columns, MissingColumns, Query, render_all, tables_of
 
 log = structlog.get_logger(__name__)

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from monitor.sources.database import DatabaseError
+from monitor.sources.dbcommon import DatabaseError
 
 # {column} or {column:type}; a missing column becomes a typed NULL (PostgreSQL refuses bare
 # NULL constants in GROUP BY / ORDER BY and cannot choose sum(unknown)).

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 import aiosqlite
 
-from monitor.sources.database import DatabaseError, Rows, sqlite_path
+from monitor.sources.dbcommon import DatabaseError, Rows, sqlite_path
 from monitor.sources.schema import Query, render_all, tables_of
 
 

@@ -2,7 +2,7 @@
 
 from playwright.async_api import expect
 
-from monitor.channels.names import CHANNEL_NAMES
+from monitor.channels.registry import CHANNEL_NAMES
 from monitor.keys import POLLERS
 
 XSS_TITLE = "<img src=x onerror=alert(1)>"

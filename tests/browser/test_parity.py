@@ -2,8 +2,8 @@
 
 from playwright.async_api import expect
 
-from monitor.channel import Update
-from monitor.channels.names import CHANNEL_NAMES
+from monitor.channels.base import ChannelData
+from monitor.channels.registry import CHANNEL_NAMES
 from monitor.keys import BROKER
 
 # One record carrying every field any panel shows, with values that exercise each format.
@@ -49,11 +49,9 @@ SHAPES_JS = """(panel) => {
 
 def publish_everything(broker, channel: str) -> int:
     """Add two records and a full summary to ``channel``; return the new seq."""
-    epoch, seq, _ = broker.current(channel)
-    patch = {"summary": SUMMARY, "items": {"every-field": EVERY_FIELD,
-                                           "other-values": {k: v for k, v in OTHER_VALUES.items() if v is not None}}}
-    broker.publish(Update(channel, epoch, seq + 1, patch))
-    return seq + 1
+    items = {"every-field": EVERY_FIELD, "other-values": OTHER_VALUES}
+    broker.publish(channel, ChannelData(SUMMARY, items))
+    return broker.current(channel).seq
 
 
 async def test_live_rows_and_summaries_equal_server_rendered_ones(client, open_page):

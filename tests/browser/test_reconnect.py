@@ -5,7 +5,7 @@ import re
 from aiohttp import web
 from playwright.async_api import expect
 
-from monitor.channels.names import CHANNEL_NAMES
+from monitor.channels.registry import CHANNEL_NAMES
 from monitor.keys import BROKER
 from monitor.app import create_app
 from tests.browser.support import SilentRelay, free_port
@@ -43,9 +43,9 @@ async def test_restarted_console_brings_the_page_back_to_what_a_fresh_load_shows
     runner = await start_console(settings)
     try:
         for channel in CHANNEL_NAMES:
-            epoch, seq, _ = runner.app[BROKER].current(channel)
-            await expect(watched.panel(channel)).to_have_attribute("data-epoch", epoch, timeout=40_000)
-            await expect(watched.panel(channel)).to_have_attribute("data-seq", str(seq))
+            view = runner.app[BROKER].current(channel)
+            await expect(watched.panel(channel)).to_have_attribute("data-epoch", view.epoch, timeout=40_000)
+            await expect(watched.panel(channel)).to_have_attribute("data-seq", str(view.seq))
             await watched.expect_connection(channel, "live")
         await expect(queue_titles(watched)).to_have_text(["changes while down", "arrives while down"])
         fresh = await open_page(url, javascript=False)

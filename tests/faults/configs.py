@@ -12,7 +12,7 @@ import re
 
 from hypothesis import strategies as st
 
-from monitor.channels.names import CHANNEL_NAMES
+from monitor.channels.registry import CHANNEL_NAMES
 from monitor.settings import SECTIONS, ChannelSettings, CheckSettings, env_var_name
 
 BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")

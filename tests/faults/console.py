@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestServer
 
 from monitor.app import create_app
 from monitor.keys import BROKER, HUB, POLLERS
+from monitor.state import ChannelView
 from monitor.probe import read_channel
 from monitor.settings import Settings
 
@@ -50,7 +51,7 @@ class Console:
         server = TestServer(create_app(self.settings), port=self.port)
         await server.start_server()
         self.server, self.port = server, server.port
-        self.epochs.append(self.current(self.channels[0] if self.channels else "queue")[0])
+        self.epochs.append(self.current(self.channels[0] if self.channels else "queue").epoch)
 
     async def stop(self) -> None:
         """Shut down as the process would: jobs stop, sockets close with 1001."""
@@ -58,8 +59,8 @@ class Console:
         if server is not None:
             await server.close()
 
-    def current(self, channel: str) -> tuple[str, int, dict[str, Any]]:
-        """(epoch, seq, state) the broker holds for ``channel``."""
+    def current(self, channel: str) -> ChannelView:
+        """The state the broker holds for ``channel``, at its (epoch, seq)."""
         return self.app[BROKER].current(channel)
 
     async def poll(self, channel: str) -> None:

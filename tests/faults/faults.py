@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from monitor.channels.names import CHANNEL_NAMES
+from monitor.channels.registry import CHANNEL_NAMES
 from monitor.keys import BROKER, POLLERS, SETTINGS
 from tests.faults.console import same_view, source_truth
 from tests.support import ProtocolClient
@@ -40,7 +40,7 @@ def make_source_dirs(root: Path) -> None:
 
 def state_of(client, channel: str) -> dict[str, Any]:
     """The channel's state as the broker holds it."""
-    return client.app[BROKER].current(channel)[2]
+    return client.app[BROKER].current(channel).state
 
 
 def health(client) -> dict[str, str]:

@@ -14,7 +14,7 @@ import sys
 from collections import deque
 from pathlib import Path
 
-from monitor.channels.names import CHANNEL_NAMES
+from monitor.channels.registry import CHANNEL_NAMES
 from tests.faults.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -184,7 +184,7 @@ class Trial:
         """Right after a poll, what the console publishes must be what the sources say."""
         for channel in channels:
             if not (channel in STATE_FILES and self.ws.half_written):
-                await self._judge(channel, self.console.current(channel)[2], "after a poll")
+                await self._judge(channel, self.console.current(channel).state, "after a poll")
 
     async def _stop(self, a: int, b: int) -> None:
         if not self.console.running:
@@ -213,10 +213,10 @@ class Trial:
         viewer = self._viewer(a)
         if viewer is None or not viewer.connected or not self.console.running:
             return
-        epoch, seq, state = self.console.current(viewer.channel)
-        if not await viewer.read_until(epoch, seq):
+        view = self.console.current(viewer.channel)
+        if not await viewer.read_until(view.epoch, view.seq):
             return
-        self._compare(viewer, state, "while running")
+        self._compare(viewer, view.state, "while running")
         # Polled since its sources last changed, a channel must show them (or their failure) now.
         if viewer.channel not in self.dirty and not (viewer.channel in STATE_FILES and self.ws.half_written):
             await self._judge(viewer.channel, viewer.state, "at a read")
@@ -270,9 +270,9 @@ class Trial:
 
     async def _catch_up(self, viewer: Viewer) -> None:
         for _ in range(CATCH_UP_ROUNDS):  # cut off for being slow, a client resumes, as a browser does
-            epoch, seq, state = self.console.current(viewer.channel)
-            if await viewer.read_until(epoch, seq):
-                self._compare(viewer, state, "settled")
+            view = self.console.current(viewer.channel)
+            if await viewer.read_until(view.epoch, view.seq):
+                self._compare(viewer, view.state, "settled")
                 return
             await self.connect(viewer, viewer.resume_query("good", 0, []))
         self.report.mismatches.append(f"{viewer.channel}: client never caught up")
@@ -280,7 +280,7 @@ class Trial:
     async def verdict(self) -> TrialReport:
         """Compare every channel with its sources and collect every client's protocol breaches."""
         for channel in self.channels:
-            state = self.console.current(channel)[2]
+            state = self.console.current(channel).state
             if state["meta"]["source"] != "ok":
                 self.report.mismatches.append(f"{channel}: source {state['meta']} after settling")
             await self._judge(channel, state, "settled")

@@ -9,7 +9,7 @@ import sys
 
 import aiohttp
 
-from monitor.channels.names import CHANNEL_NAMES
+from monitor.channels.registry import CHANNEL_NAMES
 from monitor.settings import load_settings
 from tests.faults.console import same_view, source_truth
 from tests.faults.process import ROOT, ConsoleProcess, write_config

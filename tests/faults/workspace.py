@@ -16,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from monitor.adw import PHASES
-from monitor.channels.names import CHANNEL_NAMES
+from monitor.channels.registry import CHANNEL_NAMES
 from monitor.demo.schema import SQLITE_SCHEMA
 from monitor.demo.webhook_service import WebhookStats, start_webhook_service
 from monitor.settings import Settings, settings_from_mapping

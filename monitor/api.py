@@ -1,4 +1,7 @@
-"""HTTP views: the JSON API, liveness, and the server-rendered pages."""
+"""The JSON side of HTTP: a channel's state, liveness (``/healthz``) and Prometheus metrics.
+
+Handlers only; ``urls.setup_routes`` maps the URLs to them.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +10,9 @@ import time
 import orjson
 from aiohttp import web
 
-from monitor import pages
-from monitor.channels.names import CHANNEL_NAMES
+from monitor.channels.registry import CHANNEL_NAMES
+from monitor.params import channel_or_404
 from monitor.keys import AUTH_USER, BROKER, HUB, METRICS, POLLERS, SETTINGS, STARTED_AT, WATCHER
-
-
-def add_routes(app: web.Application) -> None:
-    """Register the HTTP routes of the console."""
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/api/v1/{channel}", channel_json)
-    pages.add_page_routes(app)  # last: /{channel} would shadow anything after it
-
-
-def channel_or_404(request: web.Request) -> str:
-    """The ``{channel}`` of the URL, or HTTP 404 naming the known channels."""
-    channel = request.match_info["channel"]
-    if channel not in CHANNEL_NAMES:
-        raise web.HTTPNotFound(text=f"unknown channel {channel!r}; channels: {', '.join(CHANNEL_NAMES)}")
-    return channel
 
 
 def json_response(payload, status: int = 200) -> web.Response:
@@ -36,21 +23,21 @@ def json_response(payload, status: int = 200) -> web.Response:
 async def channel_json(request: web.Request) -> web.Response:
     """``GET /api/v1/<channel>``: the channel's current state with its epoch and seq."""
     channel = channel_or_404(request)
-    epoch, seq, state = request.app[BROKER].current(channel)
-    return json_response({"channel": channel, "epoch": epoch, "seq": seq, "data": state})
+    view = request.app[BROKER].current(channel)
+    return json_response({"channel": channel, "epoch": view.epoch, "seq": view.seq, "data": view.state})
 
 
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: each channel's source state; seqs, ages, connections and watching only for signed-in callers."""
     app = request.app
-    channels = {name: {"source": app[BROKER].current(name)[2]["meta"].get("source")} for name in CHANNEL_NAMES}
+    channels = {name: {"source": app[BROKER].current(name).source} for name in CHANNEL_NAMES}
     if app[SETTINGS].auth.mode != "none" and request.get(AUTH_USER) is None:
         return json_response({"status": "ok", "channels": channels})
     now = time.monotonic()
     for name, entry in channels.items():
         poller = app[POLLERS].get(name)
         last_ok = poller.last_ok_monotonic if poller else None
-        entry.update(seq=app[BROKER].current(name)[1], connections=app[HUB].count(name),
+        entry.update(seq=app[BROKER].current(name).seq, connections=app[HUB].count(name),
                      last_good_poll_age_s=None if last_ok is None else round(now - last_ok, 3))
     watcher = app[WATCHER]
     watch = {"active": watcher is not None, "directories": watcher.watch_count if watcher else 0}
