@@ -15,9 +15,9 @@ import tracemalloc
 import orjson
 from aiohttp import web
 
+from monitor.broker import InProcessBroker
 from monitor.channels.base import ChannelData
 from monitor.connection import text_frame
-from monitor.broker import InProcessBroker
 from monitor.keys import BROKER, HUB
 
 HOOKS_ENV = "MONITOR_BENCH_HOOKS"

@@ -11,8 +11,8 @@ import orjson
 from aiohttp import web
 
 from monitor.channels.registry import CHANNEL_NAMES
-from monitor.params import channel_or_404
 from monitor.keys import AUTH_USER, BROKER, HUB, METRICS, POLLERS, SETTINGS, STARTED_AT, WATCHER
+from monitor.params import channel_or_404
 
 
 def json_response(payload, status: int = 200) -> web.Response:

@@ -14,17 +14,17 @@ from monitor.broker import InProcessBroker
 from monitor.channels.registry import CHANNEL_NAMES, make_readers
 from monitor.headers import host_guard, security_headers
 from monitor.hub import Hub
-from monitor.metrics import Metrics
+from monitor.keys import BROKER, HUB, METRICS, POLLERS, POLLING, SETTINGS, SOURCES, STARTED_AT, WATCHER
 from monitor.login import setup_auth
 from monitor.logs import quiet_malformed_requests
-from monitor.keys import BROKER, HUB, METRICS, POLLERS, POLLING, SETTINGS, SOURCES, STARTED_AT, WATCHER
+from monitor.metrics import Metrics
+from monitor.pages import setup_templates
 from monitor.poller import Poller
 from monitor.scheduler import Polling, build_scheduler
 from monitor.settings import Settings
 from monitor.sources.resources import Sources
-from monitor.watch import start_watcher, watch_targets
-from monitor.pages import setup_templates
 from monitor.urls import list_routes, setup_routes
+from monitor.watch import start_watcher, watch_targets
 
 log = structlog.get_logger(__name__)
 

@@ -14,8 +14,8 @@ from aiohttp import web
 
 from monitor import display
 from monitor.channels.registry import CHANNEL_NAMES, CHANNELS, channel_spec
-from monitor.params import channel_or_404
 from monitor.keys import BROKER
+from monitor.params import channel_or_404
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -37,7 +37,7 @@ def panel_context(request: web.Request, name: str) -> dict:
 
 def page_context(request: web.Request, channels: tuple[str, ...]) -> dict:
     """The context of a page showing ``channels``."""
-    rendered_at = dt.datetime.now(dt.timezone.utc).strftime("%H:%M:%S UTC")
+    rendered_at = dt.datetime.now(dt.UTC).strftime("%H:%M:%S UTC")
     return {"panels": [panel_context(request, name) for name in channels],
             "channels": CHANNELS, "rendered_at": rendered_at, "single": len(channels) == 1}
 

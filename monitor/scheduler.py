@@ -14,8 +14,8 @@ from monitor.settings import Settings
 
 def build_scheduler(settings: Settings, pollers: dict[str, Poller]) -> AsyncIOScheduler:
     """A scheduler with one job per poller at its channel's interval (not started)."""
-    scheduler = AsyncIOScheduler(timezone=dt.timezone.utc)
-    now = dt.datetime.now(dt.timezone.utc)
+    scheduler = AsyncIOScheduler(timezone=dt.UTC)
+    now = dt.datetime.now(dt.UTC)
     for name, poller in pollers.items():
         interval = settings.channel(name).interval
         scheduler.add_job(

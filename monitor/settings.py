@@ -18,8 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from monitor.channels.registry import CHANNEL_NAMES, channel_spec, is_channel, query_names
-from monitor.config_checks import (CHECK_TARGETS, Check, check_database_url, check_header_name, check_origins,
-                                   http_url_check, nonempty_check)
+from monitor.config_checks import (
+    CHECK_TARGETS,
+    Check,
+    check_database_url,
+    check_header_name,
+    check_origins,
+    http_url_check,
+    nonempty_check,
+)
 
 MAX_SECONDS = 1_000_000.0
 DEFAULT_CONFIG_PATHS = (Path("config.toml"), Path("/etc/monitor/config.toml"))

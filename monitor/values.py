@@ -18,7 +18,7 @@ MAX_SAFE_INTEGER = 2 ** 53 - 1  # JavaScript's Number.MAX_SAFE_INTEGER: larger i
 
 def utc_now_iso() -> str:
     """The current UTC time as ISO-8601 with seconds precision."""
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def to_json_value(value: Any) -> Any:

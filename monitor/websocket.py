@@ -17,8 +17,8 @@ from aiohttp import WSMsgType, web
 
 from monitor import protocol
 from monitor.connection import BacklogLimits, Connection
-from monitor.params import channel_or_404
 from monitor.keys import BROKER, HUB, SETTINGS
+from monitor.params import channel_or_404
 from monitor.ratelimit import TokenBucket
 
 log = structlog.get_logger(__name__)

@@ -331,7 +331,7 @@ def _pg_value(value: Any, pg_type: str) -> Any:
         return json.dumps(value)  # a str for jsonb is taken to be JSON text already
     if pg_type == "timestamp" and isinstance(value, (str, dt.datetime)):  # all are without time zone
         value = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
-        return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value  # UTC wall time
+        return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value  # UTC wall time
     if pg_type == "numeric" and isinstance(value, (int, float)) and not isinstance(value, bool):
         return Decimal(str(value))
     if pg_type == "bool" and isinstance(value, int):

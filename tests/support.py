@@ -91,7 +91,7 @@ class RawWebSocket:
         self.reader, self.writer, self.sock = reader, writer, sock
 
     @classmethod
-    async def connect(cls, host: str, port: int, path: str, rcvbuf: int | None = None) -> "RawWebSocket":
+    async def connect(cls, host: str, port: int, path: str, rcvbuf: int | None = None) -> RawWebSocket:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         if rcvbuf:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)

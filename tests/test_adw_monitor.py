@@ -10,9 +10,17 @@ import time
 import pytest
 
 from monitor.channels import adw_monitor
-from monitor.channels.workflows import make_reader as make_workflows_reader
 from monitor.channels.adw_monitor import build_adw_monitor
-from monitor.channels.adw_runs import RunSources, TaskProgress, errors, phase_progress, pipeline, run_status, task_progress
+from monitor.channels.adw_runs import (
+    RunSources,
+    TaskProgress,
+    errors,
+    phase_progress,
+    pipeline,
+    run_status,
+    task_progress,
+)
+from monitor.channels.workflows import make_reader as make_workflows_reader
 from monitor.sources.processes import ProcessScanner, adw_ids_in, scan_processes
 from monitor.sources.resources import Sources
 from monitor.sources.statefiles import StateFilesError, StateView

@@ -12,7 +12,13 @@ import pytest
 import monitor
 from monitor.channels import adw_monitor, planned_features, queue, workflow_history
 from monitor.channels.registry import (
-    CHANNEL_NAMES, CHANNELS, channel_spec, channels_watching, is_channel, make_readers, query_names,
+    CHANNEL_NAMES,
+    CHANNELS,
+    channel_spec,
+    channels_watching,
+    is_channel,
+    make_readers,
+    query_names,
 )
 from monitor.channels.spec import ChannelSpec
 from monitor.channels.system_status import BuiltinCheck

@@ -14,7 +14,7 @@ import re
 import sqlite3
 import uuid
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -23,7 +23,14 @@ import structlog
 
 from monitor.adw import PHASES, QUEUE_STATUSES, TEMPLATE_PHASES, adw_ids_of_command, template_phases
 from monitor.demo.records import (
-    NON_CRITICAL, TRACKED_TEMPLATES, WORK_ITEMS, begin_phase, error_entry, finish_phase, new_state, open_run,
+    NON_CRITICAL,
+    TRACKED_TEMPLATES,
+    WORK_ITEMS,
+    begin_phase,
+    error_entry,
+    finish_phase,
+    new_state,
+    open_run,
 )
 from monitor.demo.simulator import Simulator
 from monitor.demo.webhook_service import ApiCatalog, WebhookStats, start_webhook_service
@@ -164,7 +171,7 @@ def test_history_spans_forty_days_so_cost_windows_differ(workspace):
     assert 55 <= len(rows) <= 65
     statuses = {row[0] for row in rows}
     assert {"running", "completed", "failed"} <= statuses <= {"pending", "running", "completed", "failed"}
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     ages = [now - datetime.fromisoformat(row[1]) for row in rows]
     assert any(age < timedelta(days=7) for age in ages) and any(age > timedelta(days=30) for age in ages)
     assert all(age <= timedelta(days=41) for age in ages)
@@ -243,13 +250,13 @@ def test_state_files_come_in_the_current_and_the_older_format(stepped):
         assert state["status"] in ("pending", "running", "completed", "failed")
         assert state["current_phase"] in PHASES or (state["status"] == "pending" and state["current_phase"] is None)
     share = sum("status" in new_state(stepped, random.Random(n), "abcd1234", 5, WORK_ITEMS[0],
-                                      datetime.now(timezone.utc)) for n in range(400))
+                                      datetime.now(UTC)) for n in range(400))
     assert 80 <= share <= 160  # about 30%
 
 
 def test_runs_use_the_real_templates_and_models():
     ws = Workspace.at(Path("/nonexistent"))
-    drawn = [new_state(ws, random.Random(n), "abcd1234", 5, WORK_ITEMS[n % 24], datetime.now(timezone.utc))
+    drawn = [new_state(ws, random.Random(n), "abcd1234", 5, WORK_ITEMS[n % 24], datetime.now(UTC))
              for n in range(300)]
     templates = Counter(state["workflow_template"] for state in drawn)
     assert set(templates) == DEMO_TEMPLATES and templates.most_common(1)[0][0] == "adw_sdlc_complete_iso"
@@ -274,14 +281,14 @@ def test_runs_walk_only_their_templates_phases_in_order(stepped):
 
 
 def test_a_from_build_run_starts_at_build_and_skips_plan_and_validate(workspace):
-    state = new_state(workspace, random.Random(1), "0123abcd", 77, WORK_ITEMS[0], datetime.now(timezone.utc))
+    state = new_state(workspace, random.Random(1), "0123abcd", 77, WORK_ITEMS[0], datetime.now(UTC))
     state.update(workflow_template="adw_sdlc_from_build_iso")
     with contextlib.closing(sqlite3.connect(workspace.db_path)) as conn, conn:
         run = open_run(conn, workspace, state)
         for _ in range(3):
-            begin_phase(conn, workspace, run, datetime.now(timezone.utc))
-            finish_phase(conn, workspace, run, random.Random(2), datetime.now(timezone.utc))
-        begin_phase(conn, workspace, run, datetime.now(timezone.utc))
+            begin_phase(conn, workspace, run, datetime.now(UTC))
+            finish_phase(conn, workspace, run, random.Random(2), datetime.now(UTC))
+        begin_phase(conn, workspace, run, datetime.now(UTC))
     logs = query(workspace, "SELECT phase_name, phase_number FROM task_logs WHERE adw_id = '0123abcd' ORDER BY id")
     assert logs == [("Build", 3), ("Lint", 4), ("Test", 5)]  # Plan and Validate are skipped, never logged
     tracker = json.loads((workspace.agents_dir / "0123abcd" / "completed_phases.json").read_text(encoding="utf-8"))

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 
+from monitor.app import create_app
 from monitor.channels.registry import CHANNEL_NAMES
 from monitor.headers import CONTENT_SECURITY_POLICY
 from monitor.keys import POLLERS
 from monitor.pages import STATIC_DIR
-from monitor.app import create_app
 
 SCRIPT_BUDGET_BYTES = 20 * 1024
 

@@ -4,10 +4,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from monitor.state import ChannelState
 from monitor.channels import planned_features
 from monitor.settings import Settings
 from monitor.sources.sqlite import SqliteDatabase
+from monitor.state import ChannelState
 from tests.tables import PLANNED_FEATURES, insert_sqlite
 
 

@@ -12,15 +12,15 @@ from types import SimpleNamespace
 import asyncpg
 import pytest
 
-from monitor.state import ChannelState
 from monitor.channels import planned_features, queue, workflow_history
 from monitor.channels.dbreader import DatabaseReader
 from monitor.keys import BROKER
+from monitor.redact import redact_url
 from monitor.settings import Settings, settings_from_mapping
 from monitor.sources.database import DatabaseError, open_database
-from monitor.redact import redact_url
 from monitor.sources.postgres import PostgresDatabase
 from monitor.sources.sqlite import SqliteDatabase
+from monitor.state import ChannelState
 from tests.pgserver import free_port, unavailable
 from tests.support import poll
 from tests.tables import PLANNED_FEATURES, RUNS_NOW, fill_postgres, fill_sqlite, insert_postgres

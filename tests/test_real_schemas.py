@@ -8,8 +8,16 @@ from decimal import Decimal
 import asyncpg
 import pytest
 
-from tests.real_schemas import (PG_ONLY, POINTS, TABLES, columns, create_postgres, create_sqlite, insert_postgres,
-                                insert_sqlite)
+from tests.real_schemas import (
+    PG_ONLY,
+    POINTS,
+    TABLES,
+    columns,
+    create_postgres,
+    create_sqlite,
+    insert_postgres,
+    insert_sqlite,
+)
 
 
 @pytest.fixture

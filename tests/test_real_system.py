@@ -15,10 +15,10 @@ from types import SimpleNamespace
 import pytest
 
 from monitor import adw, display
-from monitor.state import ChannelState
 from monitor.channels import adw_monitor, planned_features, queue, workflow_history
 from monitor.probe import probe_sources
 from monitor.sources.database import open_database
+from monitor.state import ChannelState
 from tests import real_schemas
 from tests.support import write_state
 

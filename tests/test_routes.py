@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from aiohttp import web
 
-from monitor.urls import list_routes
 from monitor.broker import InProcessBroker
 from monitor.channels.base import ChannelData
 from monitor.channels.registry import CHANNEL_NAMES
 from monitor.channels.routes import build_routes, make_reader, openapi_records
 from monitor.poller import Poller
 from monitor.sources.httpjson import HttpSourceError
+from monitor.urls import list_routes
 from tests.support import poll
 
 OPENAPI = {

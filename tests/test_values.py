@@ -5,10 +5,10 @@ import json
 import re
 import sqlite3
 
-from monitor.state import ChannelState
-from monitor.values import to_json_value
 from monitor.channels.base import ChannelData
 from monitor.probe import read_channel
+from monitor.state import ChannelState
+from monitor.values import to_json_value
 from tests.support import poll, write_state
 
 RUN = {"adw_id": "1a2b3c4d", "issue_number": "42", "workflow_template": "adw_sdlc_iso", "backend_port": 9101}

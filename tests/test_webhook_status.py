@@ -10,7 +10,12 @@ import pytest
 
 from monitor.channels.base import ChannelData, SourceDown
 from monitor.channels.webhook_status import (
-    build_summary, build_webhook_status, make_reader, parse_rate, published_uptime, service_health,
+    build_summary,
+    build_webhook_status,
+    make_reader,
+    parse_rate,
+    published_uptime,
+    service_health,
 )
 from monitor.demo.webhook_service import DemoDeliveries, WebhookStats, start_webhook_service
 from monitor.keys import BROKER

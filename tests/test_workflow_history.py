@@ -5,10 +5,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from monitor.state import ChannelState
 from monitor.channels import workflow_history
 from monitor.settings import Settings, settings_from_mapping
 from monitor.sources.sqlite import SqliteDatabase
+from monitor.state import ChannelState
 from tests.tables import RUNS_NOW, WORKFLOW_RUNS, insert_sqlite
 
 
@@ -125,14 +125,14 @@ async def test_a_commit_is_read(db_path, database):
 
 def test_costs_query_narrows_to_a_day_before_the_month():
     query = workflow_history.costs_query(workflow_history.DEFAULT_QUERIES["workflow_history_costs"],
-                                         dt.datetime(2026, 3, 1, 12, tzinfo=dt.timezone.utc))
+                                         dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC))
     assert query.sql.endswith("start_time >= '2026-01-29'")
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("2026-02-05T08:00:00Z", dt.datetime(2026, 2, 5, 8, tzinfo=dt.timezone.utc)),
-    ("2026-02-05 08:00:00", dt.datetime(2026, 2, 5, 8, tzinfo=dt.timezone.utc)),
-    ("2026-02-05T10:00:00+02:00", dt.datetime(2026, 2, 5, 8, tzinfo=dt.timezone.utc)),
+    ("2026-02-05T08:00:00Z", dt.datetime(2026, 2, 5, 8, tzinfo=dt.UTC)),
+    ("2026-02-05 08:00:00", dt.datetime(2026, 2, 5, 8, tzinfo=dt.UTC)),
+    ("2026-02-05T10:00:00+02:00", dt.datetime(2026, 2, 5, 8, tzinfo=dt.UTC)),
     ("yesterday", None),
     (None, None),
 ])

@@ -13,14 +13,21 @@ from typing import Any
 
 from monitor.adw import RUN_STATUSES
 from monitor.channels.adw_runs import (
-    TITLE_CHARS, RunSources, TaskProgress, errors, phase_progress, pipeline, run_status, task_progress,
+    TITLE_CHARS,
+    RunSources,
+    TaskProgress,
+    errors,
+    phase_progress,
+    pipeline,
+    run_status,
+    task_progress,
 )
 from monitor.channels.base import ChannelData, channel_queries, parse_time
 from monitor.channels.spec import AGENTS, DATABASE, TREES, ChannelSpec
+from monitor.sources.agentfiles import ERROR_FIELD
 from monitor.sources.database import Database, Rows
 from monitor.sources.processes import ProcessScanner
 from monitor.sources.schema import Query
-from monitor.sources.agentfiles import ERROR_FIELD
 from monitor.sources.statefiles import StateFiles, StateView, state_files
 
 # Each query is optional: an installation without the table (or its key columns) still

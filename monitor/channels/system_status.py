@@ -22,11 +22,23 @@ import structlog
 from monitor.channels.base import ChannelData, percentage
 from monitor.channels.spec import ChannelSpec
 from monitor.channels.webhook_status import service_health
-from monitor.sources.checks import (
-    DEGRADED, ERROR, HEALTHY, SUCCESS_CODES, CheckResult, CheckSpec, Probe, probe_database, probe_event_loop,
-    probe_http, probe_process, probe_reported_health, probe_tcp, run_checks,
-)
 from monitor.redact import redact_url
+from monitor.sources.checks import (
+    DEGRADED,
+    ERROR,
+    HEALTHY,
+    SUCCESS_CODES,
+    CheckResult,
+    CheckSpec,
+    Probe,
+    probe_database,
+    probe_event_loop,
+    probe_http,
+    probe_process,
+    probe_reported_health,
+    probe_tcp,
+    run_checks,
+)
 
 if TYPE_CHECKING:  # a runtime import would be a cycle: settings → channels.registry → this module
     from monitor.settings import CheckSettings

@@ -64,7 +64,7 @@ Clock = Callable[[], dt.datetime]
 
 def utc_now() -> dt.datetime:
     """The current time, timezone-aware UTC."""
-    return dt.datetime.now(dt.timezone.utc)
+    return dt.datetime.now(dt.UTC)
 
 
 def build_items(rows: Rows) -> dict[str, Any]:

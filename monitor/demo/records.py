@@ -15,7 +15,7 @@ import random
 import shutil
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +101,7 @@ class Workspace:
 
 def utc_iso(moment: datetime) -> str:
     """ISO-8601 UTC text with second precision, as the ADW tables store it."""
-    return moment.astimezone(timezone.utc).isoformat(timespec="seconds")
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def new_adw_id(rng: random.Random) -> str:

@@ -15,7 +15,7 @@ import random
 import shutil
 import sqlite3
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Protocol
 
 import structlog
@@ -24,8 +24,18 @@ from monitor.adw import canonical_phase
 from monitor.demo.backlog import queue_paused, tick_features, tick_queue
 from monitor.demo.processes import StandInProcesses
 from monitor.demo.records import (
-    NON_CRITICAL, Run, Workspace, begin_phase, end_run, finish_phase, new_adw_id, new_state, open_run, phase_script,
-    utc_iso, work_item_for,
+    NON_CRITICAL,
+    Run,
+    Workspace,
+    begin_phase,
+    end_run,
+    finish_phase,
+    new_adw_id,
+    new_state,
+    open_run,
+    phase_script,
+    utc_iso,
+    work_item_for,
 )
 from monitor.demo.webhook_service import ApiCatalog
 
@@ -76,7 +86,7 @@ class Simulator:
         with self._lock:
             if self._closed:
                 return
-            now, conn = datetime.now(timezone.utc), self._connection()
+            now, conn = datetime.now(UTC), self._connection()
             if not self._adopted:
                 self._adopt(conn, now)
             for run in list(self._runs.values()):

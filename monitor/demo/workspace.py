@@ -8,15 +8,30 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from monitor.adw import template_phases
 from monitor.demo.backlog import Feature, feature_row, pick_priority, queue_row
 from monitor.demo.records import (
-    FAILURES, NON_CRITICAL, WORK_ITEMS, Run, Workspace, begin_phase, end_run, finish_phase, history_row, insert_row,
-    new_adw_id, new_state, open_run, phase_actuals, similar_runs, utc_iso, work_item_for,
+    FAILURES,
+    NON_CRITICAL,
+    WORK_ITEMS,
+    Run,
+    Workspace,
+    begin_phase,
+    end_run,
+    finish_phase,
+    history_row,
+    insert_row,
+    new_adw_id,
+    new_state,
+    open_run,
+    phase_actuals,
+    similar_runs,
+    utc_iso,
+    work_item_for,
 )
 from monitor.demo.schema import SQLITE_SCHEMA
 
@@ -39,7 +54,7 @@ def create_workspace(root: Path, rng: random.Random) -> Workspace:
         # queue_config is written last in the seeding transaction, so its row marks a finished seed
         if conn.execute("SELECT 1 FROM queue_config WHERE config_key = 'queue_paused'").fetchone() is None:
             with conn:
-                _seed(conn, ws, rng, datetime.now(timezone.utc))
+                _seed(conn, ws, rng, datetime.now(UTC))
     finally:
         conn.close()
     return ws

@@ -20,10 +20,10 @@ from typing import Any
 import aiohttp
 import structlog
 
-from monitor.sources.database import Database
-from monitor.sources.processes import command_lines
 from monitor.redact import redact_url
+from monitor.sources.database import Database
 from monitor.sources.httpjson import HttpSourceError, describe_client_error, get_json
+from monitor.sources.processes import command_lines
 
 log = structlog.get_logger(__name__)
 

@@ -26,7 +26,15 @@ import structlog
 
 from monitor.adw import is_adw_id
 from monitor.sources.agentfiles import (
-    MAX_FILE_BYTES, FileReads, LogEntry, PhasesEntry, StateEntry, read_log, read_phases, read_state, refreshed,
+    MAX_FILE_BYTES,
+    FileReads,
+    LogEntry,
+    PhasesEntry,
+    StateEntry,
+    read_log,
+    read_phases,
+    read_state,
+    refreshed,
 )
 
 log = structlog.get_logger(__name__)

@@ -7,7 +7,6 @@ import socket
 
 from playwright.async_api import Page, expect
 
-
 PANEL_CONTENTS_JS = """() => [...document.querySelectorAll('[data-channel]')].map((panel) => ({
   channel: panel.dataset.channel,
   source: panel.dataset.source,

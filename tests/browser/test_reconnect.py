@@ -5,9 +5,9 @@ import re
 from aiohttp import web
 from playwright.async_api import expect
 
+from monitor.app import create_app
 from monitor.channels.registry import CHANNEL_NAMES
 from monitor.keys import BROKER
-from monitor.app import create_app
 from tests.browser.support import SilentRelay, free_port
 
 # While the console is down, Chromium itself logs each refused WebSocket attempt as an error.

@@ -16,9 +16,9 @@ from aiohttp.test_utils import TestServer
 
 from monitor.app import create_app
 from monitor.keys import BROKER, HUB, POLLERS
-from monitor.state import ChannelView
 from monitor.probe import read_channel
 from monitor.settings import Settings
+from monitor.state import ChannelView
 
 
 class Console:

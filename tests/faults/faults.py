@@ -102,7 +102,7 @@ class HangingService:
         """A status URL on this service."""
         return f"http://127.0.0.1:{self.port}/webhook-status"
 
-    async def start(self) -> "HangingService":
+    async def start(self) -> HangingService:
         """Listen on a free loopback port."""
         self._server = await asyncio.start_server(self._hold, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]

@@ -58,7 +58,7 @@ class Trial:
         self.report = TrialReport()
 
     @classmethod
-    async def open(cls, root: Path) -> "Trial":
+    async def open(cls, root: Path) -> Trial:
         """A workspace with a little in it, the console started, one viewer per channel."""
         workspace, webhook = Workspace(root), WebhookService()
         await webhook.up()

@@ -17,7 +17,7 @@ import shutil
 import pytest
 
 from monitor.app import create_app
-from tests.faults.console import source_truth, same_view
+from tests.faults.console import same_view, source_truth
 from tests.faults.workspace import AGENT_IDS, Workspace, state_record, workspace_settings
 from tests.support import ProtocolClient
 
