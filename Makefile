@@ -1,4 +1,5 @@
-# make test  — install what the tests need (Chromium, PostgreSQL, a virtualenv) and run them all
+# make test  — install what the tests need (Chromium, PostgreSQL, a virtualenv), lint, type-check, run them all
+# make lint  — ruff on everything, mypy --strict on monitor/ (both configured in pyproject.toml)
 # make demo  — install into a virtualenv and run the console on a changing demo workspace
 # make dist  — build dist/monitor.pyz, one file that runs with nothing but Python 3.11+
 
@@ -6,10 +7,14 @@ PYTHON ?= python3
 VENV ?= .venv
 PORT ?= 8080
 
-.PHONY: test demo dist system-deps clean
+.PHONY: test lint demo dist system-deps clean
 
-test: system-deps $(VENV)/.test-installed
+test: system-deps lint
 	$(VENV)/bin/python -m pytest
+
+lint: $(VENV)/.test-installed
+	$(VENV)/bin/ruff check monitor tests benchmarks soak
+	$(VENV)/bin/mypy
 
 demo: $(VENV)/.installed
 	$(VENV)/bin/monitor demo --port $(PORT)

@@ -38,7 +38,8 @@ def build_workspace(root: Path) -> tuple[Path, Path, list[str]]:
     conn = sqlite3.connect(db)
     conn.executescript(SQLITE_SCHEMA)
     conn.execute("INSERT INTO queue_config VALUES ('queue_paused', 'false', '2026-01-01T00:00:00Z')")
-    conn.executemany("INSERT INTO phase_queue (queue_id, status, phase_data, priority, issue_number) VALUES (?,?,?,?,?)",
+    conn.executemany("INSERT INTO phase_queue (queue_id, status, phase_data, priority, issue_number) "
+                     "VALUES (?,?,?,?,?)",
                      [(str(uuid.uuid4()), "queued", json.dumps({"title": f"phase {i}", "content": "x" * 200}), 50, i)
                       for i in range(500)])
     conn.executemany("INSERT INTO workflow_history (adw_id, issue_number, status, start_time, duration_seconds, "

@@ -57,7 +57,10 @@ async def machine_busy_pct(seconds: float = 1.0) -> float:
 
 
 async def wait_until_quiet(limit_pct: float, patience: float) -> float:
-    """Wait (up to ``patience`` s) for other work on the machine to drop below ``limit_pct``; return the last reading."""
+    """Wait (up to ``patience`` s) for other work on the machine to drop below ``limit_pct``.
+
+    Returns the last reading.
+    """
     deadline = time.monotonic() + patience
     busy = await machine_busy_pct()
     while busy > limit_pct and time.monotonic() < deadline:

@@ -70,12 +70,17 @@ def rows(console: dict, baseline: dict, plan: dict) -> list[tuple[str, str, str,
                       _fmt(console.get(f"rss_per_conn_kb_{step}")), _fmt(baseline.get(f"rss_per_conn_kb_{step}"))))
     for side, label in (("client", "last client has it"), ("server", "server write loop")):
         table.append((f"1 KB fan-out to all {largest:,} clients, {label}: patch / floor (ms)", "",
-                      f"{_fmt(console.get(f'fanout_patch_{side}_ms'))} / {_fmt(console.get(f'fanout_floor_{side}_ms'))}",
-                      f"{_fmt(baseline.get(f'fanout_patch_{side}_ms'))} / {_fmt(baseline.get(f'fanout_floor_{side}_ms'))}"))
+                      f"{_fmt(console.get(f'fanout_patch_{side}_ms'))} / "
+                      f"{_fmt(console.get(f'fanout_floor_{side}_ms'))}",
+                      f"{_fmt(baseline.get(f'fanout_patch_{side}_ms'))} / "
+                      f"{_fmt(baseline.get(f'fanout_floor_{side}_ms'))}"))
         table.append((f"  ratio to the floor ({label})", "≤ 1.25×" if side == "client" else "",
-                      _fmt(console.get(f"fanout_ratio_{side}"), 2) + "×", _fmt(baseline.get(f"fanout_ratio_{side}"), 2) + "×"))
-    table.append((f"  a full garbage collection at {largest:,} connections (ms)", "", _fmt(console.get("full_gc_ms")), "—"))
-    table.append((f"Idle CPU, {largest:,} connections, heartbeat 30 s, {plan['idle_seconds']:g} s (% of one core)", "≤ 5 % at 10,000",
+                      _fmt(console.get(f"fanout_ratio_{side}"), 2) + "×",
+                      _fmt(baseline.get(f"fanout_ratio_{side}"), 2) + "×"))
+    table.append((f"  a full garbage collection at {largest:,} connections (ms)", "",
+                  _fmt(console.get("full_gc_ms")), "—"))
+    table.append((f"Idle CPU, {largest:,} connections, heartbeat 30 s, {plan['idle_seconds']:g} s (% of one core)",
+                  "≤ 5 % at 10,000",
                   _fmt(console.get("idle_cpu_pct"), 2), _fmt(baseline.get("idle_cpu_pct"), 2)))
     for key, label, target in (("sqlite", "SQLite commit", "p50 ≤ 50, p99 ≤ 250"),
                                ("statefile", "state file rewrite", "p50 ≤ 50, p99 ≤ 250"),
@@ -84,12 +89,15 @@ def rows(console: dict, baseline: dict, plan: dict) -> list[tuple[str, str, str,
         table.append((f"Freshness, {label}, {plan['fresh_clients']:,} clients: p50 / p95 / p99 (ms)", target,
                       _triple(console, f"fresh.{key}"), _triple(baseline, f"fresh.{key}")))
     table.append(("One-row change in the 500-row queue: message / snapshot (bytes)", "",
-                  f"{_fmt(console.get('fresh.sqlite.change_frame_bytes'), 0)} / {_fmt(console.get('fresh.sqlite.snapshot_bytes'), 0)}",
-                  f"{_fmt(baseline.get('fresh.sqlite.change_frame_bytes'), 0)} / {_fmt(baseline.get('fresh.sqlite.snapshot_bytes'), 0)}"))
+                  f"{_fmt(console.get('fresh.sqlite.change_frame_bytes'), 0)} / "
+                  f"{_fmt(console.get('fresh.sqlite.snapshot_bytes'), 0)}",
+                  f"{_fmt(baseline.get('fresh.sqlite.change_frame_bytes'), 0)} / "
+                  f"{_fmt(baseline.get('fresh.sqlite.snapshot_bytes'), 0)}"))
     table.append(("  share of the snapshot", "≤ 2 %", _fmt(console.get("bytes_ratio_pct"), 2) + " %",
                   _fmt(baseline.get("bytes_ratio_pct"), 1) + " %"))
     table.append(("  bytes to a socket of another channel, per queue change", "0",
-                  _fmt(console.get("unrelated_bytes_per_change"), 0), _fmt(baseline.get("unrelated_bytes_per_change"), 0)))
+                  _fmt(console.get("unrelated_bytes_per_change"), 0),
+                  _fmt(baseline.get("unrelated_bytes_per_change"), 0)))
     table.append(("Other processes' CPU during the rounds (% of one core)", "≈ 0",
                   _fmt(console.get("background_cpu_pct")), _fmt(baseline.get("background_cpu_pct"))))
     table.append(("Connections accepted per second (upgrade done)", "",

@@ -135,8 +135,8 @@ async def measure_freshness(bench: Bench, target: phases.Target) -> dict:
     if await phases.channel_is_wired(target, "webhook-status"):
         # The seed sent webhook status only at connect: one change shows that it never arrives.
         fresh["http"] = await phases.freshness(target, "/api/v1/ws/webhook-status", bench.stub.record_failure,
-                                               changes if target.kind == "console" else 1, plan.fresh_clients, plan.polled_interval + 3.0,
-                                               (0.0, plan.polled_interval))
+                                               changes if target.kind == "console" else 1, plan.fresh_clients,
+                                               plan.polled_interval + 3.0, (0.0, plan.polled_interval))
         await loadgen.call("reset_all")
     return fresh
 

@@ -6,6 +6,7 @@ Handlers only; ``urls.setup_routes`` maps the URLs to them.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import orjson
 from aiohttp import web
@@ -15,7 +16,7 @@ from monitor.keys import AUTH_USER, BROKER, HUB, METRICS, POLLERS, SETTINGS, STA
 from monitor.params import channel_or_404
 
 
-def json_response(payload, status: int = 200) -> web.Response:
+def json_response(payload: Any, status: int = 200) -> web.Response:
     """A JSON response encoded with orjson."""
     return web.Response(body=orjson.dumps(payload), status=status, content_type="application/json")
 
@@ -30,7 +31,7 @@ async def channel_json(request: web.Request) -> web.Response:
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: each channel's source state; seqs, ages, connections and watching only for signed-in callers."""
     app = request.app
-    channels = {name: {"source": app[BROKER].current(name).source} for name in CHANNEL_NAMES}
+    channels: dict[str, dict[str, Any]] = {name: {"source": app[BROKER].current(name).source} for name in CHANNEL_NAMES}
     if app[SETTINGS].auth.mode != "none" and request.get(AUTH_USER) is None:
         return json_response({"status": "ok", "channels": channels})
     now = time.monotonic()

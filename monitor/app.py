@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
 
 import structlog
 from aiohttp import web, web_response
+from aiohttp.typedefs import Handler
 
 from monitor.auth import auth_middleware
 from monitor.broker import InProcessBroker
@@ -35,7 +37,8 @@ def create_app(settings: Settings) -> web.Application:
     # One place for the Server header of every response aiohttp builds (pages, the WebSocket
     # 101, its own 400s for unparseable requests): its default names its version, a free
     # hint for anyone matching known bugs.
-    web_response.SERVER_SOFTWARE = "monitor"
+    # aiohttp offers no setting for it: rebind the module global its responses read.
+    web_response.SERVER_SOFTWARE = "monitor"  # type: ignore[attr-defined]
     # Host before auth: a rebound name gets 421 without learning whether credentials would pass.
     app = web.Application(middlewares=[security_headers, request_id_middleware, host_guard, auth_middleware])
     app[SETTINGS] = settings
@@ -55,7 +58,7 @@ def create_app(settings: Settings) -> web.Application:
 
 
 @web.middleware
-async def request_id_middleware(request: web.Request, handler):
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bind a request id to every log line of the request and echo it back."""
     request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex[:12]
     structlog.contextvars.bind_contextvars(request_id=request_id)
@@ -68,7 +71,7 @@ async def request_id_middleware(request: web.Request, handler):
     return response
 
 
-async def sources_ctx(app: web.Application):
+async def sources_ctx(app: web.Application) -> AsyncIterator[None]:
     """Own the connections to the monitored system."""
     sources = Sources(app[SETTINGS], own_routes=lambda: list_routes(app))
     app[SOURCES] = sources
@@ -77,7 +80,7 @@ async def sources_ctx(app: web.Application):
     await app[SOURCES].close()
 
 
-async def pollers_ctx(app: web.Application):
+async def pollers_ctx(app: web.Application) -> AsyncIterator[None]:
     """Create one poller per channel, run the first polls, then schedule the rest."""
     settings, broker = app[SETTINGS], app[BROKER]
     pollers = {name: Poller(name, reader, broker, settings.channel(name).timeout, observe=app[METRICS].observe_poll)
@@ -93,7 +96,7 @@ async def pollers_ctx(app: web.Application):
     await polling.stop()
 
 
-async def watcher_ctx(app: web.Application):
+async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
     """Watch the file sources so their channels poll as soon as something changes."""
     settings, pollers = app[SETTINGS], app[POLLERS]
     app[WATCHER] = None

@@ -25,6 +25,7 @@ from urllib.parse import quote
 
 import structlog
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from monitor.headers import add_security_headers
 from monitor.keys import AUTH, AUTH_USER, METRICS, SETTINGS
@@ -191,7 +192,7 @@ async def identify(request: web.Request) -> str | Malformed | Throttle.Refused |
 
 
 @web.middleware
-async def auth_middleware(request: web.Request, handler):
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse requests without valid credentials, in the way each kind of client understands."""
     auth = request.app[SETTINGS].auth
     path = request.path

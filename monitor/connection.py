@@ -15,6 +15,7 @@ import asyncio
 import struct
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -61,7 +62,7 @@ class Connection:
     )
 
     def __init__(self, ws: web.WebSocketResponse, request: web.Request, channel: str,
-                 limits: BacklogLimits, on_evict) -> None:
+                 limits: BacklogLimits, on_evict: Callable[[Connection, str], None]) -> None:
         self.ws = ws
         self.channel = channel
         self.limits = limits
@@ -80,12 +81,12 @@ class Connection:
         # clients never fall behind.
         self._backlog: deque[bytes] | None = None
         self._backlog_bytes = 0
-        self._drainer: asyncio.Task | None = None
-        self._closer: asyncio.Task | None = None
+        self._drainer: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
         self._on_evict = on_evict
 
     @property
-    def transport(self):
+    def transport(self) -> asyncio.Transport | None:
         """The connection's transport (None once the request lost it)."""
         return self._transport
 
@@ -144,18 +145,20 @@ class Connection:
         return buffered <= self._low_water and buffered + size + HEADER_ALLOWANCE <= self._high_water
 
     def _write_now(self, frame: bytes, wire: bytes | None) -> None:
+        transport = self._transport
+        assert transport is not None  # only called once _fits_now found it open
         try:
             if not self._raw:
                 self._write_through_aiohttp(frame)
             elif wire is not None:
                 # A whole frame in one synchronous call never interleaves with aiohttp's
                 # own pings, pongs and close frame on the same transport.
-                self._transport.write(wire)
+                transport.write(wire)
             elif len(frame) > SPLIT_ABOVE:
-                self._transport.write(text_frame_header(len(frame)))
-                self._transport.write(frame)
+                transport.write(text_frame_header(len(frame)))
+                transport.write(frame)
             else:
-                self._transport.write(text_frame(frame))
+                transport.write(text_frame(frame))
         except (ConnectionError, RuntimeError) as exc:  # the peer went away: the receive loop ends it
             self._write_failed(exc)
             return

@@ -146,7 +146,8 @@ def _compare_present(a: Any, b: Any) -> int:
         return -1 if is_number(a) else 1
     if not is_number(a):
         a, b = text(a), text(b)
-    return (a > b) - (a < b)
+    order: int = (a > b) - (a < b)
+    return order
 
 
 def _compare_term(a: Any, b: Any, descending: bool, ranks: list[str] | None) -> int:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import hdrs, web
+from aiohttp.typedefs import Handler
 
 from monitor.keys import SETTINGS
 from monitor.settings import ServerSettings
@@ -48,7 +49,7 @@ def add_security_headers(headers: MutableMapping[str, str], path: str) -> None:
 
 
 @web.middleware
-async def security_headers(request: web.Request, handler):
+async def security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Add the security headers to responses and to HTTP errors alike."""
     try:
         response = await handler(request)
@@ -113,7 +114,7 @@ def origin_allowed(origin: str, host: str | None, server: ServerSettings) -> boo
 
 
 @web.middleware
-async def host_guard(request: web.Request, handler):
+async def host_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     """421 for a Host not in the allow-list; 403 for a WebSocket opened from a foreign origin."""
     server = request.app[SETTINGS].server
     hosts = allowed_hosts(server)

@@ -26,7 +26,7 @@ class Hub:
         self._by_channel: dict[str, set[Connection]] = {name: set() for name in channels}
         self.frames_sent = dict.fromkeys(channels, 0)
         self.bytes_sent = dict.fromkeys(channels, 0)
-        self._watchers: list[tuple[Callable[[Hub], bool], asyncio.Future]] = []
+        self._watchers: list[tuple[Callable[[Hub], bool], asyncio.Future[None]]] = []
         self.evictions: dict[str, int] = {}
 
     def deliver(self, channel: str, frame: bytes) -> None:

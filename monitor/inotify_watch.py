@@ -66,16 +66,16 @@ class InotifyWatcher:
         self._placed: dict[int, Role] = {}              # by target index
         self._children: dict[int, dict[str, Role]] = {}  # by target index, then directory name
         self._pending: set[str] = set()
-        self._warned: set[int] = set()  # errnos already logged, so a full watch table logs once
+        self._warned: set[int | None] = set()  # errnos already logged, so a full watch table logs once
         self._timer: asyncio.TimerHandle | None = None
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Open the inotify instance, watch every target, and read events on the loop."""
-        self._inotify = Inotify()
+        inotify = self._inotify = Inotify()
         for index in range(len(self.targets)):
             self._place(index, announce=False)  # the first polls read everything anyway
-        self._task = asyncio.get_running_loop().create_task(self._read_forever())
+        self._task = asyncio.get_running_loop().create_task(self._read_forever(inotify))
 
     async def stop(self) -> None:
         """Stop reading and release the inotify instance."""
@@ -94,9 +94,15 @@ class InotifyWatcher:
         """How many directories are watched now."""
         return len(self._roles)
 
-    async def _read_forever(self) -> None:
+    @property
+    def _opened(self) -> Inotify:
+        if self._inotify is None:
+            raise RuntimeError("InotifyWatcher.start() was not called")
+        return self._inotify
+
+    async def _read_forever(self, inotify: Inotify) -> None:
         try:
-            async for event in self._inotify:
+            async for event in inotify:
                 try:
                     self._dispatch(event)
                 except Exception:  # one odd event must not end change detection for good
@@ -206,7 +212,7 @@ class InotifyWatcher:
     def _add(self, role: Role) -> Role | None:
         """Add the watch for ``role``; None when the path is gone or cannot be watched."""
         try:
-            role.watch = self._inotify.add_watch(role.path, WATCH_MASK)
+            watch = role.watch = self._opened.add_watch(role.path, WATCH_MASK)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
@@ -216,18 +222,21 @@ class InotifyWatcher:
                 hint = "raise fs.inotify.max_user_watches" if exc.errno == errno.ENOSPC else None
                 log.warning("watch_unavailable", path=str(role.path), error=str(exc), hint=hint)
             return None
-        self._roles.setdefault(role.watch.wd, []).append(role)
+        self._roles.setdefault(watch.wd, []).append(role)
         return role
 
     def _drop(self, role: Role) -> None:
-        roles = self._roles.get(role.watch.wd)
+        watch = role.watch
+        if watch is None:
+            return  # its watch was never added
+        roles = self._roles.get(watch.wd)
         if roles is None or role not in roles:
             return
         roles.remove(role)
         if not roles:
-            del self._roles[role.watch.wd]
+            del self._roles[watch.wd]
             with contextlib.suppress(OSError):  # already gone with its directory
-                self._inotify.rm_watch(role.watch)
+                self._opened.rm_watch(watch)
 
     def _schedule(self, channels: Iterable[str]) -> None:
         self._pending.update(channels)

@@ -33,4 +33,5 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 WATCHER: web.AppKey[Watcher | None] = web.AppKey("watcher")
 CONNECTIONS: web.AppKey[ConnectionBudget] = web.AppKey("connections")
 AUTH: web.AppKey[AuthState] = web.AppKey("auth")
-AUTH_USER: web.RequestKey[str | None] = web.RequestKey("auth_user")  # who the auth middleware found; None: no valid credentials
+# Who the auth middleware found; None: no valid credentials.
+AUTH_USER: web.RequestKey[str | None] = web.RequestKey("auth_user")

@@ -144,7 +144,8 @@ class IntervalLog:
 
     def _write(self, count: int, details: Counter[str]) -> None:
         named = {detail: n for detail, n in details.most_common(TOP_ADDRESSES) if detail}
-        self._emit(self.event, **self._fields, count=count, total=self.total, interval_s=self.interval, **{self._key: named})
+        self._emit(self.event, **self._fields, count=count, total=self.total, interval_s=self.interval,
+                   **{self._key: named})
 
 
 class ConnectionBudget:
@@ -202,7 +203,10 @@ class ConnectionBudget:
 
 
 class GatedConnection(asyncio.Protocol):
-    """One admitted client connection, served by aiohttp's handler under a header timer; its place given back at the end."""
+    """One admitted client connection, served by aiohttp's handler under a header timer.
+
+    Its place in the budget is given back at the end.
+    """
 
     __slots__ = ("_budget", "_address", "_make_handler", "_handler", "_timer", "_held")
 
@@ -240,9 +244,11 @@ class GatedConnection(asyncio.Protocol):
         elif self._timer is None and handler._waiter is not None and not handler._waiter.done():
             self._arm()  # bytes of a new request on an idle keep-alive connection
 
-    def eof_received(self) -> bool | None:
+    def eof_received(self) -> None:
         """Pass the client's end of stream to aiohttp."""
-        return self._handler.eof_received() if self._handler is not None else None
+        # aiohttp's handler always returns None (the transport then closes itself), so this does too.
+        if self._handler is not None:
+            self._handler.eof_received()
 
     def pause_writing(self) -> None:
         """Pass flow control to aiohttp."""

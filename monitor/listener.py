@@ -61,7 +61,7 @@ class Listener:
         self._budget = budget
         self._make_handler = make_handler
         self._loop = asyncio.get_running_loop()
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._retries: dict[int, asyncio.TimerHandle] = {}
 
     def start(self) -> None:
@@ -139,5 +139,7 @@ class LimitedSite(web.BaseSite):
         server = self._runner.server
         assert server is not None, "runner.setup() first"
         listener = Listener(await listening_sockets(self._host, self._port, self._backlog), self.budget, server)
-        self._server = listener
+        # aiohttp keeps the site's server in its private _server and only calls close() and reads
+        # .sockets on it: a Listener offers both, though it is no asyncio.AbstractServer.
+        self._server = listener  # type: ignore[assignment]
         listener.start()

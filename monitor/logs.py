@@ -9,9 +9,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 from aiohttp.http_exceptions import HttpProcessingError
+from structlog.typing import Processor
 
 
 class SafeLogger:
@@ -21,7 +23,7 @@ class SafeLogger:
     lost, counted, and a note goes to stderr at most once per failure streak.
     """
 
-    def __init__(self, stream) -> None:
+    def __init__(self, stream: TextIO) -> None:
         self._stream = stream
         self.dropped = 0
 
@@ -44,7 +46,7 @@ class SafeLogger:
 class StdlibHandler(logging.Handler):
     """Hands stdlib records, rendered by structlog's ``ProcessorFormatter``, to a ``SafeLogger``."""
 
-    def __init__(self, stream, level: int) -> None:
+    def __init__(self, stream: TextIO, level: int) -> None:
         super().__init__(level)
         self.lines = SafeLogger(stream)
 
@@ -58,13 +60,13 @@ class StdlibHandler(logging.Handler):
         self.lines.msg(line)
 
 
-def configure_logging(level: str = "info", fmt: str = "auto", stream=None) -> None:
+def configure_logging(level: str = "info", fmt: str = "auto", stream: TextIO | None = None) -> None:
     """Route structlog (and stdlib logging) to ``stream`` as JSON or key-value lines."""
     stream = stream or sys.stderr
     as_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
     renderer = structlog.processors.JSONRenderer() if as_json else structlog.dev.ConsoleRenderer(colors=False)
     numeric = logging.getLevelName(level.upper())
-    stamp = [structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True)]
+    stamp: list[Processor] = [structlog.processors.add_log_level, structlog.processors.TimeStamper(fmt="iso", utc=True)]
     structlog.configure(
         processors=[structlog.contextvars.merge_contextvars, *stamp, structlog.processors.StackInfoRenderer(),
                     structlog.processors.format_exc_info, renderer],

@@ -6,10 +6,10 @@ scrape time, so the hot path keeps plain integer counters and never touches a lo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from monitor.broker import CATCH_UP_OUTCOMES, Broker
 from monitor.hub import Hub
@@ -25,7 +25,7 @@ class LiveCollector:
         self.hub = hub
         self.broker = broker
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         """Yield the live metric families."""
         sockets = GaugeMetricFamily("monitor_ws_connections", "Open WebSocket connections", labels=["channel"])
         frames = CounterMetricFamily("monitor_ws_messages_sent", "Frames handed to sockets", labels=["channel"])

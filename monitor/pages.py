@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import aiohttp_jinja2
 import jinja2
@@ -28,14 +29,14 @@ def setup_templates(app: web.Application) -> None:
     env.globals.update(display.template_globals())
 
 
-def panel_context(request: web.Request, name: str) -> dict:
+def panel_context(request: web.Request, name: str) -> dict[str, Any]:
     """What one panel's template renders: its channel's state at one (epoch, seq)."""
     view = request.app[BROKER].current(name)
     return {"name": name, "title": channel_spec(name).title, "epoch": view.epoch, "seq": view.seq,
             "state": view.state, "template": f"panels/{name}.html"}
 
 
-def page_context(request: web.Request, channels: tuple[str, ...]) -> dict:
+def page_context(request: web.Request, channels: tuple[str, ...]) -> dict[str, Any]:
     """The context of a page showing ``channels``."""
     rendered_at = dt.datetime.now(dt.UTC).strftime("%H:%M:%S UTC")
     return {"panels": [panel_context(request, name) for name in channels],

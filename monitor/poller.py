@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 
@@ -40,10 +41,10 @@ class Poller:
         self.last_ok_monotonic: float | None = None
         self.polls = 0
         self._lock = asyncio.Lock()
-        self._running: asyncio.Task | None = None
+        self._running: asyncio.Task[Any] | None = None
         self._stopped = False
         self._again = False
-        self._triggered: set[asyncio.Task] = set()
+        self._triggered: set[asyncio.Task[None]] = set()
 
     async def poll(self) -> None:
         """Read the sources once and publish any change; never raises."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from aiohttp import web
 
@@ -24,7 +25,7 @@ async def probe_sources(settings: Settings) -> dict[str, str | None]:
     return {name: problem for name, (_, problem) in zip(CHANNEL_NAMES, outcomes, strict=True)}
 
 
-async def read_channel(settings: Settings, channel: str) -> tuple[dict, str | None]:
+async def read_channel(settings: Settings, channel: str) -> tuple[dict[str, Any], str | None]:
     """(state, problem) of one channel read straight from its sources."""
     async with _opened(settings) as sources:
         return await _read(sources, settings, channel)
@@ -42,7 +43,7 @@ async def _opened(settings: Settings) -> AsyncIterator[Sources]:
         await sources.close()
 
 
-async def _read(sources: Sources, settings: Settings, name: str) -> tuple[dict, str | None]:
+async def _read(sources: Sources, settings: Settings, name: str) -> tuple[dict[str, Any], str | None]:
     timeout = settings.channel(name).timeout
     state = ChannelState(name, epoch="snapshot")
     try:

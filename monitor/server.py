@@ -64,7 +64,7 @@ async def serving(settings: Settings, app: web.Application) -> AsyncIterator[web
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
                            shutdown_timeout=settings.server.shutdown_timeout,
                            keepalive_timeout=settings.server.keepalive_timeout)
-    trimmer: asyncio.Task | None = None
+    trimmer: asyncio.Task[None] | None = None
     try:
         await runner.setup()
         await LimitedSite(runner, budget, settings.server.host, settings.server.port).start()
@@ -83,7 +83,8 @@ def raise_open_file_limit() -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if hard == resource.RLIM_INFINITY or soft < hard:
         try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else max(soft, 65536), hard))
+            new_soft = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (new_soft, hard))
         except (ValueError, OSError) as exc:
             log.warning("open_file_limit_unchanged", soft=soft, hard=hard, error=str(exc))
             return

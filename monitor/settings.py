@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
-import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -27,8 +26,9 @@ from monitor.config_checks import (
     http_url_check,
     nonempty_check,
 )
+from monitor.settings_values import MAX_SECONDS as MAX_SECONDS
+from monitor.settings_values import BadValue, coerce
 
-MAX_SECONDS = 1_000_000.0
 DEFAULT_CONFIG_PATHS = (Path("config.toml"), Path("/etc/monitor/config.toml"))
 DEFAULTS_LABEL = "<defaults>"  # Settings.path when no config file was read
 
@@ -48,43 +48,48 @@ class ServerSettings:
     host: str = _opt("127.0.0.1", "address to listen on; loopback by default",
                      check=nonempty_check("an address to listen on, e.g. 127.0.0.1 or ::"))
     port: int = _opt(8080, "TCP port to listen on", minimum=0, maximum=65535)
-    heartbeat: float = _opt(30.0, "seconds between WebSocket pings; a peer silent for heartbeat*1.5 is dropped", minimum=0.01)
+    heartbeat: float = _opt(30.0, "seconds between WebSocket pings; a peer silent for heartbeat*1.5 is dropped",
+                            minimum=0.01)
     shutdown_timeout: float = _opt(5.0, "seconds shutdown waits for sockets to close with 1001", minimum=0.0)
     ring_size: int = _opt(512, "recent patches kept per channel for resume", minimum=1, maximum=1_000_000)
     max_backlog_messages: int = _opt(256, "frames queued for one slow client before it is closed with 1013", minimum=1,
                                      maximum=1_000_000)
     max_backlog_bytes: int = _opt(4 * 1024 * 1024, "bytes queued for one slow client before it is closed with 1013",
                                   minimum=1024, maximum=1 << 30)
-    max_client_frame: int = _opt(4096, "largest client frame accepted, in bytes; larger frames close with 1009", minimum=16,
-                                 maximum=16 << 20)
-    close_grace: float = _opt(5.0, "seconds a refused or evicted client gets to take its close frame before the socket is cut", minimum=0.0)
-    allowed_origins: tuple = _opt((), "extra origins allowed to open WebSockets (scheme://host[:port]); same-origin is always allowed",
-                                  check=check_origins)
-    allowed_hosts: tuple = _opt((), "Host header values answered (names or addresses, no port); empty = the bound address, "
-                                    "localhost, 127.0.0.1, ::1 and public_host; anything else gets 421")
-    public_host: str = _opt("", "the name browsers use to reach the console (e.g. behind a proxy); allowed as Host and Origin")
+    max_client_frame: int = _opt(4096, "largest client frame accepted, in bytes; larger frames close with 1009",
+                                 minimum=16, maximum=16 << 20)
+    close_grace: float = _opt(5.0, "seconds a refused or evicted client gets to take its close frame "
+                                   "before the socket is cut", minimum=0.0)
+    allowed_origins: tuple[str, ...] = _opt((), "extra origins allowed to open WebSockets (scheme://host[:port]); "
+                                                "same-origin is always allowed", check=check_origins)
+    allowed_hosts: tuple[str, ...] = _opt((), "Host header values answered (names or addresses, no port); empty = the "
+                                              "bound address, localhost, 127.0.0.1, ::1 and public_host; anything else "
+                                              "gets 421")
+    public_host: str = _opt("", "the name browsers use to reach the console (e.g. behind a proxy); "
+                                "allowed as Host and Origin")
     max_connections: int = _opt(0, "most client connections open at once; 0 = the open-file limit less fd_reserve",
                                 minimum=0, maximum=10_000_000)
-    max_connections_per_address: int = _opt(0, "most connections open from one client address; 0 = a quarter of max_connections",
-                                            minimum=0, maximum=10_000_000)
+    max_connections_per_address: int = _opt(0, "most connections open from one client address; "
+                                               "0 = a quarter of max_connections", minimum=0, maximum=10_000_000)
     connections_per_second_per_address: float = _opt(
         20.0, "new connections per second from one client address (bursts of twice that); more get 429; 0 = no limit",
         minimum=0.0)
     fd_reserve: int = _opt(256, "descriptors kept back from clients for the console's own sources, files and logs",
                            minimum=16, maximum=1_000_000)
-    header_timeout: float = _opt(60.0, "seconds a client may take to send a request's headers (nginx: client_header_timeout)",
-                                 minimum=0.1)
-    keepalive_timeout: float = _opt(75.0, "seconds an idle keep-alive HTTP connection is kept open (nginx: keepalive_timeout)",
-                                    minimum=0.1)
-    client_messages_per_second: float = _opt(10.0, "client WebSocket frames allowed per second, sustained; more gets an error "
-                                                   "and close 1008", minimum=0.1)
+    header_timeout: float = _opt(60.0, "seconds a client may take to send a request's headers "
+                                       "(nginx: client_header_timeout)", minimum=0.1)
+    keepalive_timeout: float = _opt(75.0, "seconds an idle keep-alive HTTP connection is kept open "
+                                          "(nginx: keepalive_timeout)", minimum=0.1)
+    client_messages_per_second: float = _opt(10.0, "client WebSocket frames allowed per second, sustained; "
+                                                   "more gets an error and close 1008", minimum=0.1)
     client_message_burst: int = _opt(20, "client WebSocket frames allowed in a burst above the sustained rate",
                                      minimum=1, maximum=1_000_000)
 
 
 @dataclass(frozen=True)
 class SourcesSettings:
-    database: str = _opt("sqlite:////var/lib/adw/db/database.db", "SQLAlchemy-style URL: sqlite:////abs/path.db or postgresql://user@host:5432/db",
+    database: str = _opt("sqlite:////var/lib/adw/db/database.db",
+                         "SQLAlchemy-style URL: sqlite:////abs/path.db or postgresql://user@host:5432/db",
                          check=check_database_url)
     agents_dir: str = _opt("/var/lib/adw/agents", "directory of agents/<adw_id>/adw_state.json",
                            check=nonempty_check("a directory path (agents/<adw_id>/adw_state.json)"))
@@ -92,13 +97,17 @@ class SourcesSettings:
                           check=nonempty_check("a directory path (trees/<adw_id>/)"))
     webhook_url: str = _opt("http://127.0.0.1:8001/webhook-status", "webhook service status endpoint",
                             check=http_url_check("no webhook service"))
-    backend_url: str = _opt("http://127.0.0.1:8002", "the ADW backend's base URL, checked on system-status; empty = no backend check",
+    backend_url: str = _opt("http://127.0.0.1:8002", "the ADW backend's base URL, checked on system-status; "
+                                                     "empty = no backend check",
                             check=http_url_check("no backend check"))
-    openapi_url: str = _opt("http://127.0.0.1:8002/openapi.json", "OpenAPI document for the routes channel; empty = this console's own routes",
+    openapi_url: str = _opt("http://127.0.0.1:8002/openapi.json", "OpenAPI document for the routes channel; "
+                                                                  "empty = this console's own routes",
                             check=http_url_check("this console's own routes"))
-    busy_timeout: float = _opt(0.2, "seconds a database read waits on a writer's lock before the poll reports it", minimum=0.0)
+    busy_timeout: float = _opt(0.2, "seconds a database read waits on a writer's lock before the poll reports it",
+                               minimum=0.0)
     watch: bool = _opt(True, "watch agents_dir, trees_dir and the SQLite files and poll at once on a change")
-    watch_debounce: float = _opt(0.005, "seconds from a file change to the poll of the channels it affects; changes meanwhile share that poll", minimum=0.001)
+    watch_debounce: float = _opt(0.005, "seconds from a file change to the poll of the channels it affects; "
+                                        "changes meanwhile share that poll", minimum=0.001)
     max_file_bytes: int = _opt(1 << 20, "largest state file read; a larger one is that run's error, not the channel's",
                                minimum=1024, maximum=1 << 30)
 
@@ -115,12 +124,13 @@ class AuthSettings:
     token: str = _opt("", "token mode: the shared token; better from MONITOR_AUTH_TOKEN")
     username: str = _opt("", "basic mode: the user name")
     password: str = _opt("", "basic mode: the password; better from MONITOR_AUTH_PASSWORD")
-    proxy_header: str = _opt("X-Forwarded-User", "proxy mode: the header carrying the signed-in user", check=check_header_name)
-    trusted_proxies: tuple = _opt((), "reverse proxies (addresses or CIDR ranges) whose proxy_header and X-Forwarded-For/-Proto "
-                                      "are trusted; proxy mode needs it set")
+    proxy_header: str = _opt("X-Forwarded-User", "proxy mode: the header carrying the signed-in user",
+                             check=check_header_name)
+    trusted_proxies: tuple[str, ...] = _opt((), "reverse proxies (addresses or CIDR ranges) whose proxy_header and "
+                                                "X-Forwarded-For/-Proto are trusted; proxy mode needs it set")
     session_hours: float = _opt(12.0, "token mode: hours a browser's sign-in cookie stays valid", minimum=0.01)
-    lockout_failures: int = _opt(10, "failed sign-ins from one address (each answered a little later) before it is locked out",
-                                 minimum=1, maximum=1_000_000)
+    lockout_failures: int = _opt(10, "failed sign-ins from one address (each answered a little later) "
+                                     "before it is locked out", minimum=1, maximum=1_000_000)
     lockout_seconds: float = _opt(300.0, "seconds an address stays locked out after lockout_failures failed sign-ins",
                                   minimum=1.0)
 
@@ -299,55 +309,13 @@ def _section(cls: type, table: Any, section: str, environ: Mapping[str, str], la
     return cls(**values)
 
 
+def _coerce(value: Any, spec: dataclasses.Field[Any], where: str, from_text: bool) -> Any:
+    try:
+        return coerce(value, spec, from_text)
+    except BadValue as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
 def env_var_name(section: str, key: str) -> str:
     """The environment variable that overrides ``[section] key``."""
     return "MONITOR_" + f"{section}_{key}".replace(".", "_").replace("-", "_").upper()
-
-
-def _coerce(value: Any, spec: dataclasses.Field, where: str, from_text: bool) -> Any:
-    kind = {"int": int, "float": float, "str": str, "bool": bool, "tuple": tuple}[str(spec.type)]
-    converted = _convert(value, kind, from_text)
-    if converted is None:
-        raise ConfigError(f"{where}: expected {_describe(kind)}, got {value!r}")
-    choices, minimum = spec.metadata["choices"], spec.metadata["minimum"]
-    if choices and converted not in choices:
-        raise ConfigError(f"{where}: expected one of {' | '.join(choices)}, got {value!r}")
-    if kind is float and not math.isfinite(converted):
-        raise ConfigError(f"{where}: expected a finite number, got {value!r}")
-    if minimum is not None and converted < minimum:
-        raise ConfigError(f"{where}: expected a number >= {minimum}, got {value!r}")
-    # Seconds beyond about eleven days overflow the scheduler's and the event loop's clocks.
-    maximum = spec.metadata["maximum"] if spec.metadata["maximum"] is not None else (
-        MAX_SECONDS if kind is float else None)
-    if maximum is not None and converted > maximum:
-        raise ConfigError(f"{where}: expected a number <= {maximum}, got {value!r}")
-    if kind is str and "\x00" in converted:  # no path, URL or header can carry one; the value may be a secret
-        raise ConfigError(f"{where}: expected text without NUL characters")
-    problem = spec.metadata["check"](converted) if spec.metadata["check"] else None
-    if problem is not None:
-        raise ConfigError(f"{where}: {problem}")
-    return converted
-
-
-def _convert(value: Any, kind: type, from_text: bool) -> Any:
-    if kind is tuple:
-        if from_text:
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
-            return tuple(value)
-        return None
-    if from_text and kind is not str:
-        try:
-            return kind(value) if kind is not bool else {"true": True, "false": False}.get(value.lower())
-        except ValueError:
-            return None
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if isinstance(value, kind) and not (kind is not bool and isinstance(value, bool)):
-        return value
-    return None
-
-
-def _describe(kind: type) -> str:
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-            tuple: "a list of strings"}[kind]

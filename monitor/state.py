@@ -33,7 +33,8 @@ class ChannelView:
     @property
     def source(self) -> str:
         """The source's health: ``ok``, ``error`` or ``pending``."""
-        return self.state["meta"]["source"]
+        source: str = self.state["meta"]["source"]
+        return source
 
 
 class ChannelState:
@@ -60,7 +61,8 @@ class ChannelState:
     @property
     def source_health(self) -> str:
         """``ok``, ``error`` or ``pending``."""
-        return self.state["meta"]["source"]
+        source: str = self.state["meta"]["source"]
+        return source
 
     def accept(self, data: ChannelData | None) -> bytes | None:
         """Publish a good read (``data`` None = unchanged); return the patch frame, None when nothing changed.

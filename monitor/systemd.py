@@ -28,7 +28,7 @@ class Notifier:
         owned = not pid or pid == str(os.getpid())
         self.watchdog_interval = int(usec) / 2_000_000 if usec.isdigit() and int(usec) > 0 and owned else None
         self._sock: socket.socket | None = None
-        self._pinger: asyncio.Task | None = None
+        self._pinger: asyncio.Task[None] | None = None
 
     @property
     def enabled(self) -> bool:

@@ -255,7 +255,8 @@ async def soak(seconds: float, seed: int) -> dict:
         try:
             async with aiohttp.ClientSession() as http:
                 commits = asyncio.create_task(keep_committing(workspace, settle))
-                healthy = [asyncio.create_task(viewer.watch(http, settle)), asyncio.create_task(viewer.probe(http, settle))]
+                healthy = [asyncio.create_task(viewer.watch(http, settle)),
+                           asyncio.create_task(viewer.probe(http, settle))]
                 # The baseline is the console at its normal work: a viewer, a prober, changes flowing.
                 await asyncio.sleep(WARM_UP)
                 before = await baseline(console)

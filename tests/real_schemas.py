@@ -361,7 +361,7 @@ async def insert_postgres(url: str, table: str, row: Mapping[str, Any]) -> dict[
     try:
         statement = await conn.prepare(_insert_sql(table, row, lambda i: f"${i}"))
         types = [parameter.name for parameter in statement.get_parameters()]
-        stored = await statement.fetchrow(*(_pg_value(v, t) for v, t in zip(row.values(), types)))
+        stored = await statement.fetchrow(*(_pg_value(v, t) for v, t in zip(row.values(), types, strict=True)))
         return dict(stored)
     finally:
         await conn.close()

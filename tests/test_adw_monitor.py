@@ -29,7 +29,8 @@ RUNNING = {"adw_id": "aaaa0001", "issue_number": "1", "workflow_template": "adw_
            "issue_class": "/feature", "estimated_cost_total": 3.1, "branch_name": "feature-issue-1-adw-aaaa0001",
            "github_url": "https://github.com/acme/storefront/issues/1", "start_time": "2026-01-01T00:00:00+00:00",
            "model_set": "base", "model_used": "sonnet", "all_adws": ["adw_sdlc_complete_iso"],
-           "nl_input": "Add a dark mode toggle to the settings page so that operators can read the wall screen at night"}
+           "nl_input": "Add a dark mode toggle to the settings page so that operators can read the wall screen "
+                       "at night"}
 TRACEBACK = """Traceback (most recent call last):
   File "adws/adw_build_iso.py", line 12, in <module>
     main()

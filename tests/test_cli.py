@@ -72,7 +72,8 @@ def test_check_json_on_a_usable_workspace(tmp_path, db_path, queue_table, agents
 
 def test_check_reports_each_failing_channel(tmp_path, agents, trees):
     config = write_config(tmp_path, f"sqlite:///{tmp_path}/missing.db", agents, trees)
-    table, as_json = run_monitor("check", "--config", str(config)), run_monitor("check", "--json", "--config", str(config))
+    table = run_monitor("check", "--config", str(config))
+    as_json = run_monitor("check", "--json", "--config", str(config))
     assert table.returncode == as_json.returncode == 2
     errors = {m["channel"]: m["error"] for m in map(TABLE_LINE.fullmatch, table.stdout.splitlines()[:-1])}
     channels = json.loads(as_json.stdout)["channels"]
@@ -106,7 +107,8 @@ def test_other_bad_values_are_refused_in_one_line(tmp_path, db_path, agents, tre
 
 def test_a_bad_environment_override_is_refused_in_one_line(tmp_path, db_path, agents, trees):
     config = write_config(tmp_path, f"sqlite:///{db_path}", agents, trees)
-    done = run_monitor("snapshot", "queue", "--config", str(config), environ={"MONITOR_SOURCES_WEBHOOK_URL": "127.0.0.1:8001"})
+    done = run_monitor("snapshot", "queue", "--config", str(config),
+                       environ={"MONITOR_SOURCES_WEBHOOK_URL": "127.0.0.1:8001"})
     assert_refused(done, "MONITOR_SOURCES_WEBHOOK_URL (environment): expected an http:// or https:// URL")
 
 

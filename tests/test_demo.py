@@ -361,7 +361,7 @@ def test_steps_change_every_source(workspace):
         simulator.close()
     after = (dict(query(workspace, queue_sql)), query(workspace, history_sql), query(workspace, features_sql),
              states(workspace), api.openapi())
-    for old, new in zip(before, after):
+    for old, new in zip(before, after, strict=True):
         assert old != new
     assert any(before[3].get(name) not in (None, text) for name, text in after[3].items())  # rewritten in place
     assert stats.total_received > 0

@@ -21,7 +21,8 @@ async def test_metrics_follow_connections_and_patches(client, queue_table):
     await live.receive()
     after = await (await client.get("/metrics")).text()
     assert sample(after, "monitor_ws_connections", channel="queue") == 1
-    assert sample(after, "monitor_patches_total", channel="queue") > sample(before, "monitor_patches_total", channel="queue")
+    patches_before = sample(before, "monitor_patches_total", channel="queue")
+    assert sample(after, "monitor_patches_total", channel="queue") > patches_before
     assert sample(after, "monitor_ws_messages_sent_total", channel="queue") == 2
     assert sample(after, "monitor_ws_bytes_sent_total", channel="queue") > 0
     assert sample(after, "monitor_ws_resumes_total", outcome="snapshot") == 1

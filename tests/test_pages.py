@@ -46,7 +46,8 @@ async def test_security_headers_on_every_response(console, path):
 
 
 async def test_security_headers_cover_auth_refusals(aiohttp_client, make_settings):
-    console = await aiohttp_client(create_app(make_settings({"auth": {"mode": "token", "token": "a-test-token-of-32-characters-x"}})))
+    settings = make_settings({"auth": {"mode": "token", "token": "a-test-token-of-32-characters-x"}})
+    console = await aiohttp_client(create_app(settings))
     for path, status in (("/", 303), ("/api/v1/queue", 401)):
         response = await console.get(path, allow_redirects=False)
         assert response.status == status
@@ -57,7 +58,8 @@ async def test_pages_carry_no_inline_script_or_style(console):
     page = await (await console.get("/")).text()
     assert "<style" not in page and " style=" not in page and " on" + "click=" not in page
     scripts = page.count("<script")
-    assert scripts == page.count('<script type="application/json" data-state>') + page.count('<script type="module" src="/static/')
+    states = page.count('<script type="application/json" data-state>')
+    assert scripts == states + page.count('<script type="module" src="/static/')
 
 
 async def test_static_files_are_served_with_their_types(console):

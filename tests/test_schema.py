@@ -31,8 +31,8 @@ def test_optional_queries_that_cannot_run_are_left_out():
 
 
 def test_column_names_compare_without_case():
-    assert render(QUEUE, {"phase_queue": frozenset({"adw_id", "current_phase", "cost"})}) == render(
-        Query("PHASE_QUEUE", QUEUE.sql, required=("ADW_ID",)), {"phase_queue": frozenset({"adw_id", "current_phase", "cost"})})
+    columns = {"phase_queue": frozenset({"adw_id", "current_phase", "cost"})}
+    assert render(QUEUE, columns) == render(Query("PHASE_QUEUE", QUEUE.sql, required=("ADW_ID",)), columns)
 
 
 def test_only_plain_identifiers_are_accepted():

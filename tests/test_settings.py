@@ -94,8 +94,10 @@ BAD_VALUES = [
     ("[sources]\ndatabase = 'mysql://u:hunter2@h/db'\n", "got 'mysql://u:***@h/db'"),
     ("[sources]\ndatabase = 'postgresql://u@h:99999/db'\n", "[sources] database: expected sqlite:////abs/path.db"),
     ("[sources]\ndatabase = ''\n", "[sources] database: expected sqlite:////abs/path.db"),
-    ("[sources]\nwebhook_url = '127.0.0.1:8001/webhook-status'\n", "[sources] webhook_url: expected an http:// or https:// URL"),
-    ("[sources]\nopenapi_url = 'file:///tmp/openapi.json'\n", "[sources] openapi_url: expected an http:// or https:// URL"),
+    ("[sources]\nwebhook_url = '127.0.0.1:8001/webhook-status'\n",
+     "[sources] webhook_url: expected an http:// or https:// URL"),
+    ("[sources]\nopenapi_url = 'file:///tmp/openapi.json'\n",
+     "[sources] openapi_url: expected an http:// or https:// URL"),
     ("[sources]\nbackend_url = 'http://'\n", "[sources] backend_url: expected an http:// or https:// URL with a host"),
     ("[sources]\nbackend_url = 'http://host:70000'\n", "[sources] backend_url: expected an http:// or https:// URL"),
     ("[sources]\nagents_dir = ''\n", "[sources] agents_dir: expected a directory path"),
@@ -108,8 +110,10 @@ BAD_VALUES = [
      "[[checks]] #1 target (http check): expected an http:// or https:// URL"),
     ("[[checks]]\nname = 'db'\nkind = 'tcp'\ntarget = 'db:99999'\n",
      "[[checks]] #1 target (tcp check): expected host:port with a port from 1 to 65535"),
-    ("[[checks]]\nname = 'db'\nkind = 'tcp'\ntarget = 'http://db:5432'\n", "[[checks]] #1 target (tcp check): expected host:port"),
-    ("[[checks]]\nname = 'adw'\nkind = 'process'\ntarget = '  '\n", "[[checks]] #1 target (process check): expected text"),
+    ("[[checks]]\nname = 'db'\nkind = 'tcp'\ntarget = 'http://db:5432'\n",
+     "[[checks]] #1 target (tcp check): expected host:port"),
+    ("[[checks]]\nname = 'adw'\nkind = 'process'\ntarget = '  '\n",
+     "[[checks]] #1 target (process check): expected text"),
 ]
 
 

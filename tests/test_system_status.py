@@ -180,7 +180,8 @@ async def test_failing_checks_are_data_not_a_channel_error(open_sources, closed_
 
 
 async def test_configured_check_replaces_the_builtin_of_that_name(open_sources, listening_port):
-    sources = await open_sources({"checks": [{"name": "webhook", "kind": "tcp", "target": f"127.0.0.1:{listening_port}"}]})
+    check = {"name": "webhook", "kind": "tcp", "target": f"127.0.0.1:{listening_port}"}
+    sources = await open_sources({"checks": [check]})
     data = await make_reader(sources).read()
     assert list(data.items) == ["console", "database", "webhook"]
     assert (data.items["webhook"]["kind"], data.items["webhook"]["status"]) == ("tcp", "healthy")

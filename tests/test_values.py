@@ -67,7 +67,8 @@ async def test_nan_and_infinity_in_a_state_file_reach_every_view_as_strings(clie
     assert monitor["meta"]["source"] == "ok" and workflows["meta"]["source"] == "ok"
     assert monitor["items"]["1a2b3c4d"]["estimated_cost_total"] == "NaN"
     item = workflows["items"]["1a2b3c4d"]
-    assert (item["estimated_cost_total"], item["backend_port"], item["frontend_port"]) == ("NaN", "Infinity", "-Infinity")
+    assert (item["estimated_cost_total"], item["backend_port"], item["frontend_port"]) == (
+        "NaN", "Infinity", "-Infinity")
 
 
 async def test_a_nan_read_again_publishes_no_patch():

@@ -68,7 +68,8 @@ def target(path: Path, channel: str, depth: int = 0, relevant=lambda changed: Tr
 
 
 def state_file(root: Path):
-    return lambda changed: changed.parent == root or (changed.parent.parent == root and changed.name == "adw_state.json")
+    return lambda changed: changed.parent == root or (
+        changed.parent.parent == root and changed.name == "adw_state.json")
 
 
 async def test_only_relevant_changes_trigger_their_channels(start_watch, tmp_path):

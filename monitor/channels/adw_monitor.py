@@ -27,6 +27,7 @@ from monitor.channels.spec import AGENTS, DATABASE, TREES, ChannelSpec
 from monitor.sources.agentfiles import ERROR_FIELD
 from monitor.sources.database import Database, Rows
 from monitor.sources.processes import ProcessScanner
+from monitor.sources.resources import Sources
 from monitor.sources.schema import Query
 from monitor.sources.statefiles import StateFiles, StateView, state_files
 
@@ -131,12 +132,13 @@ class AdwMonitorReader:
     an unchanged system costs a directory scan, a /proc scan and one cheap database check.
     """
 
-    def __init__(self, files: StateFiles, processes: ProcessScanner, db: Database, queries: Mapping[str, Query]) -> None:
+    def __init__(self, files: StateFiles, processes: ProcessScanner, db: Database,
+                 queries: Mapping[str, Query]) -> None:
         self.files = files
         self.processes = processes
         self.db = db
         self.queries = dict(queries)
-        self._signature: tuple | None = None
+        self._signature: tuple[int, frozenset[str], Any] | None = None
 
     async def read(self) -> ChannelData | None:
         """Fresh data, or None when files, processes and database are all unchanged."""
@@ -154,7 +156,7 @@ class AdwMonitorReader:
         return data
 
 
-def make_reader(sources) -> AdwMonitorReader:
+def make_reader(sources: Sources) -> AdwMonitorReader:
     """The adw-monitor reader: state files, /proc and the shared database ([queries] overridable)."""
     queries = channel_queries(sources.settings, SPEC.queries)
     return AdwMonitorReader(state_files(sources), ProcessScanner(), sources.database, queries)

@@ -7,12 +7,13 @@ from typing import Any
 
 from monitor.channels.base import ChannelData
 from monitor.sources.database import Database, Rows
+from monitor.sources.schema import Query
 
 
 class DatabaseReader:
     """Runs a channel's queries in one read transaction and builds its data from the rows."""
 
-    def __init__(self, db: Database, queries: Mapping[str, str],
+    def __init__(self, db: Database, queries: Mapping[str, Query | str],
                  build: Callable[[dict[str, Rows]], ChannelData]) -> None:
         self.db = db
         self.queries = dict(queries)

@@ -18,6 +18,7 @@ from monitor.channels.base import ChannelData, channel_queries, decoded_record, 
 from monitor.channels.dbreader import DatabaseReader
 from monitor.channels.spec import DATABASE, ChannelSpec
 from monitor.sources.database import Rows
+from monitor.sources.resources import Sources
 from monitor.sources.schema import Query
 
 JSON_COLUMNS = ("tags", "generated_plan")
@@ -69,7 +70,7 @@ def build_planned_features(rows: dict[str, Rows]) -> ChannelData:
     return ChannelData(build_summary(items), items)
 
 
-def make_reader(sources) -> DatabaseReader:
+def make_reader(sources: Sources) -> DatabaseReader:
     """The planned-features reader on the shared database (query overridable in [queries])."""
     queries = channel_queries(sources.settings, SPEC.queries)
     return DatabaseReader(sources.database, queries, build_planned_features)

@@ -10,6 +10,7 @@ from monitor.channels.base import ChannelData, channel_queries, decoded_record
 from monitor.channels.dbreader import DatabaseReader
 from monitor.channels.spec import DATABASE, ChannelSpec
 from monitor.sources.database import Rows
+from monitor.sources.resources import Sources
 from monitor.sources.schema import Query
 
 JSON_COLUMNS = ("depends_on_phases", "phase_data")
@@ -52,7 +53,7 @@ def build_queue_channel(rows: dict[str, Rows]) -> ChannelData:
     return build_queue(rows["phase_queue"], rows.get("queue_config"))
 
 
-def make_reader(sources) -> DatabaseReader:
+def make_reader(sources: Sources) -> DatabaseReader:
     """The queue channel's reader on the shared database (queries overridable in [queries])."""
     return DatabaseReader(sources.database, channel_queries(sources.settings, SPEC.queries), build_queue_channel)
 

@@ -19,6 +19,7 @@ from monitor.channels.base import ChannelData
 from monitor.channels.spec import ChannelSpec
 from monitor.redact import redact_url
 from monitor.sources.httpjson import get_body, parse_json
+from monitor.sources.resources import Sources
 
 OPENAPI_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # The request gets this share of the poll timeout, so its own clear message wins the race.
@@ -75,7 +76,7 @@ def own_route_records(routes: Iterable[tuple[str, str, str]]) -> list[dict[str, 
 class OpenApiRoutesReader:
     """Reads the routes from an OpenAPI document over HTTP."""
 
-    def __init__(self, sources, url: str, timeout: float) -> None:
+    def __init__(self, sources: Sources, url: str, timeout: float) -> None:
         self.sources = sources
         self.url = url
         self.timeout = timeout
@@ -83,7 +84,7 @@ class OpenApiRoutesReader:
 
     async def read(self) -> ChannelData | None:
         """Fresh routes, or None when the document's bytes are unchanged."""
-        body = await get_body(self.sources.http, self.url, self.timeout)
+        body = await get_body(self.sources.session(), self.url, self.timeout)
         digest = hashlib.blake2b(body, digest_size=16).digest()
         if digest == self._digest:
             return None
@@ -98,7 +99,7 @@ class OpenApiRoutesReader:
 class OwnRoutesReader:
     """Reads this console's own route table."""
 
-    def __init__(self, sources) -> None:
+    def __init__(self, sources: Sources) -> None:
         self.sources = sources
         self._table: list[tuple[str, str, str]] | None = None
 
@@ -111,7 +112,7 @@ class OwnRoutesReader:
         return build_routes(own_route_records(table))
 
 
-def make_reader(sources) -> OpenApiRoutesReader | OwnRoutesReader:
+def make_reader(sources: Sources) -> OpenApiRoutesReader | OwnRoutesReader:
     """The routes reader: the OpenAPI document when ``openapi_url`` is set, else our own routes."""
     url = sources.settings.sources.openapi_url
     if not url:

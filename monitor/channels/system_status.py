@@ -39,6 +39,7 @@ from monitor.sources.checks import (
     probe_tcp,
     run_checks,
 )
+from monitor.sources.resources import Sources
 
 if TYPE_CHECKING:  # a runtime import would be a cycle: settings → channels.registry → this module
     from monitor.settings import CheckSettings
@@ -135,7 +136,7 @@ class SystemStatusReader:
                        was=was, message=result.message)
 
 
-def builtin_checks(sources) -> list[BuiltinCheck]:
+def builtin_checks(sources: Sources) -> list[BuiltinCheck]:
     """The checks every console runs: itself, its database, and its webhook service and backend when set."""
     config = sources.settings.sources
     checks = [BuiltinCheck(name="console", kind="console", target="event loop"),
@@ -152,33 +153,34 @@ def backend_health_url(base_url: str) -> str:
     return base_url.rstrip("/") + BACKEND_HEALTH_PATH
 
 
-def check_spec(sources, check: CheckSettings | BuiltinCheck, budget: float) -> CheckSpec:
+def check_spec(sources: Sources, check: CheckSettings | BuiltinCheck, budget: float) -> CheckSpec:
     """A runnable check from its settings, its deadline capped at ``budget`` seconds."""
     target = redact_url(check.target) if check.kind in URL_KINDS else check.target
     timeout = min(check.timeout, budget)
     return CheckSpec(check.name, check.kind, target, timeout, check.degraded_after, _probe(sources, check, timeout))
 
 
-def _probe(sources, check: CheckSettings | BuiltinCheck, timeout: float) -> Probe:
+def _probe(sources: Sources, check: CheckSettings | BuiltinCheck, timeout: float) -> Probe:
     target = check.target
     # Each probe looks the shared HTTP session up when it runs, never keeps its own.
     probes: dict[str, Probe] = {
         "console": probe_event_loop,
         "database": lambda: probe_database(sources.database),
-        "http": lambda: probe_http(sources.http, target),
+        "http": lambda: probe_http(sources.session(), target),
         "tcp": lambda: probe_tcp(target),
         "process": lambda: probe_process(target),
-        WEBHOOK_KIND: lambda: probe_reported_health(sources.http, target, timeout, service_health),
-        BACKEND_KIND: lambda: probe_http(sources.http, target, SUCCESS_CODES),
+        WEBHOOK_KIND: lambda: probe_reported_health(sources.session(), target, timeout, service_health),
+        BACKEND_KIND: lambda: probe_http(sources.session(), target, SUCCESS_CODES),
     }
     if check.kind not in probes:
         raise ValueError(f"check {check.name!r}: unknown kind {check.kind!r}")
     return probes[check.kind]
 
 
-def make_reader(sources) -> SystemStatusReader:
+def make_reader(sources: Sources) -> SystemStatusReader:
     """The system-status reader: built-in checks plus ``[[checks]]``, by name."""
-    by_name = {check.name: check for check in (*builtin_checks(sources), *sources.settings.checks)}
+    checks: tuple[CheckSettings | BuiltinCheck, ...] = (*builtin_checks(sources), *sources.settings.checks)
+    by_name = {check.name: check for check in checks}
     budget = CHECK_BUDGET_SHARE * sources.settings.channel(SPEC.name).timeout
     return SystemStatusReader([check_spec(sources, check, budget) for check in by_name.values()])
 

@@ -24,6 +24,7 @@ from monitor.channels.base import ChannelData, SourceDown, percentage
 from monitor.channels.spec import ChannelSpec
 from monitor.sources.checks import DEGRADED, ERROR, HEALTHY
 from monitor.sources.httpjson import HttpSourceError, get_json
+from monitor.sources.resources import Sources
 
 UNREACHABLE = "unreachable"
 NOT_CONFIGURED = "not configured"
@@ -72,7 +73,8 @@ def success_rate(given: Any, successful: int | None, failed: int | None) -> floa
 
 def build_summary(document: dict[str, Any]) -> dict[str, Any]:
     """The channel summary from the service's status document; unknown values are left out."""
-    stats = document.get("stats") if isinstance(document.get("stats"), dict) else {}
+    given_stats = document.get("stats")
+    stats: dict[str, Any] = given_stats if isinstance(given_stats, dict) else {}
     uptime = document.get("uptime")
     seconds = _count(uptime.get("seconds") if isinstance(uptime, dict) else uptime)
     successful, failed = _count(stats.get("successful")), _count(stats.get("failed"))
@@ -146,7 +148,7 @@ def unreachable() -> ChannelData:
 class WebhookStatusReader:
     """Reads the webhook service's status endpoint with the shared HTTP session."""
 
-    def __init__(self, sources, url: str, timeout: float) -> None:
+    def __init__(self, sources: Sources, url: str, timeout: float) -> None:
         self.sources = sources
         self.url = url
         self.timeout = timeout
@@ -156,7 +158,7 @@ class WebhookStatusReader:
         if not self.url:
             return ChannelData({"status": NOT_CONFIGURED}, {})
         try:
-            document = await get_json(self.sources.http, self.url, self.timeout)
+            document = await get_json(self.sources.session(), self.url, self.timeout)
             return build_webhook_status(document)
         except HttpSourceError as exc:
             raise SourceDown(str(exc), unreachable()) from exc
@@ -164,7 +166,7 @@ class WebhookStatusReader:
             raise SourceDown(f"not a webhook status document: {exc}", unreachable()) from exc
 
 
-def make_reader(sources) -> WebhookStatusReader:
+def make_reader(sources: Sources) -> WebhookStatusReader:
     """The webhook-status reader on ``[sources] webhook_url``."""
     timeout = REQUEST_TIMEOUT_SHARE * sources.settings.channel(SPEC.name).timeout
     return WebhookStatusReader(sources, sources.settings.sources.webhook_url, timeout)

@@ -33,6 +33,7 @@ from typing import Any
 from monitor.channels.base import ChannelData, channel_queries, decoded_record, parse_time, percentage
 from monitor.channels.spec import DATABASE, ChannelSpec
 from monitor.sources.database import Database, Rows
+from monitor.sources.resources import Sources
 from monitor.sources.schema import Query
 
 DEFAULT_QUERIES = MappingProxyType({
@@ -140,7 +141,7 @@ def next_age_out(rows: Rows, now: dt.datetime) -> dt.datetime | None:
     A run started at ``s`` counts in a window until ``s + window`` inclusive, so the
     summary can change only once the clock has passed that moment.
     """
-    moments = []
+    moments: list[dt.datetime] = []
     for row in rows:
         started = parse_time(row.get("start_time"))
         if started is not None:
@@ -176,7 +177,8 @@ class WorkflowHistoryReader:
         token = await self.db.change_token()
         now = self.clock()
         if token is None or token != last or self._rows is None or self._data is None:
-            queries = {**self.queries, "workflow_history_costs": costs_query(self.queries["workflow_history_costs"], now)}
+            costs = costs_query(self.queries["workflow_history_costs"], now)
+            queries = {**self.queries, "workflow_history_costs": costs}
             self._rows = await self.db.fetch_many(queries)
             self._data = build_workflow_history(self._rows, now)
             self._recheck_at = next_age_out(self._rows.get("workflow_history_costs", []), now)
@@ -199,7 +201,7 @@ def build_workflow_history(rows: Mapping[str, Rows], now: dt.datetime) -> Channe
     return ChannelData(summary, build_items(rows["workflow_history"]))
 
 
-def make_reader(sources, clock: Clock = utc_now) -> WorkflowHistoryReader:
+def make_reader(sources: Sources, clock: Clock = utc_now) -> WorkflowHistoryReader:
     """The workflow-history reader on the shared database (queries overridable in [queries])."""
     queries = channel_queries(sources.settings, SPEC.queries)
     return WorkflowHistoryReader(sources.database, queries, clock)

@@ -9,6 +9,7 @@ from typing import Any
 from monitor.channels.base import ChannelData
 from monitor.channels.spec import AGENTS, ChannelSpec
 from monitor.sources.agentfiles import ERROR_FIELD
+from monitor.sources.resources import Sources
 from monitor.sources.statefiles import StateFiles, StateView, state_files
 
 WORKFLOW_FIELDS = (
@@ -51,7 +52,7 @@ class StateFilesReader:
         return data
 
 
-def make_reader(sources) -> StateFilesReader:
+def make_reader(sources: Sources) -> StateFilesReader:
     """The workflows channel's reader on the console's shared state-file scanner."""
     return StateFilesReader(state_files(sources), lambda view: build_workflows(view.states))
 

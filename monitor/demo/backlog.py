@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.adw import DEFAULT_PRIORITY
-from monitor.demo.records import WORK_ITEMS, Workspace, insert_row, utc_iso
+from monitor.demo.vocabulary import WORK_ITEMS, WorkItem, Workspace, insert_row, utc_iso
 
 # phase_queue.priority as the hopper reads it: lower is more urgent; most work is normal (50).
 PRIORITY_WEIGHTS = {10: 1, 20: 2, DEFAULT_PRIORITY: 8, 70: 2, 90: 1}
@@ -106,7 +106,7 @@ def generated_plan(rng: random.Random, title: str, hours: float) -> str:
     """planned_features.generated_plan: a PlanSummary (its phases and hours) as JSON text."""
     steps = rng.sample(_PLAN_STEPS, rng.randint(2, 4))
     word = title.split()[-1].lower().strip(".,")
-    phases = [{
+    phases: list[dict[str, Any]] = [{
         "phase_number": n, "total_phases": len(steps), "title": step,
         "description": f"{step} for '{title}'.", "estimated_hours": round(hours / len(steps), 1),
         "files_to_modify": [pattern.format(word) for pattern in rng.sample(_FILES, 2)],
@@ -123,7 +123,7 @@ def slug_word(text: str) -> str:
     return "_".join(text.lower().split())
 
 
-def feature_row(rng: random.Random, now: datetime, item: tuple, status: str, parent_id: int | None,
+def feature_row(rng: random.Random, now: datetime, item: WorkItem, status: str, parent_id: int | None,
                 session: int | None, fresh: bool = False) -> dict[str, Any]:
     """A planned_features row for work `item` (a feature, bug or enhancement); `fresh` = created now."""
     title, issue_class, _, _ = item

@@ -18,12 +18,12 @@ from pathlib import Path
 _SLEEPER = "import os, time\nparent = os.getppid()\nwhile os.getppid() == parent:\n    time.sleep(1)\n"
 
 
-def _spawn(argv: list[str], cwd: Path | None = None) -> subprocess.Popen:
+def _spawn(argv: list[str], cwd: Path | None = None) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def _stop(proc: subprocess.Popen[bytes]) -> None:
     proc.kill()
     proc.wait()
 
@@ -35,8 +35,8 @@ class StandInProcesses:
         # Absolute: the stand-ins run with the workspace as their working directory, so a
         # relative root (the default ./demo) would name their scripts twice over.
         self._root = Path(root).resolve()
-        self._procs: dict[str, tuple[str, subprocess.Popen]] = {}  # adw_id -> (script, process)
-        self._dev: tuple[str, subprocess.Popen] | None = None
+        self._procs: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}  # adw_id -> (script, process)
+        self._dev: tuple[str, subprocess.Popen[bytes]] | None = None
 
     def script(self, name: str) -> Path:
         """The path of stand-in script `name` (adw_build_iso), written on first use."""

@@ -1,11 +1,12 @@
-"""The demo's shared vocabulary and its ADW runs: work items, failures, state files and run records.
+"""The demo's ADW runs: state files, phase trackers, task logs, error.log entries and run records.
 
 Both the seeding (`workspace`) and the live simulation (`simulator`) walk runs through
 their phases with the functions here (which leave committing to their caller), so seeded
 and live runs write the same formats as the real ADWs: Title-case phases in task_logs,
 phase_queue and completed_phases.json, state files in the current format (some in the
 older one with status and current_phase), and an error.log entry when a phase fails.
-The phase facts come from `monitor.adw`.
+The phase facts come from `monitor.adw`; the shared vocabulary (work items, failures, the
+workspace layout) from `vocabulary`.
 """
 
 from __future__ import annotations
@@ -15,128 +16,47 @@ import random
 import shutil
 import sqlite3
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.adw import FINAL_RUN_STATUSES, PHASES, template_phases
+from monitor.demo.vocabulary import (
+    FAILURES,
+    NON_CRITICAL,
+    WORK_ITEMS,
+    WorkItem,
+    Workspace,
+    insert_row,
+    new_adw_id,
+    phase_actuals,
+    phase_script,
+    slug,
+    utc_iso,
+    work_item_for,
+)
+
+# The vocabulary is still importable from here, where it used to live.
+__all__ = [
+    "FAILURES", "MODELS", "NON_CRITICAL", "OLD_FORMAT_SHARE", "REPO_URL", "TEMPLATE_WEIGHTS", "TRACKED_TEMPLATES",
+    "WORK_ITEMS", "Run", "WorkItem", "Workspace", "append_error", "begin_phase", "end_run", "error_entry",
+    "finish_phase", "history_row", "insert_row", "insert_task_log", "new_adw_id", "new_state", "open_run",
+    "phase_actuals", "phase_script", "save_run", "similar_runs", "slug", "utc_iso", "work_item_for", "write_state",
+    "write_tracker",
+]
 
 # How often each workflow template runs: mostly the recommended complete SDLC.
 TEMPLATE_WEIGHTS = {"adw_sdlc_complete_iso": 12, "adw_sdlc_from_build_iso": 3, "adw_sdlc_complete_zte_iso": 2,
                     "adw_plan_build_iso": 2, "adw_lightweight_iso": 2}
 MODELS = {"base": "sonnet", "heavy": "opus", "lightweight": "haiku"}  # model_set -> model_used
-# The orchestrators carry on when one of these fails, and still mark it completed.
-NON_CRITICAL = frozenset({"Validate", "Document", "Verify"})
 # Only these orchestrators keep agents/<adw_id>/completed_phases.json (the PhaseTracker).
 TRACKED_TEMPLATES = frozenset({"adw_sdlc_complete_iso", "adw_sdlc_from_build_iso"})
 OLD_FORMAT_SHARE = 0.3  # state files written before status/current_phase left the format
 _PHASE_COST = {"Plan": 0.45, "Validate": 0.15, "Build": 0.9, "Lint": 0.1, "Test": 0.6,
                "Review": 0.5, "Document": 0.25, "Ship": 0.1, "Cleanup": 0.05, "Verify": 0.2}
 REPO_URL = "https://github.com/acme/storefront"
-# (title, issue class, method and path of the endpoint the change ships)
-WORK_ITEMS = (
-    ("Add dark mode toggle to settings", "/feature", "PUT", "/api/settings/theme"),
-    ("Fix pagination off-by-one on orders list", "/bug", "GET", "/api/orders"),
-    ("Export monthly report as CSV", "/feature", "GET", "/api/reports/export"),
-    ("Rate-limit the login endpoint", "/feature", "POST", "/api/auth/login"),
-    ("Bump aiohttp and pin transitive deps", "/chore", "GET", "/api/version"),
-    ("Handle empty cart at checkout", "/bug", "POST", "/api/checkout"),
-    ("Show shipping estimate on product page", "/feature", "GET", "/api/products/{id}/shipping"),
-    ("Correct VAT rounding for EU invoices", "/patch", "GET", "/api/invoices/{id}"),
-    ("Add webhook retry with backoff", "/feature", "POST", "/api/webhooks/{id}/retry"),
-    ("Search products by SKU", "/feature", "GET", "/api/products/search"),
-    ("Stale cache after price update", "/bug", "POST", "/api/prices"),
-    ("Remove deprecated v1 coupon code path", "/chore", "DELETE", "/api/v1/coupons/{code}"),
-    ("Bulk-archive old customer notes", "/feature", "POST", "/api/notes/archive"),
-    ("Fix timezone drift in order timestamps", "/patch", "GET", "/api/orders/{id}"),
-    ("Add audit log for admin actions", "/feature", "GET", "/api/admin/audit"),
-    ("Wishlist items vanish on logout", "/bug", "GET", "/api/wishlist"),
-    ("Paginate the reviews endpoint", "/feature", "GET", "/api/products/{id}/reviews"),
-    ("Password reset email has broken link", "/bug", "POST", "/api/auth/reset"),
-    ("Add inventory low-stock alerts", "/feature", "GET", "/api/inventory/alerts"),
-    ("Upgrade Node base image", "/chore", "GET", "/api/health/deep"),
-    ("Support gift cards at checkout", "/feature", "POST", "/api/giftcards/redeem"),
-    ("Fix N+1 query on category page", "/patch", "GET", "/api/categories/{id}"),
-    ("Add feature flags admin page", "/feature", "PATCH", "/api/admin/flags/{name}"),
-    ("Returns form rejects valid order ids", "/bug", "POST", "/api/returns"),
-)
-FAILURES = {
-    "Plan": "claude CLI exited 1 (context window exceeded)",
-    "Validate": "plan references missing module app/billing.py",
-    "Build": "2 type errors remain after 3 fix attempts",
-    "Lint": "ruff reported 14 errors that are not auto-fixable",
-    "Test": "3 tests still failing after 3 resolution attempts",
-    "Review": "blocker found, migration missing for new column",
-    "Document": "screenshot capture timed out",
-    "Ship": "PR merge blocked, required check 'e2e' failed",
-    "Cleanup": "git worktree remove failed (directory busy)",
-    "Verify": "post-deploy health check returned 502",
-}
 
 
-@dataclass(frozen=True)
-class Workspace:
-    """Where a demo workspace lives: its database file, agent state dirs and worktrees."""
-
-    root: Path
-    db_path: Path
-    agents_dir: Path
-    trees_dir: Path
-
-    @classmethod
-    def at(cls, root: Path) -> Workspace:
-        """The workspace layout under `root` (nothing is created)."""
-        root = Path(root)
-        return cls(root, root / "db" / "database.db", root / "agents", root / "trees")
-
-    @property
-    def scripts_dir(self) -> Path:
-        """Where the stand-in ADW scripts (adws/adw_*.py) live, as in the real repository."""
-        return self.root / "adws"
-
-    def agent_ids(self) -> set[str]:
-        """The adw_ids that have an agent state directory."""
-        return {path.name for path in self.agents_dir.iterdir() if path.is_dir()}
-
-
-def utc_iso(moment: datetime) -> str:
-    """ISO-8601 UTC text with second precision, as the ADW tables store it."""
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
-
-
-def new_adw_id(rng: random.Random) -> str:
-    """Eight lowercase hex characters, the ADW run id format."""
-    return f"{rng.getrandbits(32):08x}"
-
-
-def slug(title: str) -> str:
-    """A branch-friendly form of a title."""
-    return "-".join("".join(c if c.isalnum() else " " for c in title.lower()).split()[:5])
-
-
-def phase_script(phase: str) -> str:
-    """The ADW script that runs `phase` (adw_build_iso for Build)."""
-    return f"adw_{phase.lower()}_iso"
-
-
-def phase_actuals(rng: random.Random, estimate: float) -> tuple[float, int]:
-    """An actual (cost in $, tokens used) for a phase estimated at `estimate`."""
-    cost = round(estimate * rng.uniform(0.6, 1.5), 4)
-    return cost, int(cost / 6.0 * 1_000_000 * rng.uniform(0.9, 1.1))
-
-
-def insert_row(conn: sqlite3.Connection, table: str, row: dict[str, Any]) -> int:
-    """Insert `row` (column -> value) into `table`; return the new rowid."""
-    sql = f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})"
-    return conn.execute(sql, tuple(row.values())).lastrowid
-
-
-def work_item_for(text: str) -> tuple[str, str, str, str]:
-    """The work item a queue title or nl_input talks about (a stable fallback otherwise)."""
-    return next((item for item in WORK_ITEMS if text.startswith(item[0])), WORK_ITEMS[len(text) % len(WORK_ITEMS)])
-
-
-def new_state(ws: Workspace, rng: random.Random, adw_id: str, issue: int, item: tuple,
+def new_state(ws: Workspace, rng: random.Random, adw_id: str, issue: int, item: WorkItem,
               start: datetime) -> dict[str, Any]:
     """A fresh adw_state.json record for a run on work `item` that started at `start`."""
     title, issue_class, _, _ = item
@@ -277,7 +197,8 @@ class Run:
     @property
     def adw_id(self) -> str:
         """The run's id."""
-        return self.state["adw_id"]
+        adw_id: str = self.state["adw_id"]
+        return adw_id
 
     @property
     def phases(self) -> tuple[str, ...]:
@@ -336,12 +257,14 @@ def finish_phase(conn: sqlite3.Connection, ws: Workspace, run: Run, rng: random.
                  failed: bool = False) -> bool:
     """End the current phase; True when the run goes on (it passed, or failed but is not critical)."""
     phase = run.current
+    if phase is None:
+        raise ValueError(f"run {run.adw_id}: no phase has begun")
     run.usage[phase] = phase_actuals(rng, run.state["estimated_cost_breakdown"].get(phase, 0.0))
     duration = round(max(0.1, (when - (run.phase_started or when)).total_seconds()), 1)
     error = f"{phase} phase failed: {FAILURES[phase]}" if failed else None
     insert_task_log(conn, run.state, phase, "failed" if failed else "completed", when, *run.usage[phase],
                     duration, error)
-    if failed:
+    if error is not None:  # the phase failed
         append_error(ws, run.adw_id, error_entry(rng, phase, error))
         if phase not in NON_CRITICAL:
             run.error = error

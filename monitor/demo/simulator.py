@@ -23,20 +23,8 @@ import structlog
 from monitor.adw import canonical_phase
 from monitor.demo.backlog import queue_paused, tick_features, tick_queue
 from monitor.demo.processes import StandInProcesses
-from monitor.demo.records import (
-    NON_CRITICAL,
-    Run,
-    Workspace,
-    begin_phase,
-    end_run,
-    finish_phase,
-    new_adw_id,
-    new_state,
-    open_run,
-    phase_script,
-    utc_iso,
-    work_item_for,
-)
+from monitor.demo.records import Run, begin_phase, end_run, finish_phase, new_state, open_run
+from monitor.demo.vocabulary import NON_CRITICAL, Workspace, new_adw_id, phase_script, utc_iso, work_item_for
 from monitor.demo.webhook_service import ApiCatalog
 
 log = structlog.get_logger(__name__)
@@ -241,8 +229,9 @@ class Simulator:
 
     @staticmethod
     def _next_issue(conn: sqlite3.Connection) -> int:
-        return 1 + conn.execute("SELECT MAX(n) FROM (SELECT MAX(issue_number) AS n FROM phase_queue"
-                                " UNION ALL SELECT MAX(issue_number) FROM workflow_history)").fetchone()[0]
+        newest: int = conn.execute("SELECT MAX(n) FROM (SELECT MAX(issue_number) AS n FROM phase_queue"
+                                   " UNION ALL SELECT MAX(issue_number) FROM workflow_history)").fetchone()[0]
+        return 1 + newest
 
     def _tick_webhook(self) -> None:
         roll = self._rng.random()

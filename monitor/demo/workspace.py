@@ -14,28 +14,22 @@ from typing import Any
 
 from monitor.adw import template_phases
 from monitor.demo.backlog import Feature, feature_row, pick_priority, queue_row
-from monitor.demo.records import (
+from monitor.demo.records import Run, begin_phase, end_run, finish_phase, history_row, new_state, open_run, similar_runs
+from monitor.demo.schema import SQLITE_SCHEMA
+from monitor.demo.vocabulary import (
     FAILURES,
     NON_CRITICAL,
     WORK_ITEMS,
-    Run,
+    WorkItem,
     Workspace,
-    begin_phase,
-    end_run,
-    finish_phase,
-    history_row,
     insert_row,
     new_adw_id,
-    new_state,
-    open_run,
     phase_actuals,
-    similar_runs,
     utc_iso,
     work_item_for,
 )
-from monitor.demo.schema import SQLITE_SCHEMA
 
-__all__ = ["Workspace", "create_workspace"]  # Workspace is defined in records; callers import it from here
+__all__ = ["Workspace", "create_workspace"]  # Workspace is defined in vocabulary; callers import it from here
 
 _QUEUE_ROWS = 38  # the seeded queue stops growing at about this many rows
 # Queue features besides the runs' own, so every status shows: (phase statuses in order)
@@ -86,7 +80,7 @@ def _phases_done(rng: random.Random, phases: tuple[str, ...], outcome: str, at: 
 
 
 def _seed_run(conn: sqlite3.Connection, ws: Workspace, rng: random.Random, now: datetime,
-              issue: int, item: tuple, outcome: str, at: str | None) -> Run:
+              issue: int, item: WorkItem, outcome: str, at: str | None) -> Run:
     """Walk one agent run (state file, tracker, task logs, worktree, errors) to where it stands now."""
     state = new_state(ws, rng, new_adw_id(rng), issue, item, now)
     done = _phases_done(rng, template_phases(state["workflow_template"]), outcome, at)
@@ -107,7 +101,7 @@ def _seed_run(conn: sqlite3.Connection, ws: Workspace, rng: random.Random, now: 
     return run
 
 
-def _old_run(ws: Workspace, rng: random.Random, now: datetime, issue: int, item: tuple) -> dict[str, Any]:
+def _old_run(ws: Workspace, rng: random.Random, now: datetime, issue: int, item: WorkItem) -> dict[str, Any]:
     """The history row of a run whose agent dir was pruned long ago (no file is written)."""
     roll = rng.random()
     status = "pending" if roll < 0.04 else "failed" if roll < 0.24 else "completed"
@@ -127,7 +121,7 @@ def _old_run(ws: Workspace, rng: random.Random, now: datetime, issue: int, item:
 
 
 def _seed_queue(conn: sqlite3.Connection, rng: random.Random, now: datetime, runs: list[tuple[Run, str]],
-                items: list[tuple]) -> None:
+                items: list[WorkItem]) -> None:
     """About forty queue rows in all six statuses; each agent run works one phase of its own feature."""
     plans = [_run_feature(rng, run, outcome) for run, outcome in runs]
     showcase = list(_SHOWCASE_FEATURES)
@@ -147,7 +141,7 @@ def _seed_queue(conn: sqlite3.Connection, rng: random.Random, now: datetime, run
             insert_row(conn, "phase_queue", row)
 
 
-def _run_feature(rng: random.Random, run: Run, outcome: str) -> tuple[datetime, str, list]:
+def _run_feature(rng: random.Random, run: Run, outcome: str) -> tuple[datetime, str, list[tuple[str, Run | None]]]:
     """(created, title, [(status, run)]) of the feature whose phase `run` works on."""
     before = [("completed", None)] * rng.randint(0, 1)
     if outcome == "failed":
@@ -180,7 +174,8 @@ def _bind(rng: random.Random, row: dict[str, Any], run: Run | None, status: str,
 def _seed_features(conn: sqlite3.Connection, rng: random.Random, now: datetime) -> None:
     """Three planning sessions and 22 work items under them; every item type shows."""
     statuses = ["completed"] * 9 + ["cancelled"] * 2 + ["in_progress"] * 5 + ["planned"] * 6
-    work = list(zip(rng.sample(WORK_ITEMS, len(statuses)), statuses))  # distinct titles; 22 of 24 has a chore
+    # distinct titles; 22 of 24 has a chore
+    work = list(zip(rng.sample(WORK_ITEMS, len(statuses)), statuses, strict=True))
     for session in range(1, 4):
         started = now - timedelta(days=30 - 10 * session)
         parent = insert_row(conn, "planned_features", {

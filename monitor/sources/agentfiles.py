@@ -12,7 +12,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import structlog
 
@@ -26,7 +26,8 @@ MAX_FILE_BYTES = 1 << 20  # the default of [sources] max_file_bytes
 # reach the wire encoder's own limit (255 levels, frame and channel state included).
 MAX_DEPTH = 64
 
-Signature = tuple  # (mtime_ns, size, inode), plus a "racy" mark while the mtime may still move
+Stat = tuple[int, int, int]  # (mtime_ns, size, inode)
+Signature = Stat | tuple[int, int, int, str]  # a Stat, plus a "racy" mark while the mtime may still move
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +75,7 @@ class FileReads:
         return f"too large: {size} bytes, over [sources] max_file_bytes ({self.limit}); not read"
 
     def tail(self, path: str) -> bytes:
+        """The end of the file (``errorlog.read_tail``), counted as a read."""
         self.count += 1
         return read_tail(path)
 
@@ -81,7 +83,8 @@ class FileReads:
 RACY_WINDOW_NS = 2_000_000_000
 
 
-def file_signature(path: str) -> Signature | None:
+def file_signature(path: str) -> Stat | None:
+    """The file's (mtime_ns, size, inode); None when there is no file to read."""
     try:
         st = os.stat(path)
     except OSError:  # absent, vanished mid-scan, or not ours to see: no file as far as we care
@@ -90,6 +93,7 @@ def file_signature(path: str) -> Signature | None:
 
 
 def state_entry(adw_id: str, signature: Signature, good: dict[str, Any] | None, error: str | None) -> StateEntry:
+    """The entry for a state file: its last good content as the record, with ``error`` marked if any."""
     record = {**(good or {}), "adw_id": adw_id}
     if error is not None:
         record[ERROR_FIELD] = error
@@ -98,6 +102,9 @@ def state_entry(adw_id: str, signature: Signature, good: dict[str, Any] | None, 
 
 def read_state(adw_id: str, path: str, signature: Signature, old: StateEntry | None,
                 files: FileReads) -> StateEntry | None:
+    """A state file read afresh (its last good content kept when it is bad); None once it is gone."""
+    value: dict[str, Any] | None
+    error: str | None
     try:
         raw = files.read(path, signature[1])
     except FileNotFoundError:
@@ -161,6 +168,7 @@ def encodable(value: Any) -> bool:
 
 
 def read_log(path: str, signature: Signature, files: FileReads) -> LogEntry | None:
+    """error.log's last entry read afresh; None once the file is gone."""
     try:
         return LogEntry(signature, last_entry(files.tail(path).decode("utf-8", "replace")))
     except FileNotFoundError:
@@ -170,6 +178,7 @@ def read_log(path: str, signature: Signature, files: FileReads) -> LogEntry | No
 
 
 def read_phases(path: str, signature: Signature, old: PhasesEntry | None, files: FileReads) -> PhasesEntry | None:
+    """The phase tracker's file read afresh (its last good content kept when it is bad); None once it is gone."""
     try:
         value, error = parse_state(files.read(path, signature[1]))
     except FileNotFoundError:
@@ -181,7 +190,18 @@ def read_phases(path: str, signature: Signature, old: PhasesEntry | None, files:
     return PhasesEntry(signature, value)
 
 
-def refreshed(path: str, old: Any, read: Callable[[Signature], Any]) -> Any:
+class Signed(Protocol):
+    """A kept read of a file, remembered under the file's signature."""
+
+    @property
+    def signature(self) -> Signature:
+        """The file signature the entry was read under."""
+
+
+EntryT = TypeVar("EntryT", bound=Signed)
+
+
+def refreshed(path: str, old: EntryT | None, read: Callable[[Signature], EntryT | None]) -> EntryT | None:
     """``old`` while the file's signature holds, else what ``read`` makes of it; None if gone."""
     signature = file_signature(path)
     if signature is None:

@@ -67,7 +67,7 @@ class CheckResult:
     latency_ms: float
     message: str
 
-    def as_item(self) -> dict[str, object]:
+    def as_item(self) -> dict[str, Any]:
         """The check as a system-status channel item."""
         return {"name": self.name, "kind": self.kind, "status": self.status,
                 "latency_ms": self.latency_ms, "message": self.message, "target": self.target}

@@ -108,7 +108,7 @@ class PostgresDatabase:
         self._pool: asyncpg.Pool | None = None
         self._pool_lock = asyncio.Lock()
         self._snapshot_sql = SNAPSHOT_SQL
-        self._settling: set[asyncio.Task] = set()
+        self._settling: set[asyncio.Task[None]] = set()
 
     async def change_token(self) -> tuple[str, Any]:
         """(transaction snapshot, server start time): moves on every committed write."""

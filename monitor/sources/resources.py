@@ -33,6 +33,12 @@ class Sources:
         # Sources' own timeouts are set per request; the poll timeout bounds them all.
         self.http = aiohttp.ClientSession(raise_for_status=False, trust_env=False)
 
+    def session(self) -> aiohttp.ClientSession:
+        """The shared HTTP client session; RuntimeError before ``open``."""
+        if self.http is None:
+            raise RuntimeError("the sources are not open: no HTTP session yet")
+        return self.http
+
     async def close(self) -> None:
         """Close the shared connections."""
         if self.http is not None:

@@ -34,7 +34,10 @@ class MissingColumns(DatabaseError):
 
 @dataclass(frozen=True)
 class Query:
-    """A SELECT on one table; ``{column}`` (or ``{column:real}``, ``{column:integer}``) marks a column that may be missing."""
+    """A SELECT on one table; ``{column}`` marks a column that may be missing.
+
+    ``{column:real}`` or ``{column:integer}`` types the NULL a missing column becomes (``text`` by default).
+    """
 
     table: str
     sql: str

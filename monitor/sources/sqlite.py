@@ -11,14 +11,17 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import quote
 
 import aiosqlite
 
 from monitor.sources.dbcommon import DatabaseError, Rows, sqlite_path
 from monitor.sources.schema import Query, render_all, tables_of
+
+T = TypeVar("T")
 
 
 class SqliteDatabase:
@@ -32,7 +35,7 @@ class SqliteDatabase:
         self._identity: tuple[int, int] | None = None
         self._generation = 0  # data_version is only comparable within one connection
         self._lock = asyncio.Lock()
-        self._closing: set[asyncio.Task] = set()
+        self._closing: set[asyncio.Task[None]] = set()
         self._schema_key: tuple[int, int] | None = None  # (connection generation, schema_version)
         self._columns: dict[str, frozenset[str] | None] = {}
 
@@ -42,7 +45,7 @@ class SqliteDatabase:
             identity = await self._file_identity()
             conn = await self._connection(identity)
             rows = await self._guarded(conn, conn.execute_fetchall("PRAGMA data_version"))
-            return (*identity, self._generation, rows[0][0])
+            return (*identity, self._generation, list(rows)[0][0])
 
     async def fetch_many(self, queries: Mapping[str, Query | str]) -> dict[str, Rows]:
         """Run the queries in one read transaction, so they see one consistent state.
@@ -75,15 +78,15 @@ class SqliteDatabase:
     async def _table_columns(self, conn: aiosqlite.Connection, tables: frozenset[str]) -> dict[str, frozenset[str]]:
         """The columns of ``tables`` (those that exist), re-learnt whenever the schema changed."""
         rows = await conn.execute_fetchall("PRAGMA schema_version")
-        key = (self._generation, rows[0][0])
+        key = (self._generation, list(rows)[0][0])
         if key != self._schema_key:
             self._schema_key, self._columns = key, {}
         for table in tables - self._columns.keys():
             found = await conn.execute_fetchall("SELECT name FROM pragma_table_info(?)", (table,))
             self._columns[table] = frozenset(str(row[0]).lower() for row in found) or None
-        return {table: self._columns[table] for table in tables if self._columns[table] is not None}
+        return {table: have for table in tables if (have := self._columns[table]) is not None}
 
-    async def _guarded(self, conn: aiosqlite.Connection, work):
+    async def _guarded(self, conn: aiosqlite.Connection, work: Awaitable[T]) -> T:
         try:
             return await work
         except asyncio.CancelledError:

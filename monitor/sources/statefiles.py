@@ -20,7 +20,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
@@ -42,6 +42,8 @@ log = structlog.get_logger(__name__)
 STATE_FILE = "adw_state.json"
 PHASES_FILE = "completed_phases.json"  # the ADWs' phase tracker: {"completed": [...], "current": ...}
 ERROR_LOG = "error.log"
+
+Entry = TypeVar("Entry", StateEntry, LogEntry, PhasesEntry)
 
 
 class StateFilesError(Exception):
@@ -106,20 +108,8 @@ def _scan(agents_dir: Path, trees_dir: Path, old: _Caches, max_file_bytes: int) 
     files = FileReads(max_file_bytes)
     found = _ScanResult({}, {}, {}, frozenset(), 0, False)
     for adw_id in _list_agents(agents_dir):
-        base = os.path.join(agents_dir, adw_id)
-        state_path, log_path, phases_path = (os.path.join(base, name) for name in (STATE_FILE, ERROR_LOG, PHASES_FILE))
-        old_state, old_log, old_phases = old.states.get(adw_id), old.logs.get(adw_id), old.phases.get(adw_id)
-        entries = (
-            (found.states, old_state, _record_of, refreshed(
-                state_path, old_state, lambda sig: read_state(adw_id, state_path, sig, old_state, files))),
-            (found.logs, old_log, _last_of, refreshed(log_path, old_log, lambda sig: read_log(log_path, sig, files))),
-            (found.phases, old_phases, _good_of, refreshed(
-                phases_path, old_phases, lambda sig: read_phases(phases_path, sig, old_phases, files))),
-        )
-        for kept, before, value, entry in entries:
-            if entry is not None:
-                kept[adw_id] = entry
-            found.changed = found.changed or _moved(entry, before, value)
+        moved = _scan_agent(adw_id, os.path.join(agents_dir, adw_id), old, files, found)
+        found.changed = found.changed or moved
     found.changed = found.changed or any(
         new.keys() != before.keys()
         for new, before in ((found.states, old.states), (found.logs, old.logs), (found.phases, old.phases)))
@@ -127,7 +117,26 @@ def _scan(agents_dir: Path, trees_dir: Path, old: _Caches, max_file_bytes: int) 
     return found
 
 
-def _moved(new: Any, old: Any, value: Callable[[Any], Any]) -> bool:
+def _scan_agent(adw_id: str, base: str, old: _Caches, files: FileReads, found: _ScanResult) -> bool:
+    """Blocking: refresh one agent's three files into ``found``; True when what consumers see moved."""
+    state_path, log_path, phases_path = (os.path.join(base, name) for name in (STATE_FILE, ERROR_LOG, PHASES_FILE))
+    old_state, old_log, old_phases = old.states.get(adw_id), old.logs.get(adw_id), old.phases.get(adw_id)
+    state = refreshed(state_path, old_state, lambda sig: read_state(adw_id, state_path, sig, old_state, files))
+    last_log = refreshed(log_path, old_log, lambda sig: read_log(log_path, sig, files))
+    phases = refreshed(phases_path, old_phases, lambda sig: read_phases(phases_path, sig, old_phases, files))
+    _keep(found.states, adw_id, state)
+    _keep(found.logs, adw_id, last_log)
+    _keep(found.phases, adw_id, phases)
+    return (_moved(state, old_state, _record_of) or _moved(last_log, old_log, _last_of)
+            or _moved(phases, old_phases, _good_of))
+
+
+def _keep(kept: dict[str, Entry], adw_id: str, entry: Entry | None) -> None:
+    if entry is not None:
+        kept[adw_id] = entry
+
+
+def _moved(new: Entry | None, old: Entry | None, value: Callable[[Entry | None], object]) -> bool:
     return new is not old and value(new) != value(old)
 
 

@@ -67,7 +67,8 @@ async def test_a_finished_row_moves_to_the_completed_tab(client, queue_table, op
     await done_tab.click()
     await expect(done_tab).to_have_attribute("aria-selected", "true")
     await expect(titles(watched, "queue-done")).to_have_text(["almost done"])
-    await expect(watched.page.locator(f'[data-key="{row}"] [data-field=status]')).to_have_attribute("data-value", "completed")
+    status = watched.page.locator(f'[data-key="{row}"] [data-field=status]')
+    await expect(status).to_have_attribute("data-value", "completed")
     assert watched.problems == []
 
 
@@ -138,5 +139,6 @@ async def test_route_search_and_method_filter_narrow_the_rows(client, open_page)
     assert set(await visible.all_text_contents()) == {"POST"}
     await watched.page.get_by_label("Search").fill("logout")
     await expect(showing).to_have_text(f"showing 1 of {total} routes")
-    await expect(watched.panel("routes").locator("[data-rows] > [data-key]:visible [data-field=path]")).to_have_text(["/logout"])
+    paths = watched.panel("routes").locator("[data-rows] > [data-key]:visible [data-field=path]")
+    await expect(paths).to_have_text(["/logout"])
     assert watched.problems == []

@@ -15,7 +15,8 @@ EVERY_FIELD = {
     "phases_completed": ["Plan", "Validate"], "phases_skipped": ["Lint"], "failed_phase": "Review",
     "phase_progress": 33.3, "pr_number": 17, "last_error": "Traceback …\nRuntimeError: x", "description": "Why",
     "tags": ["ui", "api"], "completion_notes": "Done", "completed_at": "2026-01-03T00:00:00Z",
-    "generated_plan": {"total_phases": 2, "total_estimated_hours": 4.5}, "current_cost": 1.005, "estimated_cost_total": 2.5, "error_count": 1,
+    "generated_plan": {"total_phases": 2, "total_estimated_hours": 4.5}, "current_cost": 1.005,
+    "estimated_cost_total": 2.5, "error_count": 1,
     "is_process_active": True, "kind": "http", "latency_ms": 12.5, "message": "HTTP 200",
     "target": "http://127.0.0.1:8001/health", "branch_name": "feat-42-thing", "start_time": "2026-01-02T03:04:05Z",
     "method": "GET", "path": "/api/things/{id}", "name": "get_thing", "summary": "Get a thing",
@@ -25,12 +26,14 @@ EVERY_FIELD = {
 }
 OTHER_VALUES = {
     **EVERY_FIELD, "status": "failed", "priority": "high", "github_url": "javascript:alert(1)",
-    "phases_completed": ["Plan", "Build"], "phases_skipped": [], "is_process_active": False, "error_count": 0, "estimated_hours": 3,
+    "phases_completed": ["Plan", "Build"], "phases_skipped": [], "is_process_active": False, "error_count": 0,
+    "estimated_hours": 3,
     "duration_seconds": 59.4, "current_cost": 0, "latency_ms": 0.04, "in_progress": None,
 }
 SUMMARY = {
     "total": 2, "paused": True, "running": 1, "queued": 0, "completed": 1, "failed": 1,
-    "by_status": {"queued": 1, "running": 2, "in_progress": 3}, "by_template": {"zeta": 1, "alpha": 2}, "by_model": {"sonnet": 3},
+    "by_status": {"queued": 1, "running": 2, "in_progress": 3}, "by_template": {"zeta": 1, "alpha": 2},
+    "by_model": {"sonnet": 3},
     "by_method": {"POST": 1, "GET": 2}, "by_priority": {"high": 1}, "overall_status": "degraded",
     "healthy": 1, "health_percentage": 50.0, "success_rate": 66.7, "avg_duration_seconds": 59.5,
     "avg_cost": 1.0, "cost_7d": 0.005, "cost_30d": 12.345, "completion_rate": 100.0,

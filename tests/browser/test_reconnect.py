@@ -11,7 +11,8 @@ from monitor.keys import BROKER
 from tests.browser.support import SilentRelay, free_port
 
 # While the console is down, Chromium itself logs each refused WebSocket attempt as an error.
-REFUSED_WHILE_DOWN = re.compile(r"console: WebSocket connection to 'ws://127\.0\.0\.1:\d+/api/v1/ws/[a-z-]+(\?[^']*)?' failed")
+REFUSED_WHILE_DOWN = re.compile(r"console: WebSocket connection to "
+                                r"'ws://127\.0\.0\.1:\d+/api/v1/ws/[a-z-]+(\?[^']*)?' failed")
 
 
 async def start_console(settings) -> web.AppRunner:

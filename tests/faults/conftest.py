@@ -1,4 +1,5 @@
-"""Fixtures of the fault tests (a real console process under faults, hostile clients and restarts): a webhook service, and witnesses of anything that went wrong unseen."""
+"""Fixtures of the fault tests (a real console process under faults, hostile clients and restarts):
+a webhook service, and witnesses of anything that went wrong unseen."""
 
 from __future__ import annotations
 

@@ -28,7 +28,8 @@ AFFECTS = {"add_row": QUEUE_ROWS, "change_row": QUEUE_ROWS, "remove_row": QUEUE_
            "remove_agent": STATE_FILES, "error_line": ("adw-monitor",), "toggle_tree": ("adw-monitor",),
            "history": ("workflow-history", "adw-monitor"), "feature": ("planned-features",),
            "task_log": ("adw-monitor",), "webhook_down": ("webhook-status", "system-status"),
-           "webhook_up": ("webhook-status", "system-status"), "webhook_event": ("webhook-status", "system-status"),  # a failure can make the service degraded
+           "webhook_up": ("webhook-status", "system-status"),
+           "webhook_event": ("webhook-status", "system-status"),  # a failure can make the service degraded
            "burst": ("queue",)}
 
 def random_steps(rng: random.Random, count: int) -> list[Step]:

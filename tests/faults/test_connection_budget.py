@@ -77,7 +77,8 @@ async def test_a_descriptor_flood_leaves_the_console_answering_polling_and_loggi
     monkeypatch.setenv("MONITOR_SERVER_FD_RESERVE", str(FD_RESERVE))
     monkeypatch.setenv("MONITOR_SERVER_HEADER_TIMEOUT", "3600")  # the held connections stay held throughout
     # queue and adw-monitor poll all the while; adw-monitor opens files on every poll
-    config = write_config(tmp_path / "config.toml", workspace, webhook.url, intervals={"queue": 0.2, "adw-monitor": 0.2})
+    config = write_config(tmp_path / "config.toml", workspace, webhook.url,
+                          intervals={"queue": 0.2, "adw-monitor": 0.2})
     console = ConsoleProcess(config, argv=LIMITED_SERVE)
     port = await console.start()
     held = [writer for source in FLOODERS for writer in await hold(port, source, PER_ADDRESS)]

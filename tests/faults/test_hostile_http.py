@@ -170,7 +170,8 @@ async def token_client(make_client):
 
 LINE_SAFE = st.binary(max_size=60).map(lambda raw: raw.replace(b"\r", b"").replace(b"\n", b""))
 CREDENTIALS = st.tuples(st.sampled_from([b"Authorization: ", b"Cookie: "]),
-                        st.sampled_from([b"", b"Bearer ", b"bearer  ", b"Basic ", b"monitor_session=", b"x=1; monitor_session="]),
+                        st.sampled_from([b"", b"Bearer ", b"bearer  ", b"Basic ", b"monitor_session=",
+                                         b"x=1; monitor_session="]),
                         st.one_of(LINE_SAFE, st.text(max_size=40).map(lambda text: text.encode(errors="surrogatepass")),
                                   st.sampled_from([b"9" * 5000, b"1.2.3", b"\xc2\xb2.x", b"Og==", b"b3BzOg=="])))
 
@@ -189,13 +190,15 @@ FORM_TYPES = st.sampled_from([b"", b"Content-Type: application/x-www-form-urlenc
                               b"Content-Type: application/x-www-form-urlencoded; charset=latin-1",
                               b"Content-Type: application/x-www-form-urlencoded; charset=", b"Content-Type: text/plain",
                               b"Content-Type: multipart/form-data; boundary=b", b"Content-Type: multipart/form-data"])
-FORM_BODIES = st.one_of(st.binary(max_size=80), st.sampled_from([b"token=%ff", b"token=%", b"next=%0a&token=x",
-                                                                 b"&" * 50, b"--b\r\nContent-Disposition: form-data\r\n\r\nx"]))
+FORM_BODIES = st.one_of(st.binary(max_size=80),
+                        st.sampled_from([b"token=%ff", b"token=%", b"next=%0a&token=x", b"&" * 50,
+                                         b"--b\r\nContent-Disposition: form-data\r\n\r\nx"]))
 
 
 @FUZZ
 @given(content_type=FORM_TYPES, body=FORM_BODIES)
-async def test_random_sign_in_forms_get_no_server_error(token_client, console_log, loop_errors, caplog, content_type, body):
+async def test_random_sign_in_forms_get_no_server_error(token_client, console_log, loop_errors, caplog,
+                                                        content_type, body):
     status = await exchange_bytes(token_client, "POST", "/login", content_type or b"X-Nothing: 1", body)
     event(f"HTTP {status}")
     assert status in (401, 429), f"{content_type!r} {body[:80]!r} -> {status}"
