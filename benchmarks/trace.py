@@ -1,7 +1,7 @@
 """Benchmark-only tracing of a change's way through the console: trigger, read, publish.
 
 Installed by ``benchmarks.server_entry`` after the pollers exist, it wraps each poller's
-``request_poll`` and reader, and the broker's ``publish``, on those instances only, and
+``request_poll`` and reader, and the broker's ``deliver``, on those instances only, and
 records ``(time.monotonic(), event, channel)``; garbage collections are recorded too
 (``gc_start``/``gc_stop`` with the generation in place of the channel). ``GET /_bench/trace?since=T`` returns the
 events after T, so the driver can split freshness into watch, read and publish stages.
@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from monitor.broker import InProcessBroker
 from monitor.keys import BROKER, POLLERS
 
 TRACE = web.AppKey("bench_trace", deque)
@@ -37,14 +38,18 @@ async def _install(app: web.Application) -> None:
         poller.request_poll = _recording(events, "trigger", name, poller.request_poll)
         poller.reader.read = _recording_async(events, "read", name, poller.reader.read)
     broker = app[BROKER]
-    publish = broker.publish
+    assert isinstance(broker, InProcessBroker), "tracing splits the in-process broker's publish"
+    deliver = broker.deliver  # called after the change was diffed, encoded and applied
 
-    def traced_publish(update) -> None:
-        events.append((time.monotonic(), "publish", update.channel))
-        publish(update)
-        events.append((time.monotonic(), "delivered", update.channel))
+    def traced_deliver(channel: str, frame: bytes | None) -> None:
+        if frame is None:  # an unchanged read: nothing is published
+            deliver(channel, frame)
+            return
+        events.append((time.monotonic(), "publish", channel))
+        deliver(channel, frame)
+        events.append((time.monotonic(), "delivered", channel))
 
-    broker.publish = traced_publish
+    broker.deliver = traced_deliver
 
     def gc_event(phase: str, info: dict) -> None:
         events.append((time.monotonic(), f"gc_{phase}", f"gen{info['generation']}"))
