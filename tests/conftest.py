@@ -16,7 +16,7 @@ from monitor.channels.registry import CHANNEL_NAMES
 from monitor.demo.schema import SQLITE_SCHEMA
 from monitor.settings import Settings, settings_from_mapping
 from monitor.sources.resources import Sources
-from tests.support import QueueTable, Triggers
+from tests.support import QueueTable, Triggers, merged
 
 pytest_plugins = ["tests.pgserver"]
 
@@ -39,14 +39,6 @@ def queue_table(db_path: Path) -> QueueTable:
     return QueueTable(db_path)
 
 
-def deep_merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        nested = isinstance(value, dict) and isinstance(merged.get(key), dict)
-        merged[key] = deep_merge(merged[key], value) if nested else value
-    return merged
-
-
 @pytest.fixture
 def make_settings(tmp_path: Path, db_path: Path) -> Callable[..., Settings]:
     """Settings for the test database; polls only when a test asks (hour-long intervals, no file watching)."""
@@ -59,7 +51,7 @@ def make_settings(tmp_path: Path, db_path: Path) -> Callable[..., Settings]:
                         "openapi_url": "", "backend_url": "", "watch": False},
             "channels": {name: {"interval": 3600.0, "timeout": 2.0} for name in CHANNEL_NAMES},
         }
-        return settings_from_mapping(deep_merge(raw, overrides or {}), label="<test>")
+        return settings_from_mapping(merged(raw, overrides or {}), label="<test>")
 
     return make
 

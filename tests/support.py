@@ -183,3 +183,12 @@ class Triggers:
         while not self.queue.empty():
             channels.add(self.queue.get_nowait())
         return channels
+
+
+def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``extra`` laid over it, tables merged key by key."""
+    result = dict(base)
+    for key, value in extra.items():
+        both_tables = isinstance(value, dict) and isinstance(result.get(key), dict)
+        result[key] = merged(result[key], value) if both_tables else value
+    return result

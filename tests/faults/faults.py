@@ -11,19 +11,10 @@ from typing import Any
 from monitor.channels.registry import CHANNEL_NAMES
 from monitor.keys import BROKER, POLLERS, SETTINGS
 from tests.faults.console import same_view, source_truth
-from tests.support import ProtocolClient
+from tests.support import ProtocolClient, merged
 
 DB_CHANNELS = ("queue", "adw-monitor", "workflow-history", "planned-features")
 STATE_FILE_CHANNELS = ("adw-monitor", "workflows")
-
-
-def merged(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """``base`` with ``extra`` laid over it, tables merged key by key."""
-    result = dict(base)
-    for key, value in extra.items():
-        both_tables = isinstance(value, dict) and isinstance(result.get(key), dict)
-        result[key] = merged(result[key], value) if both_tables else value
-    return result
 
 
 def fast_polling(webhook_url: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
