@@ -13,7 +13,7 @@ test: system-deps lint
 	$(VENV)/bin/python -m pytest
 
 lint: $(VENV)/.test-installed
-	$(VENV)/bin/ruff check monitor tests benchmarks soak
+	$(VENV)/bin/ruff check monitor tests benchmarks soak bin/monitor
 	$(VENV)/bin/mypy
 
 demo: $(VENV)/.installed

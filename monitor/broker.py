@@ -4,8 +4,9 @@ Pollers hand it data (``publish``) or a failure (``publish_error``); it owns the
 state of each channel in this process, diffs, applies and encodes once, and hands the
 frame to every listener. Sockets only read: ``catch_up`` for what a (re)connecting
 client needs, ``listen`` for live frames, ``current`` for pages and the JSON API.
-Nothing outside this module depends on ``InProcessBroker``: a multi-process deployment
-implements ``Broker`` over Redis (pub/sub for fan-out, a stream for the ring).
+Only ``app.py`` constructs ``InProcessBroker`` (and the benchmark hooks, which time its
+``apply`` and ``deliver`` halves); everything else holds a ``Broker``, so a multi-process
+deployment can implement it over Redis (pub/sub for fan-out, a stream for the ring).
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Protocol
 
+import structlog
+
 from monitor.channels.base import ChannelData
 from monitor.state import ChannelState, ChannelView
 
+log = structlog.get_logger(__name__)
+
 Listener = Callable[[str, bytes], None]
-CATCH_UP_OUTCOMES = ("snapshot", "fallback", "ring", "current")
+CATCH_UP_OUTCOMES = ("snapshot", "fallback", "ring", "current")  # ChannelState.catch_up says which
 
 
 class Broker(Protocol):
@@ -81,18 +86,15 @@ class InProcessBroker:
             return
         self.published[channel] += 1
         for listener in self._listeners:
-            listener(channel, frame)
+            try:
+                listener(channel, frame)
+            except Exception:  # the state has moved on: a failed fan-out is not the source's failure
+                log.exception("broker_listener_failed", channel=channel)
 
     def catch_up(self, channel: str, epoch: str | None, seq: int | None) -> list[bytes]:
         """Frames that bring a client at (epoch, seq) to the current state (outcomes are counted)."""
-        state = self._states[channel]
-        frames = state.frames_after(epoch, seq)
-        if epoch is None:
-            outcome = "snapshot"
-        elif frames and frames[0] is state.snapshot_frame():
-            outcome = "fallback"
-        else:
-            outcome = "ring" if frames else "current"
+        # Classified where the frames are chosen: a snapshot is encoded only when one is sent.
+        outcome, frames = self._states[channel].catch_up(epoch, seq)
         self.catch_ups[outcome] += 1
         return frames
 

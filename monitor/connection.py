@@ -25,6 +25,9 @@ from monitor.protocol import TOO_SLOW, Close
 
 log = structlog.get_logger(__name__)
 
+# Why a connection was cut off, as logs and the monitor_ws_evictions metric name it.
+SLOW, DEAD_PEER, FLOODED = "slow", "dead_peer", "rate_limited"
+EVICTION_REASONS = (SLOW, DEAD_PEER, FLOODED)
 HEADER_ALLOWANCE = 14  # largest WebSocket frame header a server writes
 SPLIT_ABOVE = 16 * 1024  # larger payloads go out after their header rather than copied behind it
 
@@ -133,7 +136,7 @@ class Connection:
         if self._drainer is None:  # this frame starts the drain: in flight, not waiting
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
         elif len(self._backlog) > self.limits.messages or self._backlog_bytes > self.limits.bytes:
-            self.evict(TOO_SLOW, "slow")
+            self.evict(TOO_SLOW, SLOW)
 
     def _fits_now(self, size: int) -> bool:
         # Below the low-water mark the protocol is never paused, and staying under the

@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from monitor.broker import CATCH_UP_OUTCOMES, Broker
+from monitor.connection import EVICTION_REASONS
 from monitor.hub import Hub
 
 AUTH_MODES = ("login", "bearer", "basic")  # where a secret can be guessed: the sign-in form, tokens, passwords
@@ -37,7 +38,7 @@ class LiveCollector:
             sent.add_metric([channel], self.hub.bytes_sent[channel])
             patches.add_metric([channel], self.broker.published[channel])
         evictions = CounterMetricFamily("monitor_ws_evictions", "Connections cut off", labels=["reason"])
-        for reason in ("slow", "dead_peer", "rate_limited"):
+        for reason in EVICTION_REASONS:
             evictions.add_metric([reason], self.hub.evictions.get(reason, 0))
         resumes = CounterMetricFamily("monitor_ws_resumes", "Connections by how they were caught up",
                                       labels=["outcome"])

@@ -29,7 +29,7 @@ def describe_error(exc: BaseException, timeout: float) -> str:
 
 
 class Poller:
-    """Polls one channel's reader and publishes its updates to the broker."""
+    """Polls one channel's reader and hands each read, or its failure, to the broker."""
 
     def __init__(self, name: str, reader: Reader, broker: Broker, timeout: float,
                  observe: Callable[[str, float, bool], None] | None = None) -> None:

@@ -102,14 +102,20 @@ class ChannelState:
 
     def frames_after(self, epoch: str | None, seq: int | None) -> list[bytes]:
         """Exactly the patches after ``seq`` when still buffered, else one snapshot."""
+        return self.catch_up(epoch, seq)[1]
+
+    def catch_up(self, epoch: str | None, seq: int | None) -> tuple[str, list[bytes]]:
+        """How a client at (epoch, seq) is brought up to date (an outcome of ``CATCH_UP_OUTCOMES``), and the frames."""
+        if epoch is None:
+            return "snapshot", [self.snapshot_frame()]
         if epoch != self.epoch or seq is None or seq > self.seq:
-            return [self.snapshot_frame()]
+            return "fallback", [self.snapshot_frame()]
         if seq == self.seq:
-            return []
+            return "current", []
         first = self.ring[0][0] if self.ring else self.seq + 1
-        if seq + 1 < first:
-            return [self.snapshot_frame()]
-        return [frame for s, frame in self.ring if s > seq]
+        if seq + 1 < first:  # the ring no longer holds the patch right after seq
+            return "fallback", [self.snapshot_frame()]
+        return "ring", [frame for s, frame in self.ring if s > seq]
 
     def _advance(self, new: dict[str, Any]) -> bytes | None:
         try:

@@ -66,7 +66,7 @@ def start_watcher(targets: list[WatchTarget], trigger: Trigger, debounce: float)
         log.warning("watch_unavailable", reason=f"inotify is not available on {sys.platform}",
                     effect="channels poll at their intervals only")
         return None
-    from monitor.inotify_watch import InotifyWatcher
+    from monitor.inotify_watch import InotifyWatcher  # late: asyncinotify is installed on Linux and FreeBSD only
 
     watcher = InotifyWatcher(targets, trigger, debounce)
     try:

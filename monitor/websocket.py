@@ -16,14 +16,13 @@ import structlog
 from aiohttp import WSMsgType, web
 
 from monitor import protocol
-from monitor.connection import BacklogLimits, Connection
+from monitor.connection import DEAD_PEER, FLOODED, BacklogLimits, Connection
 from monitor.keys import BROKER, HUB, SETTINGS
 from monitor.params import channel_or_404
 from monitor.ratelimit import TokenBucket
 
 log = structlog.get_logger(__name__)
 
-FLOODED = "rate_limited"  # the eviction reason in logs and metrics
 
 
 async def channel_socket(request: web.Request) -> web.StreamResponse:
@@ -49,7 +48,7 @@ async def channel_socket(request: web.Request) -> web.StreamResponse:
     finally:
         hub.discard(connection)
         reason = connection.close_reason or _close_reason(ws)
-        if reason in ("dead_peer", FLOODED):
+        if reason in (DEAD_PEER, FLOODED):
             hub.count_eviction(reason)
         log.info("ws_closed", channel=channel, reason=reason,
                  code=ws.close_code, duration_s=round(time.monotonic() - connection.opened_at, 3),
@@ -101,5 +100,5 @@ def _refuse_flood(connection: Connection, budget: TokenBucket, peer: str | None)
 
 def _close_reason(ws: web.WebSocketResponse) -> str:
     if isinstance(ws.exception(), TimeoutError):
-        return "dead_peer"
+        return DEAD_PEER
     return "client_closed" if ws.close_code in (1000, 1001, None) else f"code_{ws.close_code}"

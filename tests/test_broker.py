@@ -84,18 +84,34 @@ def test_catch_up_from_the_ring_is_exactly_the_missed_patches(broker):
     assert broker.catch_ups == {"snapshot": 0, "fallback": 0, "ring": 1, "current": 1}
 
 
-@pytest.mark.parametrize("epoch, seq, why", [
-    ("0123456789abcdef", 1, "another epoch"),
-    (None, 2, "no epoch"),
-    ("EPOCH", None, "no seq"),
-    ("EPOCH", 9, "a seq from the future"),
-    ("EPOCH", 0, "older than the ring holds"),
+@pytest.mark.parametrize("epoch, seq, outcome", [
+    ("0123456789abcdef", 1, "fallback"),  # another epoch
+    (None, 2, "snapshot"),  # no position: a first connection
+    ("EPOCH", None, "fallback"),  # an epoch without a seq
+    ("EPOCH", 9, "fallback"),  # a seq from the future
+    ("EPOCH", 0, "fallback"),  # older than the ring holds: patch 1 is gone
 ])
-def test_catch_up_falls_back_to_a_snapshot_when_the_ring_cannot_serve(broker, epoch, seq, why):
+def test_catch_up_falls_back_to_a_snapshot_when_the_ring_cannot_serve(broker, epoch, seq, outcome):
     for n in range(4):  # seq 1..4; the ring holds 2..4
         broker.publish("queue", rows(a={"x": n}))
     [frame] = broker.catch_up("queue", broker.epoch if epoch == "EPOCH" else epoch, seq)
-    assert orjson.loads(frame)["type"] == "snapshot", why
+    assert orjson.loads(frame)["type"] == "snapshot"
+    assert broker.catch_ups[outcome] == 1 and sum(broker.catch_ups.values()) == 1
+
+
+def test_catch_up_from_the_oldest_patch_the_ring_still_holds(broker):
+    for n in range(4):  # seq 1..4; the ring holds 2..4, so a client at 1 misses nothing
+        broker.publish("queue", rows(a={"x": n}))
+    frames = broker.catch_up("queue", broker.epoch, 1)
+    assert [orjson.loads(f)["seq"] for f in frames] == [2, 3, 4] and broker.catch_ups["ring"] == 1
+
+
+def test_a_catch_up_from_the_ring_encodes_no_snapshot():
+    state = ChannelState("queue", "e", ring_size=4)
+    state.accept(rows(a={"x": 1}))
+    state.accept(rows(a={"x": 2}))
+    assert state.catch_up("e", 1)[0] == "ring"
+    assert state._snapshot_frame is None, "a snapshot was encoded only to be thrown away"
 
 
 def test_the_snapshot_is_encoded_once_per_change():

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import dataclasses
 import sys
 from pathlib import Path
 
@@ -21,8 +20,7 @@ from monitor.channels.registry import (
     query_names,
 )
 from monitor.channels.spec import ChannelSpec
-from monitor.channels.system_status import BuiltinCheck
-from monitor.settings import CheckSettings, ConfigError, Settings, settings_from_mapping
+from monitor.settings import ConfigError, Settings, settings_from_mapping
 from tests.imports import find_cycles, import_graph
 
 # The wire contract (README): these eight channels, in dashboard order.
@@ -77,13 +75,6 @@ def test_settings_use_a_specs_default_interval():
         == [30.0, 5.0, 5.0, 2.0]
 
 
-def test_builtin_checks_default_like_a_checks_entry():
-    builtin = {f.name: f.default for f in dataclasses.fields(BuiltinCheck)}
-    configured = {f.name: f.default for f in dataclasses.fields(CheckSettings)}
-    assert {name: builtin[name] for name in ("timeout", "degraded_after")} \
-        == {name: configured[name] for name in ("timeout", "degraded_after")}
-
-
 def test_a_channel_name_is_written_only_in_its_own_module():
     home = {spec.name: Path(sys.modules[spec.make_reader.__module__].__file__) for spec in CHANNELS}
     for path in MONITOR.rglob("*.py"):
@@ -106,3 +97,14 @@ def test_import_graph_skips_type_checking_and_counts_late_imports(tmp_path):
 
 def test_monitor_has_no_import_cycles():
     assert find_cycles(import_graph(MONITOR)) == []
+
+
+@pytest.mark.parametrize("name", ["Queue", "queue_x", "-queue", "queue-", "a--b", "", "queue/x"])
+def test_a_spec_rejects_a_name_unfit_for_urls_and_variables(name):
+    with pytest.raises(ValueError, match="channel name"):
+        ChannelSpec(name=name, title="X", make_reader=lambda sources: None)
+
+
+def test_the_browser_code_names_no_channel():
+    scripts = " ".join(path.read_text(encoding="utf-8") for path in (MONITOR / "static").glob("*.js"))
+    assert [name for name in CHANNEL_NAMES if f"'{name}'" in scripts or f'"{name}"' in scripts] == []

@@ -23,7 +23,7 @@ class SourceDown(Exception):
     """The source failed, and the reader knows what the channel should show meanwhile.
 
     The poller publishes ``data`` together with the error (``meta.source == "error"``)
-    in one update; e.g. webhook-status shows ``status: "unreachable"``.
+    in one patch; e.g. webhook-status shows ``status: "unreachable"``.
     """
 
     def __init__(self, message: str, data: ChannelData) -> None:

@@ -13,7 +13,7 @@ from monitor.sources.schema import Query
 class DatabaseReader:
     """Runs a channel's queries in one read transaction and builds its data from the rows."""
 
-    def __init__(self, db: Database, queries: Mapping[str, Query | str],
+    def __init__(self, db: Database, queries: Mapping[str, Query],
                  build: Callable[[dict[str, Rows]], ChannelData]) -> None:
         self.db = db
         self.queries = dict(queries)

@@ -29,6 +29,16 @@ CHANNELS: tuple[ChannelSpec, ...] = (
     webhook_status.SPEC,
 )
 CHANNEL_NAMES: tuple[str, ...] = tuple(spec.name for spec in CHANNELS)
+
+
+def _unique(names: list[str], what: str) -> None:
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise ValueError(f"{what} declared twice: {', '.join(repeated)}")
+
+
+_unique(list(CHANNEL_NAMES), "channel names")
+_unique([query for spec in CHANNELS for query in spec.queries], "query names")
 _BY_NAME = MappingProxyType({spec.name: spec for spec in CHANNELS})
 
 

@@ -14,8 +14,7 @@ is reported as that check's timeout instead of abandoning the whole poll.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import replace
 
 import structlog
 
@@ -23,6 +22,7 @@ from monitor.channels.base import ChannelData, percentage
 from monitor.channels.spec import ChannelSpec
 from monitor.channels.webhook_status import service_health
 from monitor.redact import redact_url
+from monitor.settings_table import CheckSettings
 from monitor.sources.checks import (
     DEGRADED,
     ERROR,
@@ -41,9 +41,6 @@ from monitor.sources.checks import (
 )
 from monitor.sources.resources import Sources
 
-if TYPE_CHECKING:  # a runtime import would be a cycle: settings → channels.registry → this module
-    from monitor.settings import CheckSettings
-
 log = structlog.get_logger(__name__)
 
 # Checks get this share of the poll timeout; the rest is headroom to publish their results.
@@ -52,17 +49,6 @@ BACKEND_HEALTH_PATH = "/api/v1/health"
 # Kinds of the built-in service checks; [[checks]] entries cannot name them (settings allow http, tcp, process).
 WEBHOOK_KIND, BACKEND_KIND = "webhook", "backend"
 URL_KINDS = ("http", "database", WEBHOOK_KIND, BACKEND_KIND)
-
-
-@dataclass(frozen=True)
-class BuiltinCheck:
-    """A check every console runs, shaped like a ``[[checks]]`` entry so one of those can replace it."""
-
-    name: str
-    kind: str
-    target: str
-    timeout: float = 2.0  # as a [[checks]] entry's default (CheckSettings; a test keeps them equal)
-    degraded_after: float = 1.0
 
 
 def overall_status(statuses: Iterable[str]) -> str:
@@ -136,15 +122,15 @@ class SystemStatusReader:
                        was=was, message=result.message)
 
 
-def builtin_checks(sources: Sources) -> list[BuiltinCheck]:
+def builtin_checks(sources: Sources) -> list[CheckSettings]:
     """The checks every console runs: itself, its database, and its webhook service and backend when set."""
     config = sources.settings.sources
-    checks = [BuiltinCheck(name="console", kind="console", target="event loop"),
-              BuiltinCheck(name="database", kind="database", target=config.database)]
+    checks = [CheckSettings(name="console", kind="console", target="event loop"),
+              CheckSettings(name="database", kind="database", target=config.database)]
     if config.webhook_url:
-        checks.append(BuiltinCheck(name="webhook", kind=WEBHOOK_KIND, target=config.webhook_url))
+        checks.append(CheckSettings(name="webhook", kind=WEBHOOK_KIND, target=config.webhook_url))
     if config.backend_url:
-        checks.append(BuiltinCheck(name="backend", kind=BACKEND_KIND, target=backend_health_url(config.backend_url)))
+        checks.append(CheckSettings(name="backend", kind=BACKEND_KIND, target=backend_health_url(config.backend_url)))
     return checks
 
 
@@ -153,14 +139,14 @@ def backend_health_url(base_url: str) -> str:
     return base_url.rstrip("/") + BACKEND_HEALTH_PATH
 
 
-def check_spec(sources: Sources, check: CheckSettings | BuiltinCheck, budget: float) -> CheckSpec:
+def check_spec(sources: Sources, check: CheckSettings, budget: float) -> CheckSpec:
     """A runnable check from its settings, its deadline capped at ``budget`` seconds."""
     target = redact_url(check.target) if check.kind in URL_KINDS else check.target
     timeout = min(check.timeout, budget)
     return CheckSpec(check.name, check.kind, target, timeout, check.degraded_after, _probe(sources, check, timeout))
 
 
-def _probe(sources: Sources, check: CheckSettings | BuiltinCheck, timeout: float) -> Probe:
+def _probe(sources: Sources, check: CheckSettings, timeout: float) -> Probe:
     target = check.target
     # Each probe looks the shared HTTP session up when it runs, never keeps its own.
     probes: dict[str, Probe] = {
@@ -179,7 +165,7 @@ def _probe(sources: Sources, check: CheckSettings | BuiltinCheck, timeout: float
 
 def make_reader(sources: Sources) -> SystemStatusReader:
     """The system-status reader: built-in checks plus ``[[checks]]``, by name."""
-    checks: tuple[CheckSettings | BuiltinCheck, ...] = (*builtin_checks(sources), *sources.settings.checks)
+    checks: tuple[CheckSettings, ...] = (*builtin_checks(sources), *sources.settings.checks)
     by_name = {check.name: check for check in checks}
     budget = CHECK_BUDGET_SHARE * sources.settings.channel(SPEC.name).timeout
     return SystemStatusReader([check_spec(sources, check, budget) for check in by_name.values()])

@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from monitor.sources.dbcommon import DatabaseError, Rows, sqlite_path
+from monitor.sources.schema import Query
 
 __all__ = ["Database", "DatabaseError", "Rows", "open_database", "sqlite_path", "validate_database_url"]
 
@@ -23,7 +24,7 @@ class Database(Protocol):
     async def change_token(self) -> Any:
         """A cheap value that changes whenever committed data may have changed; None = can't tell."""
 
-    async def fetch_many(self, queries: Mapping[str, Any]) -> dict[str, Rows]:
+    async def fetch_many(self, queries: Mapping[str, Query | str]) -> dict[str, Rows]:
         """Run several SELECTs (``schema.Query`` or SQL text) in one read transaction; rows by query name."""
 
     async def close(self) -> None:

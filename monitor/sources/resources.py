@@ -29,18 +29,20 @@ class Sources:
         self.state_files = StateFiles(paths.agents_dir, paths.trees_dir, paths.max_file_bytes)
 
     async def open(self) -> None:
-        """Create the HTTP client session."""
-        # Sources' own timeouts are set per request; the poll timeout bounds them all.
-        self.http = aiohttp.ClientSession(raise_for_status=False, trust_env=False)
+        """Create the HTTP client session (once: opening again keeps it)."""
+        if self.http is None:
+            # Sources' own timeouts are set per request; the poll timeout bounds them all.
+            self.http = aiohttp.ClientSession(raise_for_status=False, trust_env=False)
 
     def session(self) -> aiohttp.ClientSession:
-        """The shared HTTP client session; RuntimeError before ``open``."""
+        """The shared HTTP client session; RuntimeError before ``open`` and after ``close``."""
         if self.http is None:
-            raise RuntimeError("the sources are not open: no HTTP session yet")
+            raise RuntimeError("the sources are not open: no HTTP session")
         return self.http
 
     async def close(self) -> None:
         """Close the shared connections."""
-        if self.http is not None:
-            await self.http.close()
+        http, self.http = self.http, None
+        if http is not None:
+            await http.close()
         await self.database.close()

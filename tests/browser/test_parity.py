@@ -51,9 +51,10 @@ SHAPES_JS = """(panel) => {
 
 
 def publish_everything(broker, channel: str) -> int:
-    """Add two records and a full summary to ``channel``; return the new seq."""
-    items = {"every-field": EVERY_FIELD, "other-values": OTHER_VALUES}
-    broker.publish(channel, ChannelData(SUMMARY, items))
+    """Add two records and a full summary to what ``channel`` shows (a read that found them); return the new seq."""
+    state = broker.current(channel).state
+    items = {**state["items"], "every-field": EVERY_FIELD, "other-values": OTHER_VALUES}
+    broker.publish(channel, ChannelData({**state["summary"], **SUMMARY}, items))
     return broker.current(channel).seq
 
 

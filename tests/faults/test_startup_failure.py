@@ -24,6 +24,6 @@ async def test_a_failed_startup_closes_what_it_had_opened(make_settings, tmp_pat
     try:
         with pytest.raises(RuntimeError):
             await serve_until_signalled(settings, app)
-        assert app[SOURCES].http.closed, "sources left open: their SQLite thread would keep the process alive"
+        assert app[SOURCES].http is None, "sources left open: their SQLite thread would keep the process alive"
     finally:
         await app[SOURCES].close()  # leave no thread behind, whatever happened
