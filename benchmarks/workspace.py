@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from monitor.adw import PHASES, QUEUE_STATUSES
-from monitor.demo import records
+from monitor.demo import vocabulary
 from monitor.demo.schema import SQLITE_SCHEMA
 
 QUEUE_ROWS = 500
@@ -30,7 +30,7 @@ WORDS = ("cache", "checkout", "invoice", "login", "search", "report", "webhook",
 
 
 @dataclass(frozen=True)
-class Workspace(records.Workspace):
+class Workspace(vocabulary.Workspace):
     """Where the generated workspace lives, and the ids the driver changes."""
 
     adw_ids: tuple[str, ...]

@@ -23,9 +23,7 @@ import structlog
 
 from monitor.adw import PHASES, QUEUE_STATUSES, TEMPLATE_PHASES, adw_ids_of_command, template_phases
 from monitor.demo.records import (
-    NON_CRITICAL,
     TRACKED_TEMPLATES,
-    WORK_ITEMS,
     begin_phase,
     error_entry,
     finish_phase,
@@ -33,6 +31,7 @@ from monitor.demo.records import (
     open_run,
 )
 from monitor.demo.simulator import Simulator
+from monitor.demo.vocabulary import NON_CRITICAL, WORK_ITEMS
 from monitor.demo.webhook_service import ApiCatalog, WebhookStats, start_webhook_service
 from monitor.demo.workspace import Workspace, create_workspace
 

@@ -23,26 +23,14 @@ from monitor.adw import FINAL_RUN_STATUSES, PHASES, template_phases
 from monitor.demo.vocabulary import (
     FAILURES,
     NON_CRITICAL,
-    WORK_ITEMS,
     WorkItem,
     Workspace,
     insert_row,
-    new_adw_id,
     phase_actuals,
     phase_script,
     slug,
     utc_iso,
-    work_item_for,
 )
-
-# The vocabulary is still importable from here, where it used to live.
-__all__ = [
-    "FAILURES", "MODELS", "NON_CRITICAL", "OLD_FORMAT_SHARE", "REPO_URL", "TEMPLATE_WEIGHTS", "TRACKED_TEMPLATES",
-    "WORK_ITEMS", "Run", "WorkItem", "Workspace", "append_error", "begin_phase", "end_run", "error_entry",
-    "finish_phase", "history_row", "insert_row", "insert_task_log", "new_adw_id", "new_state", "open_run",
-    "phase_actuals", "phase_script", "save_run", "similar_runs", "slug", "utc_iso", "work_item_for", "write_state",
-    "write_tracker",
-]
 
 # How often each workflow template runs: mostly the recommended complete SDLC.
 TEMPLATE_WEIGHTS = {"adw_sdlc_complete_iso": 12, "adw_sdlc_from_build_iso": 3, "adw_sdlc_complete_zte_iso": 2,
