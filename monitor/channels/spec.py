@@ -8,8 +8,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from monitor.channels.base import Reader
-from monitor.sources.resources import Sources
 from monitor.settings_table import ChannelSettings
+from monitor.sources.resources import Sources
 from monitor.sources.schema import Query
 
 # The file sources whose changes can make a channel poll at once (monitor.watch watches them).
