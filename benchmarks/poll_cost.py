@@ -7,8 +7,13 @@ reader's ``read()`` — the whole poll minus publishing — in three situations:
   one row:   one phase_queue / workflow_history / planned_features row was updated,
   one file:  one adw_state.json was rewritten.
 
-Run: ``python -m benchmarks.poll_cost [--repeat 30]``; prints a markdown table and writes
-benchmarks/results/poll_cost.json.
+``--history 120,50000,200000`` measures instead what one committed change costs as the
+history grows: after a one-row ``phase_queue`` commit, every channel that watches the
+database reads once (as the file watcher makes them), and the table gives each read's
+wall time and the process CPU time of all of them, per history size.
+
+Run: ``python -m benchmarks.poll_cost [--repeat 30] [--history N,N,...]``; prints a
+markdown table and writes benchmarks/results/poll_cost.json.
 """
 
 from __future__ import annotations
@@ -24,15 +29,15 @@ import time
 import uuid
 from pathlib import Path
 
-from monitor.channels.registry import channel_spec
+from monitor.channels.registry import channel_spec, channels_watching
 from monitor.demo.schema import SQLITE_SCHEMA
-from monitor.settings import settings_from_mapping
+from monitor.settings import Settings, settings_from_mapping
 from monitor.sources.resources import Sources
 
 CHANNELS = ("queue", "adw-monitor", "workflows", "workflow-history", "planned-features")
 
 
-def build_workspace(root: Path) -> tuple[Path, Path, list[str]]:
+def build_workspace(root: Path, history_rows: int = 10_000) -> tuple[Path, Path, list[str]]:
     """Create the database and 1,000 agent directories; return (db, agents dir, adw ids)."""
     db, agents = root / "database.db", root / "agents"
     conn = sqlite3.connect(db)
@@ -45,7 +50,7 @@ def build_workspace(root: Path) -> tuple[Path, Path, list[str]]:
     conn.executemany("INSERT INTO workflow_history (adw_id, issue_number, status, start_time, duration_seconds, "
                      "actual_cost_total) VALUES (?,?,?,?,?,?)",
                      [(f"{i:08x}", i, "completed" if i % 7 else "failed", f"2026-11-{1 + i % 24:02d}T10:00:00+00:00",
-                       600.0 + i % 300, 1.5) for i in range(10_000)])
+                       600.0 + i % 300, 1.5) for i in range(history_rows)])
     conn.executemany("INSERT INTO planned_features (item_type, title, status, priority, estimated_hours) "
                      "VALUES (?,?,?,?,?)", [("feature", f"feature {i}", "planned", "medium", 3.0) for i in range(200)])
     conn.commit()
@@ -113,15 +118,61 @@ async def run(repeat: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         db, agents, ids = await asyncio.to_thread(build_workspace, root)
-        settings = settings_from_mapping({"sources": {
-            "database": f"sqlite:///{db}", "agents_dir": str(agents), "trees_dir": str(root / "trees"),
-            "webhook_url": ""}})
-        sources = Sources(settings)
+        sources = Sources(_settings(root, db, agents))
         await sources.open()
         try:
             return {channel: await measure(channel, sources, db, agents, ids, repeat) for channel in CHANNELS}
         finally:
             await sources.close()
+
+
+async def commit_cost(sources: Sources, db: Path, repeat: int) -> dict:
+    """Per database channel: the read after a one-row queue commit; and all of them together."""
+    readers = {name: channel_spec(name).make_reader(sources) for name in channels_watching("database")}
+    for reader in readers.values():
+        await reader.read()
+    walls: dict[str, list[float]] = {name: [] for name in readers}
+    cpu: list[float] = []
+    for n in range(repeat):
+        touch_row(db, "queue", n + 2)
+        started = time.process_time()  # the whole process: aiosqlite's thread included
+        for name, reader in readers.items():
+            walls[name].append((await time_read(reader))[0])
+        cpu.append(time.process_time() - started)
+    return {**{name: summarize(values) for name, values in walls.items()}, "CPU, all reads": summarize(cpu)}
+
+
+async def run_history(sizes: list[int], repeat: int) -> dict:
+    """``commit_cost`` in a fresh workspace of each history size."""
+    results = {}
+    for size in sizes:
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp)
+            db, agents, _ = await asyncio.to_thread(build_workspace, root, size)
+            sources = Sources(_settings(root, db, agents))
+            await sources.open()
+            try:
+                results[f"{size:,} history rows"] = await commit_cost(sources, db, repeat)
+            finally:
+                await sources.close()
+    return results
+
+
+def _settings(root: Path, db: Path, agents: Path) -> Settings:
+    return settings_from_mapping({"sources": {
+        "database": f"sqlite:///{db}", "agents_dir": str(agents), "trees_dir": str(root / "trees"),
+        "webhook_url": ""}})
+
+
+def history_table(results: dict) -> str:
+    """The history results as a markdown table: one column per size, median / p95 ms."""
+    sizes = list(results)
+    rows = list(next(iter(results.values())))
+    lines = ["| after a one-row queue commit | " + " | ".join(sizes) + " |", "|---" * (len(sizes) + 1) + "|"]
+    for row in rows:
+        cells = [f"{results[size][row]['median_ms']} / {results[size][row]['p95_ms']}" for size in sizes]
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def table(results: dict) -> str:
@@ -138,12 +189,18 @@ def main() -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--history", help="history sizes, e.g. 120,50000,200000: the cost of one commit as it grows")
     args = parser.parse_args()
-    results = asyncio.run(run(args.repeat))
+    if args.history:
+        results = asyncio.run(run_history([int(size) for size in args.history.split(",")], args.repeat))
+        text, name = history_table(results), "poll_cost_history.json"
+    else:
+        results = asyncio.run(run(args.repeat))
+        text, name = table(results), "poll_cost.json"
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
-    (out / "poll_cost.json").write_text(json.dumps({"cpu_count": os.cpu_count(), "results": results}, indent=2))
-    print(table(results))
+    (out / name).write_text(json.dumps({"cpu_count": os.cpu_count(), "results": results}, indent=2))
+    print(text)
 
 
 if __name__ == "__main__":
