@@ -24,9 +24,13 @@ def test_patch_frame_is_the_documented_json():
     assert orjson.loads(frame) == {"type": "patch", "channel": "queue", "epoch": "9f3c", "seq": 42, "patch": patch}
 
 
-def test_a_patch_that_cannot_be_encoded_is_a_value_error_naming_why():
+@pytest.mark.parametrize("value", [object(), "\ud800", {"a": [[[[]]]]}])
+def test_a_patch_that_cannot_be_encoded_is_a_value_error_naming_why(value):
+    if isinstance(value, dict):  # nested deeper than the encoder follows
+        for _ in range(300):
+            value = {"a": value}
     with pytest.raises(ValueError, match=protocol.UNPUBLISHABLE):
-        protocol.patch_frame("queue", "9f3c", 1, {"items": {"q1": {"at": object()}}})
+        protocol.patch_frame("queue", "9f3c", 1, {"items": {"q1": {"at": value}}})
 
 
 def test_pong_and_error_frames():
@@ -102,12 +106,15 @@ def test_resume_reads_the_first_of_repeated_parameters():
     assert protocol.parse_resume(query) == ("9f3c", 4)
 
 
-@pytest.mark.parametrize("text", ['{"type":"ping"}', '{"type": "ping", "extra": 1}', ' {"type":"ping"} '])
+# A repeated key counts once, as its last value (JSON parsers agree on nothing better).
+@pytest.mark.parametrize("text", ['{"type":"ping"}', '{"type": "ping", "extra": 1}', ' {"type":"ping"} ',
+                                  '{"type":"pong","type":"ping"}'])
 def test_a_ping_gets_a_pong(text):
     assert protocol.reply_to(text) == protocol.PONG
 
 
-@pytest.mark.parametrize("text", ["", "ping", "{", '{"type":"ping"', "\x00", "NaN"])
+@pytest.mark.parametrize("text", ["", "ping", "{", '{"type":"ping"', "\x00", "NaN", '"\ud800"',
+                                  "[" * 2000 + "]" * 2000])
 def test_text_that_is_not_json_gets_an_error(text):
     reply = orjson.loads(protocol.reply_to(text))
     assert reply["type"] == "error" and reply["error"].startswith("not JSON") and PING_ONLY in reply["error"]
