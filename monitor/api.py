@@ -31,14 +31,15 @@ async def channel_json(request: web.Request) -> web.Response:
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: each channel's source state; seqs, ages, connections and watching only for signed-in callers."""
     app = request.app
-    channels: dict[str, dict[str, Any]] = {name: {"source": app[BROKER].current(name).source} for name in CHANNEL_NAMES}
+    views = {name: app[BROKER].current(name) for name in CHANNEL_NAMES}
+    channels: dict[str, dict[str, Any]] = {name: {"source": view.source} for name, view in views.items()}
     if app[SETTINGS].auth.mode != "none" and request.get(AUTH_USER) is None:
         return json_response({"status": "ok", "channels": channels})
     now = time.monotonic()
     for name, entry in channels.items():
         poller = app[POLLERS].get(name)
         last_ok = poller.last_ok_monotonic if poller else None
-        entry.update(seq=app[BROKER].current(name).seq, connections=app[HUB].count(name),
+        entry.update(seq=views[name].seq, connections=app[HUB].count(name),
                      last_good_poll_age_s=None if last_ok is None else round(now - last_ok, 3))
     watcher = app[WATCHER]
     watch = {"active": watcher is not None, "directories": watcher.watch_count if watcher else 0}

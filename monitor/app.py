@@ -36,8 +36,8 @@ def create_app(settings: Settings) -> web.Application:
     quiet_malformed_requests()
     # One place for the Server header of every response aiohttp builds (pages, the WebSocket
     # 101, its own 400s for unparseable requests): its default names its version, a free
-    # hint for anyone matching known bugs.
-    # aiohttp offers no setting for it: rebind the module global its responses read.
+    # hint for anyone matching known bugs. aiohttp has no setting for it, so the module
+    # global its responses read is rebound.
     web_response.SERVER_SOFTWARE = "monitor"  # type: ignore[attr-defined]
     # Host before auth: a rebound name gets 421 without learning whether credentials would pass.
     app = web.Application(middlewares=[security_headers, request_id_middleware, host_guard, auth_middleware])

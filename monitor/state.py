@@ -58,12 +58,6 @@ class ChannelState:
         """The state at its (epoch, seq)."""
         return ChannelView(self.epoch, self.seq, self.state)
 
-    @property
-    def source_health(self) -> str:
-        """``ok``, ``error`` or ``pending``."""
-        source: str = self.state["meta"]["source"]
-        return source
-
     def accept(self, data: ChannelData | None) -> bytes | None:
         """Publish a good read (``data`` None = unchanged); return the patch frame, None when nothing changed.
 
@@ -72,7 +66,7 @@ class ChannelState:
         if data is None and self._held_back:
             return None
         new = dict(self.state)
-        if self.source_health != "ok":
+        if self.state["meta"]["source"] != "ok":
             new["meta"] = {"source": "ok", "since": utc_now_iso()}
         try:
             frame = self._advance(_with_data(new, data))
@@ -99,10 +93,6 @@ class ChannelState:
         if self._snapshot_frame is None:
             self._snapshot_frame = protocol.snapshot_frame(self.name, self.epoch, self.seq, self.state)
         return self._snapshot_frame
-
-    def frames_after(self, epoch: str | None, seq: int | None) -> list[bytes]:
-        """Exactly the patches after ``seq`` when still buffered, else one snapshot."""
-        return self.catch_up(epoch, seq)[1]
 
     def catch_up(self, epoch: str | None, seq: int | None) -> tuple[str, list[bytes]]:
         """How a client at (epoch, seq) is brought up to date (an outcome of ``CATCH_UP_OUTCOMES``), and the frames."""

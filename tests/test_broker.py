@@ -128,4 +128,4 @@ def test_a_one_shot_state_keeps_no_ring():
     state.accept(rows(a={"x": 1}))
     state.accept(rows(a={"x": 2}))
     assert len(state.ring) == 0
-    assert [orjson.loads(f)["type"] for f in state.frames_after("e", 1)] == ["snapshot"]
+    assert [orjson.loads(f)["type"] for f in state.catch_up("e", 1)[1]] == ["snapshot"]
