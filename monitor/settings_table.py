@@ -92,6 +92,9 @@ class SourcesSettings:
                             check=http_url_check("this console's own routes"))
     busy_timeout: float = _opt(0.2, "seconds a database read waits on a writer's lock before the poll reports it",
                                minimum=0.0)
+    full_read_interval: float = _opt(60.0, "seconds a large table (over 2,000 rows) may go unread after commits its "
+                                           "cheap signature did not show (a change to an older row) before it is "
+                                           "read in full", minimum=1.0)
     watch: bool = _opt(True, "watch agents_dir, trees_dir and the SQLite files and poll at once on a change")
     watch_debounce: float = _opt(0.005, "seconds from a file change to the poll of the channels it affects; "
                                         "changes meanwhile share that poll", minimum=0.001)

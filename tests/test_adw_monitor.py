@@ -184,7 +184,7 @@ async def test_nothing_changed_reads_no_rows_and_gives_none(sources, seven_runs,
     await reader.read()
     fetches = []
     fetch_many = reader.db.fetch_many
-    reader.db.fetch_many = lambda queries: fetches.append(1) or fetch_many(queries)
+    reader.db.fetch_many = lambda *args: fetches.append(1) or fetch_many(*args)
     assert await reader.read() is None and await reader.read() is None
     assert fetches == []
     insert(db_path, "task_logs", task("aaaa0005", "plan", "completed", 0.4))

@@ -7,9 +7,9 @@ live process carries its adw_id.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from monitor.adw import RUN_STATUSES
 from monitor.channels.adw_runs import (
@@ -23,6 +23,7 @@ from monitor.channels.adw_runs import (
     task_progress,
 )
 from monitor.channels.base import ChannelData, channel_queries, parse_time
+from monitor.channels.dbreader import QueryCache
 from monitor.channels.spec import AGENTS, DATABASE, TREES, ChannelSpec
 from monitor.sources.agentfiles import ERROR_FIELD
 from monitor.sources.database import Database, Rows
@@ -32,7 +33,9 @@ from monitor.sources.schema import Query
 from monitor.sources.statefiles import StateFiles, StateView, state_files
 
 # Each query is optional: an installation without the table (or its key columns) still
-# shows its runs from the state files.
+# shows its runs from the state files. The history and task-log queries read only the runs
+# shown ({@keys}: the state files' adw_ids), through the tables' adw_id indexes, so their
+# cost follows the runs shown, not the tables' size.
 DEFAULT_QUERIES = MappingProxyType({
     "adw_monitor_phase_queue": Query(
         "phase_queue",
@@ -44,16 +47,17 @@ DEFAULT_QUERIES = MappingProxyType({
         "SELECT adw_id, status, {current_phase} AS current_phase, {nl_input} AS nl_input,"
         " {workflow_template} AS workflow_template, {start_time} AS start_time, {end_time} AS end_time,"
         " {duration_seconds:real} AS duration_seconds, {actual_cost_total:real} AS actual_cost_total"
-        " FROM workflow_history",
+        " FROM workflow_history WHERE adw_id IN {@keys}",
         required=("adw_id", "status"), optional=True),
     # One row per (run, phase, status): the database groups, so the rows stay few; the
     # highest id tells which status of a phase came last.
     "adw_monitor_task_logs": Query(
         "task_logs",
         "SELECT adw_id, phase_name, phase_status, MAX({id:integer}) AS last_id, SUM({cost_usd:real}) AS cost_usd"
-        " FROM task_logs GROUP BY adw_id, phase_name, phase_status",
+        " FROM task_logs WHERE adw_id IN {@keys} GROUP BY adw_id, phase_name, phase_status",
         required=("adw_id", "phase_name", "phase_status"), optional=True),
 })
+T = TypeVar("T")
 STATE_FIELDS = ("issue_number", "workflow_template", "issue_class", "estimated_cost_total", "model_set",
                 "model_used", "branch_name", "github_url", "start_time", "end_time", ERROR_FIELD)
 HISTORY_FIELDS = ("workflow_template", "start_time", "end_time", "duration_seconds")
@@ -108,17 +112,52 @@ def adw_item(adw_id: str, run: RunSources) -> dict[str, Any]:
     return {name: value for name, value in item.items() if value is not None}
 
 
-def build_adw_monitor(view: StateView, live: Collection[str], rows: Mapping[str, Rows]) -> ChannelData:
+class RunItems:
+    """Each run's last item with the sources it was built from: a run whose sources are equal is not rebuilt."""
+
+    def __init__(self) -> None:
+        self._built: dict[str, tuple[RunSources, dict[str, Any]]] = {}
+        self._derived: dict[str, tuple[Rows, Any]] = {}
+
+    def derived(self, rows: Mapping[str, Rows], query: str, derive: Callable[[Rows], T]) -> T:
+        """``derive`` of a query's rows, reused while they are the same list (its table did not move)."""
+        found = rows.get(query, [])
+        last = self._derived.get(query)
+        if last is not None and last[0] is found:
+            return cast(T, last[1])
+        result = derive(found)
+        self._derived[query] = (found, result)
+        return result
+
+    def item(self, adw_id: str, run: RunSources) -> dict[str, Any]:
+        """``adw_item(adw_id, run)``, reused while ``run`` is unchanged."""
+        last = self._built.get(adw_id)
+        if last is not None and last[0] == run:
+            return last[1]
+        item = adw_item(adw_id, run)
+        self._built[adw_id] = (run, item)
+        return item
+
+    def keep_only(self, adw_ids: Collection[str]) -> None:
+        """Forget the runs no longer shown."""
+        for gone in self._built.keys() - set(adw_ids):
+            del self._built[gone]
+
+
+def build_adw_monitor(view: StateView, live: Collection[str], rows: Mapping[str, Rows],
+                      items_of: RunItems | None = None) -> ChannelData:
     """Summary and items of adw-monitor from a state-file scan, live run ids and query rows."""
-    queue = latest_rows(rows.get("adw_monitor_phase_queue", []))
-    history = latest_rows(rows.get("adw_monitor_workflow_history", []))
-    tasks = task_progress(rows.get("adw_monitor_task_logs", []))
+    made = items_of or RunItems()
+    queue = made.derived(rows, "adw_monitor_phase_queue", latest_rows)
+    history = made.derived(rows, "adw_monitor_workflow_history", latest_rows)
+    tasks = made.derived(rows, "adw_monitor_task_logs", task_progress)
     items = {}
     for adw_id, state in view.states.items():
         run = RunSources(state, queue.get(adw_id, {}), history.get(adw_id, {}), tasks.get(adw_id, TaskProgress()),
                          view.phases.get(adw_id, {}), view.errors.get(adw_id, ""), adw_id in live,
                          adw_id in view.trees)
-        items[adw_id] = adw_item(adw_id, run)
+        items[adw_id] = made.item(adw_id, run)
+    made.keep_only(items)
     summary = {"total": len(items), **{status: 0 for status in RUN_STATUSES}}
     for item in items.values():
         summary[item["status"]] += 1
@@ -128,30 +167,36 @@ def build_adw_monitor(view: StateView, live: Collection[str], rows: Mapping[str,
 class AdwMonitorReader:
     """Reads adw-monitor's sources; returns None while none of them moved.
 
-    The change signature is (state-file generation, live run ids, database change token):
-    an unchanged system costs a directory scan, a /proc scan and one cheap database check.
+    The change signature is (state-file generation, live run ids) plus the tokens of the
+    three tables (``QueryCache``): an unchanged system costs a directory scan, a /proc
+    scan and one cheap database check, and a commit to other tables costs no read.
     """
 
     def __init__(self, files: StateFiles, processes: ProcessScanner, db: Database,
                  queries: Mapping[str, Query]) -> None:
         self.files = files
         self.processes = processes
-        self.db = db
-        self.queries = dict(queries)
-        self._signature: tuple[int, frozenset[str], Any] | None = None
+        self.cache = QueryCache(db, queries)
+        self._items = RunItems()
+        self._signature: tuple[int, frozenset[str]] | None = None
+
+    @property
+    def db(self) -> Database:
+        """The database read."""
+        return self.cache.db
 
     async def read(self) -> ChannelData | None:
-        """Fresh data, or None when files, processes and database are all unchanged."""
+        """Fresh data, or None when files, processes and tables are all unchanged."""
         last, self._signature = self._signature, None  # forgotten unless this read succeeds
         await self.files.scan()
         generation, view = self.files.generation, self.files.view
         live = await self.processes.live_adw_ids(view.states.keys())
-        token = await self.db.change_token()
-        signature = (generation, live, token)
-        if token is not None and signature == last:
+        moved = await self.cache.refresh(sorted(view.states))
+        signature = (generation, live)
+        if not moved and signature == last:
             self._signature = signature
             return None
-        data = build_adw_monitor(view, live, await self.db.fetch_many(self.queries))
+        data = build_adw_monitor(view, live, self.cache.rows, self._items)
         self._signature = signature
         return data
 

@@ -1,32 +1,79 @@
-"""A channel reader over database queries that skips reading while nothing was committed."""
+"""Channel readers over database queries that read only what moved.
+
+``QueryCache`` keeps each query's rows with the token of its table (and, for a keyed
+query, the keys) they were read at, and re-reads only the queries whose table moved
+since: a commit to one table costs the channels that read other tables one token check.
+Queries re-read together share one read transaction; rows kept from earlier reads are
+each a committed state of their own table.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Hashable, Mapping, Sequence
 
 from monitor.channels.base import ChannelData
 from monitor.sources.database import Database, Rows
-from monitor.sources.schema import Query
+from monitor.sources.schema import KEYS, Query
+from monitor.sources.tables import WHOLE_DATABASE
+
+
+def table_of(query: Query) -> str:
+    """The table whose token a query's rows follow (a query run as written: the whole database)."""
+    return query.table.lower() if query.table else WHOLE_DATABASE
+
+
+class QueryCache:
+    """Each query's last rows, re-read when its table's token or its keys moved.
+
+    A query's text may be changed between reads (workflow-history's ``{since}``): the
+    new text is used the next time its table moves.
+    """
+
+    def __init__(self, db: Database, queries: Mapping[str, Query]) -> None:
+        self.db = db
+        self.queries = dict(queries)
+        self.rows: dict[str, Rows] = {}  # by query name; an optional query that cannot run is absent
+        self._stamps: dict[str, Hashable] = {}
+
+    async def refresh(self, keys: Sequence[str] = ()) -> bool:
+        """Re-read the queries that moved; True when any was read. ``keys`` go to keyed queries."""
+        tokens = await self.db.table_tokens({table_of(q) for q in self.queries.values()})
+        keyed = {name for name, q in self.queries.items() if KEYS in q.sql}
+        key_tuple = tuple(keys)
+        stamps = {name: (tokens[table_of(q)], key_tuple if name in keyed else None)
+                  for name, q in self.queries.items()}
+        stale = {name: q for name, q in self.queries.items() if self._stamps.get(name) != stamps[name]}
+        if not stale:
+            return False
+        fresh = await self.db.fetch_many(stale, {name: key_tuple for name in stale if name in keyed})
+        for name in stale:
+            if name in fresh:
+                self.rows[name] = fresh[name]
+            else:
+                self.rows.pop(name, None)
+            self._stamps[name] = stamps[name]
+        return True
 
 
 class DatabaseReader:
-    """Runs a channel's queries in one read transaction and builds its data from the rows."""
+    """Builds a channel's data from its queries' rows whenever one of its tables moved."""
 
     def __init__(self, db: Database, queries: Mapping[str, Query],
                  build: Callable[[dict[str, Rows]], ChannelData]) -> None:
-        self.db = db
-        self.queries = dict(queries)
+        self.cache = QueryCache(db, queries)
         self.build = build
-        self._token: Any = None
+        self._built = False  # until a build succeeds, every poll builds
+
+    @property
+    def db(self) -> Database:
+        """The database read."""
+        return self.cache.db
 
     async def read(self) -> ChannelData | None:
-        """Fresh data, or None when the database's change token has not moved."""
-        last, self._token = self._token, None  # forgotten unless this read succeeds
-        token = await self.db.change_token()
-        if token is not None and token == last:
-            self._token = token
+        """Fresh data, or None when none of the channel's tables moved since the last build."""
+        if not await self.cache.refresh() and self._built:
             return None
-        data = self.build(await self.db.fetch_many(self.queries))
-        self._token = token
+        self._built = False
+        data = self.build(self.cache.rows)
+        self._built = True
         return data

@@ -31,6 +31,7 @@ from types import MappingProxyType
 from typing import Any
 
 from monitor.channels.base import ChannelData, channel_queries, decoded_record, parse_time, percentage
+from monitor.channels.dbreader import QueryCache
 from monitor.channels.spec import DATABASE, ChannelSpec
 from monitor.sources.database import Database, Rows
 from monitor.sources.resources import Sources
@@ -156,39 +157,39 @@ def costs_query(query: Query, now: dt.datetime) -> Query:
 
 
 class WorkflowHistoryReader:
-    """Reads the three queries when the database changed; otherwise only re-ages the cost windows.
+    """Reads the three queries when workflow_history moved; otherwise only re-ages the cost windows.
 
     Runs only leave a cost window as time passes, so the costed rows of the last read
-    still hold every run of the current windows: a quiet database is not read again.
+    still hold every run of the current windows: a quiet table is not read again.
     """
 
     def __init__(self, db: Database, queries: Mapping[str, Query], clock: Clock = utc_now) -> None:
-        self.db = db
         self.queries = dict(queries)
+        self.cache = QueryCache(db, queries)
         self.clock = clock
-        self._token: Any = None
-        self._rows: dict[str, Rows] | None = None
         self._data: ChannelData | None = None
         self._recheck_at: dt.datetime | None = None  # nothing can age out of a window before this
 
+    @property
+    def db(self) -> Database:
+        """The database read."""
+        return self.cache.db
+
     async def read(self) -> ChannelData | None:
-        """Fresh data; None when neither the database nor the cost windows changed."""
-        last, self._token = self._token, None  # forgotten unless this read succeeds
-        token = await self.db.change_token()
+        """Fresh data; None when neither the table nor the cost windows changed."""
         now = self.clock()
-        if token is None or token != last or self._rows is None or self._data is None:
-            costs = costs_query(self.queries["workflow_history_costs"], now)
-            queries = {**self.queries, "workflow_history_costs": costs}
-            self._rows = await self.db.fetch_many(queries)
-            self._data = build_workflow_history(self._rows, now)
-            self._recheck_at = next_age_out(self._rows.get("workflow_history_costs", []), now)
-            self._token = token
+        # {since} only narrows the rows read: kept rows from an earlier {since} are a superset.
+        self.cache.queries["workflow_history_costs"] = costs_query(self.queries["workflow_history_costs"], now)
+        if await self.cache.refresh() or self._data is None:
+            self._data = None  # until this build succeeds
+            self._data = build_workflow_history(self.cache.rows, now)
+            self._recheck_at = next_age_out(self.cache.rows.get("workflow_history_costs", []), now)
             return self._data
-        self._token = token
         if self._recheck_at is None or now <= self._recheck_at:
-            return None  # a quiet database and no run leaving a window: nothing to recompute
-        self._recheck_at = next_age_out(self._rows.get("workflow_history_costs", []), now)
-        summary = build_summary(self._rows["workflow_history_totals"], self._rows.get("workflow_history_costs"), now)
+            return None  # a quiet table and no run leaving a window: nothing to recompute
+        rows = self.cache.rows
+        self._recheck_at = next_age_out(rows.get("workflow_history_costs", []), now)
+        summary = build_summary(rows["workflow_history_totals"], rows.get("workflow_history_costs"), now)
         if summary == self._data.summary:
             return None
         self._data = ChannelData(summary, self._data.items)

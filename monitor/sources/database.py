@@ -6,7 +6,7 @@ read-only; ``postgresql://`` connects with asyncpg.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
@@ -24,8 +24,15 @@ class Database(Protocol):
     async def change_token(self) -> Any:
         """A cheap value that changes whenever committed data may have changed; None = can't tell."""
 
-    async def fetch_many(self, queries: Mapping[str, Query | str]) -> dict[str, Rows]:
-        """Run several SELECTs (``schema.Query`` or SQL text) in one read transaction; rows by query name."""
+    async def table_tokens(self, tables: Collection[str]) -> dict[str, Hashable]:
+        """A token per table that moves whenever its rows may have changed (``sources.tables``)."""
+
+    async def fetch_many(self, queries: Mapping[str, Query | str],
+                         keys: Mapping[str, Sequence[str]] | None = None) -> dict[str, Rows]:
+        """Run several SELECTs (``schema.Query`` or SQL text) in one read transaction; rows by query name.
+
+        ``keys`` holds the keys of each keyed query (``{@keys}`` in its text).
+        """
 
     async def close(self) -> None:
         """Release connections and threads."""
@@ -48,15 +55,15 @@ def validate_database_url(url: str) -> str | None:
     return f"expected sqlite:////path or postgresql://user@host:port/db, got {url!r}"
 
 
-def open_database(url: str, busy_timeout: float) -> Database:
+def open_database(url: str, busy_timeout: float, full_read_interval: float = 60.0) -> Database:
     """A ``Database`` for ``url``; nothing is connected until the first read."""
     scheme = urlsplit(url).scheme
     if scheme == "sqlite":
         from monitor.sources.sqlite import SqliteDatabase
 
-        return SqliteDatabase(url, busy_timeout=busy_timeout)
+        return SqliteDatabase(url, busy_timeout=busy_timeout, full_read_interval=full_read_interval)
     if scheme in ("postgresql", "postgres"):
         from monitor.sources.postgres import PostgresDatabase
 
-        return PostgresDatabase(url)
+        return PostgresDatabase(url, full_read_interval=full_read_interval)
     raise ValueError(validate_database_url(url))

@@ -6,9 +6,13 @@ writing transaction changes it: the committer's xid either was in progress at th
 token (and leaves the in-progress list) or was assigned after it (and moves ``xmax``);
 xids are 64-bit, so a value never repeats. Our own reads are READ ONLY and take no xid,
 so they leave it alone. Writes to other databases of the cluster change it too, which
-only costs a read. The statistics counters are no substitute: ``xact_commit`` counts
+only costs a probe. The statistics counters are no substitute for it: ``xact_commit`` counts
 read-only commits (our own polls included) and all ``pg_stat_*`` counters are flushed
 lazily, so a committed change can show up in the tables before it shows up there.
+
+Per-table tokens (``sources.tables``) use that token as their gate. A large table's
+signature is its inserted, updated and deleted row counters (``pg_stat_user_tables``):
+exact but late by up to about a second, so an unverified table is probed again.
 
 Errors become ``DatabaseError`` naming the URL with its password masked. A lost connection
 drops the pool and the read is tried once more on a fresh one, so a server restart
@@ -26,7 +30,7 @@ import errno
 import json
 import socket
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Hashable, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -35,7 +39,8 @@ import structlog
 
 from monitor.redact import redact_url
 from monitor.sources.dbcommon import DatabaseError, Rows
-from monitor.sources.schema import Columns, MissingColumns, Query, render_all, tables_of
+from monitor.sources.schema import KEYS, Columns, MissingColumns, Query, render_all, tables_of
+from monitor.sources.tables import SMALL_TABLE_ROWS, TableTokens
 
 log = structlog.get_logger(__name__)
 
@@ -45,6 +50,9 @@ SETTLE_TIMEOUT = 10.0  # how long a cancelled read's connection may take to beco
 CLOSE_TIMEOUT = 5.0
 SNAPSHOT_SQL = "SELECT pg_current_snapshot()::text AS snapshot, pg_postmaster_start_time() AS started"
 OLD_SNAPSHOT_SQL = "SELECT txid_current_snapshot()::text AS snapshot, pg_postmaster_start_time() AS started"
+KEYS_SQL = "(SELECT unnest($1::text[]))"
+COUNTERS_SQL = ("SELECT n_tup_ins, n_tup_upd, n_tup_del FROM pg_catalog.pg_stat_user_tables"
+                " WHERE relid = to_regclass($1)")
 # The columns of the named tables as unqualified names resolve them (search_path), dropped ones excluded.
 COLUMNS_SQL = (
     "SELECT t.name AS table_name, a.attname AS column_name FROM unnest($1::text[]) AS t(name)"
@@ -100,7 +108,7 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 class PostgresDatabase:
     """A PostgreSQL database read through a small asyncpg pool, connected on first use."""
 
-    def __init__(self, url: str, connect_timeout: float = 10.0) -> None:
+    def __init__(self, url: str, connect_timeout: float = 10.0, full_read_interval: float = 60.0) -> None:
         self.url = url
         self.label = redact_url(url)
         self._connect_timeout = connect_timeout
@@ -109,6 +117,7 @@ class PostgresDatabase:
         self._pool_lock = asyncio.Lock()
         self._snapshot_sql = SNAPSHOT_SQL
         self._settling: set[asyncio.Task[None]] = set()
+        self._tables = TableTokens(full_read_interval, signature_lags=True)
 
     async def change_token(self) -> tuple[str, Any]:
         """(transaction snapshot, server start time): moves on every committed write."""
@@ -121,13 +130,20 @@ class PostgresDatabase:
             row = await self._read(lambda conn: conn.fetchrow(self._snapshot_sql))
         return row["snapshot"], row["started"]
 
-    async def fetch_many(self, queries: Mapping[str, Query | str]) -> dict[str, Rows]:
+    async def table_tokens(self, tables: Collection[str]) -> dict[str, Hashable]:
+        """A token per table that moves whenever its rows may have changed (``sources.tables``)."""
+        gate = await self.change_token()
+        return await self._tables.tokens(tables, gate, lambda names: self._read(lambda conn: _probe(conn, names)))
+
+    async def fetch_many(self, queries: Mapping[str, Query | str],
+                         keys: Mapping[str, Sequence[str]] | None = None) -> dict[str, Rows]:
         """Run the queries in one READ ONLY, REPEATABLE READ transaction: one consistent state.
 
         ``Query`` objects are fitted to the tables' columns as the catalog lists them in
         that same transaction; optional ones that cannot run are left out of the result.
+        ``keys`` gives keyed queries their keys.
         """
-        return await self._read(lambda conn: _read_all(conn, queries))
+        return await self._read(lambda conn: _read_all(conn, queries, keys or {}))
 
     async def close(self) -> None:
         """Let cancelled reads settle briefly, then close the pool."""
@@ -207,12 +223,30 @@ async def _table_columns(conn: asyncpg.Connection, tables: frozenset[str]) -> Co
     return {table: frozenset(names) for table, names in found.items()}
 
 
-async def _read_all(conn: asyncpg.Connection, queries: Mapping[str, Query | str]) -> dict[str, Rows]:
+async def _probe(conn: asyncpg.Connection, tables: Collection[str]) -> dict[str, Hashable | None]:
+    """Each table's signature: None when small or unreadable, else its row counters."""
+    signatures: dict[str, Hashable | None] = {}
+    for table in tables:
+        name = '"' + table.replace('"', '""') + '"'
+        try:
+            rows = await conn.fetchval(f"SELECT count(*) FROM (SELECT 1 FROM {name} LIMIT {SMALL_TABLE_ROWS + 1}) AS t")
+            counters = await conn.fetchrow(COUNTERS_SQL, name) if rows > SMALL_TABLE_ROWS else None
+        except asyncpg.PostgresError as exc:
+            if isinstance(exc, asyncpg.PostgresConnectionError):
+                raise
+            counters = None  # no such table (yet): read it whenever anything moved
+        signatures[table] = tuple(counters) if counters is not None else None
+    return signatures
+
+
+async def _read_all(conn: asyncpg.Connection, queries: Mapping[str, Query | str],
+                    keys: Mapping[str, Sequence[str]]) -> dict[str, Rows]:
     await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
     columns = await _table_columns(conn, tables_of(queries.values()))
     result = {}
     for name, sql in render_all(queries, columns).items():
-        records = await conn.fetch(sql)
+        params = [list(keys.get(name, ()))] if KEYS in sql else []
+        records = await conn.fetch(sql.replace(KEYS, KEYS_SQL), *params)
         result[name] = [{key: plain(value) for key, value in record.items()} for record in records]
     await conn.execute("COMMIT")
     return result

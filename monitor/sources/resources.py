@@ -22,7 +22,8 @@ class Sources:
     def __init__(self, settings: Settings, own_routes: Callable[[], RouteList] = list) -> None:
         self.settings = settings
         self.own_routes = own_routes
-        self.database: Database = open_database(settings.sources.database, settings.sources.busy_timeout)
+        self.database: Database = open_database(settings.sources.database, settings.sources.busy_timeout,
+                                                 settings.sources.full_read_interval)
         self.http: aiohttp.ClientSession | None = None
         paths = settings.sources
         # One scanner for both state-file channels: a changed file is read once, not once per channel.

@@ -8,8 +8,12 @@ since records carry no nulls, the field is simply absent). A missing required co
 missing table) is the channel's error naming table and column, or, for a query marked
 ``optional``, a query that is skipped: its name is absent from ``fetch_many``'s result.
 
-The databases learn the columns when they first read and again whenever the schema
-changes (SQLite's ``schema_version``; PostgreSQL's catalog, read with each fetch).
+A query may also be *keyed*: ``{@keys}`` in its text stands for the list of keys the
+reader passes with it (``... WHERE adw_id IN {@keys}``), so it reads only the rows it
+needs; each backend binds the list as one parameter in its own dialect.
+
+The databases read the tables' columns with each fetch, in its transaction (SQLite's
+``pragma_table_info``, PostgreSQL's catalog): a migration is seen by the next read.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from monitor.sources.dbcommon import DatabaseError
 # {column} or {column:type}; a missing column becomes a typed NULL (PostgreSQL refuses bare
 # NULL constants in GROUP BY / ORDER BY and cannot choose sum(unknown)).
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(text|real|integer))?\}")
+KEYS = "{@keys}"  # a keyed query's list of keys, bound as one parameter by the backend
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 Columns = Mapping[str, frozenset[str]]  # table -> its columns, all lower-case; absent table = no such table
