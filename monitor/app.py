@@ -14,9 +14,11 @@ from aiohttp.typedefs import Handler
 from monitor.auth import auth_middleware
 from monitor.broker import InProcessBroker
 from monitor.channels.registry import CHANNEL_NAMES, make_readers
+from monitor.gcpolicy import GcPolicy
 from monitor.headers import host_guard, security_headers
+from monitor.heartbeat import Heartbeat
 from monitor.hub import Hub
-from monitor.keys import BROKER, HUB, METRICS, POLLERS, POLLING, SETTINGS, SOURCES, STARTED_AT, WATCHER
+from monitor.keys import BROKER, GC, HEARTBEAT, HUB, METRICS, POLLERS, POLLING, SETTINGS, SOURCES, STARTED_AT, WATCHER
 from monitor.login import setup_auth
 from monitor.logs import quiet_malformed_requests
 from monitor.metrics import Metrics
@@ -44,13 +46,18 @@ def create_app(settings: Settings) -> web.Application:
     app[SETTINGS] = settings
     app[STARTED_AT] = time.time()
     app[BROKER] = InProcessBroker(CHANNEL_NAMES, settings.server.ring_size)
-    app[HUB] = Hub(CHANNEL_NAMES)
-    app[METRICS] = Metrics(app[HUB], app[BROKER])
-    app[BROKER].listen(app[HUB].deliver)
+    hub = app[HUB] = Hub(CHANNEL_NAMES)
+    app[HEARTBEAT] = Heartbeat(settings.server.heartbeat)
+    app[GC] = GcPolicy(hub)
+    app[METRICS] = Metrics(hub, app[BROKER])
+    app[METRICS].watch_gc(app[GC])
+    app[BROKER].listen(hub.deliver)
     setup_templates(app)
     app.cleanup_ctx.append(sources_ctx)
     app.cleanup_ctx.append(pollers_ctx)
     app.cleanup_ctx.append(watcher_ctx)
+    app.cleanup_ctx.append(heartbeat_ctx)
+    app.cleanup_ctx.append(gc_ctx)
     app.on_shutdown.append(close_sockets)
     setup_auth(app)
     setup_routes(app)
@@ -61,11 +68,10 @@ def create_app(settings: Settings) -> web.Application:
 async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Bind a request id to every log line of the request and echo it back."""
     request_id = request.headers.get("X-Request-ID", "")[:64] or uuid.uuid4().hex[:12]
+    # aiohttp runs each request in a task of its own, with a copy of the context: the binding
+    # ends with the request, and still holds while a WebSocket is served after the handler returned.
     structlog.contextvars.bind_contextvars(request_id=request_id)
-    try:
-        response = await handler(request)
-    finally:
-        structlog.contextvars.unbind_contextvars("request_id")
+    response = await handler(request)
     if not response.prepared:
         response.headers["X-Request-ID"] = request_id
     return response
@@ -112,6 +118,21 @@ async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     if watcher is not None:
         await watcher.stop()
+
+
+async def heartbeat_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Ping every socket and cut the dead ones, for as long as the console runs."""
+    app[HEARTBEAT].start()
+    yield
+    app[HEARTBEAT].stop()
+
+
+async def gc_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Keep full garbage collections away from deliveries (gcpolicy.py)."""
+    task = asyncio.get_running_loop().create_task(app[GC].run())
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 async def close_sockets(app: web.Application) -> None:

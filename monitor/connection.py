@@ -6,7 +6,8 @@ WebSocket frame, header included, which the hub builds once for all its clients.
 transport's buffer backs up, frames wait in a bounded backlog drained by one task through
 aiohttp's writer; past the bound the client is closed with 1013 (try again later) and may
 resume from its last seq. Once the transport is closing the peer is gone: nothing more is
-written (a write would only fail) and the receive loop ends the connection.
+written (a write would only fail) and the receive loop ends the connection. Pings come
+from the shared heartbeat (``heartbeat.py``), which cuts a peer that stopped answering.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ log = structlog.get_logger(__name__)
 SLOW, DEAD_PEER, FLOODED = "slow", "dead_peer", "rate_limited"
 EVICTION_REASONS = (SLOW, DEAD_PEER, FLOODED)
 HEADER_ALLOWANCE = 14  # largest WebSocket frame header a server writes
+PING_FRAME = b"\x89\x00"  # a final, unmasked PING frame without payload: the same for every socket
 SPLIT_ABOVE = 16 * 1024  # larger payloads go out after their header rather than copied behind it
 
 
@@ -60,7 +62,7 @@ class Connection:
 
     __slots__ = (
         "ws", "channel", "limits", "opened_at", "messages_sent", "bytes_sent", "close_reason",
-        "_transport", "_raw", "_low_water", "_high_water",
+        "awaiting_pong", "heartbeat_slot", "_transport", "_raw", "_low_water", "_high_water",
         "_backlog", "_backlog_bytes", "_drainer", "_closer", "_on_evict",
     )
 
@@ -73,6 +75,8 @@ class Connection:
         self.messages_sent = 0
         self.bytes_sent = 0
         self.close_reason = ""
+        self.awaiting_pong = False  # pinged, and nothing received since (the receive loop clears it)
+        self.heartbeat_slot = 0  # which of the heartbeat's slots holds this connection
         self._transport = request.transport
         # A compressing socket needs aiohttp's compressor state for every frame, so only
         # uncompressed sockets may be written behind aiohttp's back.
@@ -204,12 +208,37 @@ class Connection:
             self._write_failed(exc)
         finally:
             self._drainer = None
-        if self._peer_gone():
-            self._drop_backlog()  # nothing will ever take it
+        if self._peer_gone() or not self._backlog:
+            # Nothing will ever take it, or it is empty: an empty deque still holds a 64-slot block
+            # (~700 bytes), and every client's snapshot goes through here once.
+            self._drop_backlog()
 
     def _count(self, frame: bytes) -> None:
         self.messages_sent += 1
         self.bytes_sent += len(frame)
+
+    def ping(self) -> None:
+        """Write a protocol ping; the peer has until the heartbeat's next look at it to answer."""
+        transport = self._transport
+        if self.close_reason or self.ws.closed or transport is None or transport.is_closing():
+            return
+        self.awaiting_pong = True
+        try:
+            # A whole control frame in one write, as the fan-out writes data frames: legal between
+            # any two frames, compressed socket or not, and never interleaved with aiohttp's.
+            transport.write(PING_FRAME)
+        except (ConnectionError, RuntimeError) as exc:
+            self._write_failed(exc)
+
+    def drop(self, reason: str) -> None:
+        """Cut a peer that is gone: no close handshake (it would not answer); the receive loop reports ``reason``."""
+        if self.close_reason:
+            return
+        self.close_reason = reason
+        self._drop_backlog()
+        if self._drainer is not None:
+            self._drainer.cancel()
+        self.abort()
 
     def evict(self, close: Close, reason: str) -> None:
         """Stop sending, drop the backlog and send ``close``; the socket is cut after the grace."""

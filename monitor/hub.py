@@ -28,6 +28,7 @@ class Hub:
         self.bytes_sent = dict.fromkeys(channels, 0)
         self._watchers: list[tuple[Callable[[Hub], bool], asyncio.Future[None]]] = []
         self.evictions: dict[str, int] = {}
+        self.opened = self.closed = 0  # connections ever registered and unregistered (gcpolicy.py reads them)
 
     def deliver(self, channel: str, frame: bytes) -> None:
         """Offer ``frame`` to every connection of ``channel``."""
@@ -49,11 +50,15 @@ class Hub:
     def add(self, connection: Connection) -> None:
         """Register a connection; it receives every frame delivered from now on."""
         self._by_channel[connection.channel].add(connection)
+        self.opened += 1
         self._notify()
 
     def discard(self, connection: Connection) -> None:
         """Unregister a connection (idempotent)."""
-        self._by_channel[connection.channel].discard(connection)
+        registered = self._by_channel[connection.channel]
+        if connection in registered:
+            registered.remove(connection)
+            self.closed += 1
         self._notify()
 
     def note_eviction(self, connection: Connection, reason: str) -> None:

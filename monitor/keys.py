@@ -13,6 +13,8 @@ from aiohttp import web
 if TYPE_CHECKING:
     from monitor.auth import AuthState
     from monitor.broker import Broker
+    from monitor.gcpolicy import GcPolicy
+    from monitor.heartbeat import Heartbeat
     from monitor.hub import Hub
     from monitor.limits import ConnectionBudget
     from monitor.metrics import Metrics
@@ -25,6 +27,8 @@ if TYPE_CHECKING:
 SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 BROKER: web.AppKey[Broker] = web.AppKey("broker")
 HUB: web.AppKey[Hub] = web.AppKey("hub")
+HEARTBEAT: web.AppKey[Heartbeat] = web.AppKey("heartbeat")
+GC: web.AppKey[GcPolicy] = web.AppKey("gc")
 SOURCES: web.AppKey[Sources] = web.AppKey("sources")
 POLLERS: web.AppKey[dict[str, Poller]] = web.AppKey("pollers")
 POLLING: web.AppKey[Polling] = web.AppKey("polling")

@@ -6,6 +6,7 @@ scrape time, so the hot path keeps plain integer counters and never touches a lo
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -13,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from monitor.broker import CATCH_UP_OUTCOMES, Broker
 from monitor.connection import EVICTION_REASONS
+from monitor.gcpolicy import KINDS, GcPolicy
 from monitor.hub import Hub
 
 AUTH_MODES = ("login", "bearer", "basic")  # where a secret can be guessed: the sign-in form, tokens, passwords
@@ -47,6 +49,28 @@ class LiveCollector:
         yield from (sockets, frames, sent, patches, evictions, resumes)
 
 
+class GcCollector:
+    """Reads the garbage collection policy's counters when Prometheus scrapes."""
+
+    def __init__(self, policy: GcPolicy) -> None:
+        self.policy = policy
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the full collections by kind, their time and the longest, and what is frozen."""
+        labels = ["kind"]
+        runs = CounterMetricFamily("monitor_gc_full_collections", "Full garbage collections", labels=labels)
+        spent = CounterMetricFamily("monitor_gc_full_collection_seconds", "Time in full collections", labels=labels)
+        longest = GaugeMetricFamily("monitor_gc_longest_full_collection_seconds", "Longest full collection",
+                                    labels=labels)
+        for kind in KINDS:
+            runs.add_metric([kind], self.policy.runs[kind])
+            spent.add_metric([kind], self.policy.seconds[kind])
+            longest.add_metric([kind], self.policy.longest[kind])
+        frozen = GaugeMetricFamily("monitor_gc_frozen_objects", "Objects kept out of full collections",
+                                   value=gc.get_freeze_count())
+        yield from (runs, spent, longest, frozen)
+
+
 class Metrics:
     """This console's metrics: live collectors plus poll timings."""
 
@@ -76,6 +100,10 @@ class Metrics:
     def watch_lockouts(self, banned: Callable[[], int]) -> None:
         """Report ``banned()`` (addresses locked out now) at every scrape."""
         self.banned_addresses.set_function(banned)
+
+    def watch_gc(self, policy: GcPolicy) -> None:
+        """Report ``policy``'s collections at every scrape."""
+        self.registry.register(GcCollector(policy))
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import resource
 import signal
 from collections.abc import AsyncIterator
@@ -34,11 +33,9 @@ async def serve_until_signalled(settings: Settings, app: web.Application | None 
         loop.add_signal_handler(signum, stop.set)
     notifier.send("STATUS=starting: first polls")
     try:
-        async with serving(settings, app) as runner:  # runs the first polls, so the first page is complete
-            # What startup built (modules, templates, first states) lives as long as the process:
-            # keep it out of every later full collection, which otherwise walks it each time.
-            gc.collect()
-            gc.freeze()
+        # Runs the first polls, so the first page is complete. What startup built is frozen out of
+        # later full collections by the app's garbage collection policy (gcpolicy.py).
+        async with serving(settings, app) as runner:
             warn_if_exposed(settings)
             urls = []
             for host, port in _bound_addresses(runner):

@@ -1,0 +1,118 @@
+"""Keeping full garbage collections away from deliveries.
+
+A full collection walks every object the process holds. At 10k sockets that is ~800,000
+objects, nearly all of them aiohttp's per-connection ones: 300–450 ms in which nothing
+is delivered, and one that lands in a poll delays that change for every client. Objects
+that have lived a while mostly live on (connections, channel states), so they need not
+be walked again and again: every look (each second, five a second while connections
+arrive) collects what is not frozen yet and freezes what survives (``gc.freeze``), and
+the full collections Python starts by itself walk only what came since. A look collects
+the young generations only (about a millisecond), or everything not frozen when
+connections closed: a closing connection leaves cycles (its exceptions' tracebacks) that
+must not be frozen. Frozen objects are still freed by reference counting; what waits is
+cycles among them, chiefly those of closed connections (6 objects, ~0.5 KB each:
+asyncio's transport refers to itself through a bound method). A maintenance collection
+(unfreeze, collect everything, freeze) reclaims them once far more connections have
+closed than are open, or an hour after the last one, at a quiet look (nothing delivered,
+almost no connection opened or closed): the only full walk of the heap, and a rare one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+if TYPE_CHECKING:
+    from monitor.hub import Hub
+
+log = structlog.get_logger(__name__)
+
+CHECK_EVERY = 1.0  # seconds between looks (and freezes)...
+ARRIVING_CHECK_EVERY = 0.2  # ...and while connections arrive: a second of a burst is ~60 ms to walk
+QUIET = 10  # connections opened or closed since the last look, at most, for a quiet look
+CHURN = 1000  # connections closed since the last maintenance that make one due...
+CHURN_RATIO = 2.0  # ...and twice as many as are open: ~0.5 KB of garbage each, against ~15 KB per open one
+MAINTAIN_EVERY = 3600.0  # seconds after which one is due anyway: other cycles froze meanwhile too
+PATIENCE = 60  # looks a due maintenance waits for a quiet one before it runs anyway
+KINDS = ("freeze", "maintenance", "automatic")  # ours every look, ours after churn, Python's own full ones
+
+
+class GcPolicy:
+    """Freezes what is alive every look; collects frozen garbage once churn or time makes it worth a full walk."""
+
+    def __init__(self, hub: Hub, *, churn: int = CHURN, every: float = MAINTAIN_EVERY) -> None:
+        self._hub = hub
+        self.churn, self.every = churn, every
+        self.runs = dict.fromkeys(KINDS, 0)
+        self.seconds = dict.fromkeys(KINDS, 0.0)
+        self.longest = dict.fromkeys(KINDS, 0.0)
+        self._seen = (0, 0, 0)  # the hub's (opened, closed, frames sent) at the last look
+        self._maintained = (0, time.monotonic())  # connections closed at the last maintenance, and when
+        self._waited = 0  # looks a due maintenance has waited for a quiet one
+        self._ours = False  # a collection of ours is running: the callbacks are not for Python's own
+        self._started = 0.0  # when the full collection being timed began
+        self.arriving = False  # connections opened since the previous look
+
+    async def run(self) -> None:
+        """Look until cancelled; then leave the collector as it was."""
+        gc.callbacks.append(self.on_collection)
+        try:
+            while True:
+                await asyncio.sleep(ARRIVING_CHECK_EVERY if self.arriving else CHECK_EVERY)
+                self.check()
+        finally:
+            gc.callbacks.remove(self.on_collection)
+            gc.unfreeze()  # nothing stays frozen behind the back of whatever runs next in this process
+
+    def check(self) -> str:
+        """One look: a maintenance if one is due and it is quiet (or it waited long enough), else a freeze."""
+        hub = self._hub
+        now = (hub.opened, hub.closed, sum(hub.frames_sent.values()))
+        seen, self._seen = self._seen, now
+        opened, closed = now[0] - seen[0], now[1] - seen[1]
+        self.arriving = opened > 0
+        quiet = now[2] == seen[2] and opened + closed <= QUIET
+        closed_then, since = self._maintained
+        due = now[1] - closed_then >= max(self.churn, CHURN_RATIO * (now[0] - now[1])) or \
+            time.monotonic() - since >= self.every
+        if due and (quiet or self._waited >= PATIENCE):
+            self._maintained, self._waited = (now[1], time.monotonic()), 0
+            return self._collect("maintenance", 2)
+        if due:
+            self._waited += 1
+        return self._collect("freeze", 2 if closed else 1)
+
+    def _collect(self, kind: str, generation: int) -> str:
+        """Collect ``generation`` and below (what is not frozen) and freeze what survives."""
+        self._ours = True
+        started = time.perf_counter()
+        try:
+            if kind == "maintenance":
+                gc.unfreeze()
+            collected = gc.collect(generation)
+            gc.freeze()
+        finally:
+            self._ours = False
+        seconds = time.perf_counter() - started
+        self._count(kind, seconds)
+        if kind == "maintenance":  # counting the frozen objects walks them all: only for the rare one
+            log.info("gc_maintenance", seconds=round(seconds, 4), collected=collected, frozen=gc.get_freeze_count())
+        return kind
+
+    def on_collection(self, phase: str, info: dict[str, Any]) -> None:
+        """``gc.callbacks`` hook: time the full collections Python starts by itself."""
+        if info["generation"] != 2 or self._ours:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self._count("automatic", time.perf_counter() - self._started)
+
+    def _count(self, kind: str, seconds: float) -> None:
+        self.runs[kind] += 1
+        self.seconds[kind] += seconds
+        self.longest[kind] = max(self.longest[kind], seconds)
