@@ -3,8 +3,8 @@
 ``python -m benchmarks.loadgen HOST PORT`` reads one JSON command per line on stdin and
 answers one JSON line on stdout. Commands: ``open`` (connect N clients to a path),
 ``arm`` (watch for a marker), ``collect`` (wait for the marker to reach every client),
-``stats``, ``reset_all`` and ``quit``. Clients spread over 127.0.0.x source addresses
-so ephemeral ports never run short.
+``stats``, ``reset_all`` and ``quit``. Every client JSON-decodes every text frame it
+receives. Clients spread over 127.0.0.x source addresses so ephemeral ports never run short.
 """
 
 from __future__ import annotations
@@ -137,7 +137,8 @@ class ClientPool:
         arrived = [c for c in live if c.arrival is not None]
         self.armed = None
         return {"arrivals": [c.arrival for c in arrived], "missing": len(live) - len(arrived),
-                "frame_bytes": statistics.median(c.arrival_frame_size for c in arrived) if arrived else 0}
+                "frame_bytes": statistics.median(c.arrival_frame_size for c in arrived) if arrived else 0,
+                "bad_json": sum(c.bad_json for c in live)}
 
     def stats(self) -> dict:
         """Counters over all clients and by tag, and the close codes seen."""
@@ -146,9 +147,11 @@ class ClientPool:
         for client in self.clients:
             if client.close_code is not None:
                 codes[str(client.close_code)] = codes.get(str(client.close_code), 0) + 1
-            tagged = by_tag.setdefault(client.tag, {"clients": 0, "frames": 0, "bytes": 0, "after_first": 0})
+            tagged = by_tag.setdefault(client.tag, {"clients": 0, "frames": 0, "bytes": 0, "after_first": 0,
+                                                    "bad_json": 0})
             tagged["clients"] += 1
             tagged["frames"] += client.frames
+            tagged["bad_json"] += client.bad_json
             tagged["bytes"] += client.bytes
             tagged["after_first"] += client.bytes - client.first_frame_size
         return {"clients": len(self.clients), "open": self.open_count(), "lost": self.lost,

@@ -1,19 +1,23 @@
 """Poll-cost benchmark: what one poll costs when nothing changed, and after a small change.
 
-Workspace: 500 queue rows, 1,000 agent state files, 10,000 workflow_history rows (plus
-planned features and task logs). For each file- or database-backed channel it times the
-reader's ``read()`` — the whole poll minus publishing — in three situations:
+Workspace: 500 queue rows, 1,000 agent state files, 10,000 realistic workflow_history rows
+(``benchmarks.history``, with task logs for the newest runs) and 200 planned features.
+For each file- or database-backed channel it times the reader's ``read()`` — the whole poll
+minus publishing — in three situations:
   unchanged: the sources are as at the last read (should skip the full read),
   one row:   one phase_queue / workflow_history / planned_features row was updated,
   one file:  one adw_state.json was rewritten.
 
 ``--history 120,50000,200000`` measures instead what one committed change costs as the
-history grows: after a one-row ``phase_queue`` commit, every channel that watches the
-database reads once (as the file watcher makes them), and the table gives each read's
-wall time and the process CPU time of all of them, per history size.
+history grows, with commits to every table the console reads, not only the queue: in
+turn a one-row ``phase_queue`` update, a ``planned_features`` update, a ``task_logs``
+insert and a ``workflow_history`` update, and after each, every channel that watches the
+database reads once (as the file watcher makes them). The table gives each channel's
+read time after each kind of commit, the process CPU time of all the reads, and the CPU
+per commit over the whole mixed series, per history size.
 
 Run: ``python -m benchmarks.poll_cost [--repeat 30] [--history N,N,...]``; prints a
-markdown table and writes benchmarks/results/poll_cost.json.
+markdown table and writes benchmarks/results/poll_cost.json (or poll_cost_history.json).
 """
 
 from __future__ import annotations
@@ -21,14 +25,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import sqlite3
 import statistics
 import tempfile
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.history import fill_history
 from monitor.channels.registry import channel_spec, channels_watching
 from monitor.demo.schema import SQLITE_SCHEMA
 from monitor.settings import Settings, settings_from_mapping
@@ -40,6 +47,7 @@ CHANNELS = ("queue", "adw-monitor", "workflows", "workflow-history", "planned-fe
 def build_workspace(root: Path, history_rows: int = 10_000) -> tuple[Path, Path, list[str]]:
     """Create the database and 1,000 agent directories; return (db, agents dir, adw ids)."""
     db, agents = root / "database.db", root / "agents"
+    ids = [f"{0xa0000000 + i:08x}" for i in range(1000)]
     conn = sqlite3.connect(db)
     conn.executescript(SQLITE_SCHEMA)
     conn.execute("INSERT INTO queue_config VALUES ('queue_paused', 'false', '2026-01-01T00:00:00Z')")
@@ -47,15 +55,11 @@ def build_workspace(root: Path, history_rows: int = 10_000) -> tuple[Path, Path,
                      "VALUES (?,?,?,?,?)",
                      [(str(uuid.uuid4()), "queued", json.dumps({"title": f"phase {i}", "content": "x" * 200}), 50, i)
                       for i in range(500)])
-    conn.executemany("INSERT INTO workflow_history (adw_id, issue_number, status, start_time, duration_seconds, "
-                     "actual_cost_total) VALUES (?,?,?,?,?,?)",
-                     [(f"{i:08x}", i, "completed" if i % 7 else "failed", f"2026-11-{1 + i % 24:02d}T10:00:00+00:00",
-                       600.0 + i % 300, 1.5) for i in range(history_rows)])
+    fill_history(conn, history_rows, ids[:40])
     conn.executemany("INSERT INTO planned_features (item_type, title, status, priority, estimated_hours) "
                      "VALUES (?,?,?,?,?)", [("feature", f"feature {i}", "planned", "medium", 3.0) for i in range(200)])
     conn.commit()
     conn.close()
-    ids = [f"{0xa0000000 + i:08x}" for i in range(1000)]
     for adw_id in ids:
         (agents / adw_id).mkdir(parents=True)
         (agents / adw_id / "adw_state.json").write_text(json.dumps(
@@ -70,17 +74,29 @@ async def time_read(reader) -> tuple[float, bool]:
     return time.perf_counter() - started, data is not None
 
 
+COMMITS = {  # one-row commits to each table the console reads, as its writers make them (updated_at set)
+    "queue": "UPDATE phase_queue SET priority = ?, updated_at = ? WHERE rowid = 1",
+    "planned_features": "UPDATE planned_features SET actual_hours = ?, updated_at = ? WHERE id = 1",
+    "task_logs": "INSERT INTO task_logs (adw_id, phase_name, phase_number, phase_status, log_message, started_at)"
+                 " VALUES ('a0000000', 'Build', 3, 'started', 'commit ' || ?, ?)",
+    # a live run's progress: the newest row
+    "workflow_history": "UPDATE workflow_history SET retry_count = ?, updated_at = ?"
+                        " WHERE id = (SELECT max(id) FROM workflow_history)",
+}
+CHANNEL_TABLE = {"queue": "queue", "workflow-history": "workflow_history", "planned-features": "planned_features",
+                 "adw-monitor": "queue"}
+
+
+def commit(db: Path, table: str, n: int) -> None:
+    """Commit one row to ``table`` (a key of ``COMMITS``)."""
+    with sqlite3.connect(db) as conn:
+        conn.execute(COMMITS[table], (n, datetime.now(UTC).isoformat(timespec="seconds")))
+    conn.close()
+
+
 def touch_row(db: Path, channel: str, n: int) -> None:
     """Update one row that ``channel`` reads."""
-    statement = {
-        "queue": "UPDATE phase_queue SET priority = ? WHERE rowid = 1",
-        "workflow-history": "UPDATE workflow_history SET retry_count = ? WHERE id = 1",
-        "planned-features": "UPDATE planned_features SET actual_hours = ? WHERE id = 1",
-        "adw-monitor": "UPDATE phase_queue SET priority = ? WHERE rowid = 1",
-    }[channel]
-    with sqlite3.connect(db) as conn:
-        conn.execute(statement, (n,))
-    conn.close()
+    commit(db, CHANNEL_TABLE[channel], n)
 
 
 def touch_file(agents: Path, adw_id: str, n: int) -> None:
@@ -110,7 +126,7 @@ def summarize(values: list[float]) -> dict:
     """Median and 95th percentile in milliseconds."""
     ordered = sorted(values)
     return {"median_ms": round(statistics.median(ordered) * 1000, 3),
-            "p95_ms": round(ordered[int(0.95 * (len(ordered) - 1))] * 1000, 3), "n": len(ordered)}
+            "p95_ms": round(ordered[math.ceil(0.95 * len(ordered)) - 1] * 1000, 3), "n": len(ordered)}  # nearest rank
 
 
 async def run(repeat: int) -> dict:
@@ -127,19 +143,25 @@ async def run(repeat: int) -> dict:
 
 
 async def commit_cost(sources: Sources, db: Path, repeat: int) -> dict:
-    """Per database channel: the read after a one-row queue commit; and all of them together."""
+    """Per kind of commit and per database channel: the read after it; and all the reads together."""
     readers = {name: channel_spec(name).make_reader(sources) for name in channels_watching("database")}
     for reader in readers.values():
         await reader.read()
-    walls: dict[str, list[float]] = {name: [] for name in readers}
-    cpu: list[float] = []
+    walls = {table: {name: [] for name in readers} for table in COMMITS}
+    cpu: dict[str, list[float]] = {table: [] for table in COMMITS}
     for n in range(repeat):
-        touch_row(db, "queue", n + 2)
-        started = time.process_time()  # the whole process: aiosqlite's thread included
-        for name, reader in readers.items():
-            walls[name].append((await time_read(reader))[0])
-        cpu.append(time.process_time() - started)
-    return {**{name: summarize(values) for name, values in walls.items()}, "CPU, all reads": summarize(cpu)}
+        for table in COMMITS:  # the queue's commits interleaved with every other table's
+            commit(db, table, n + 2)
+            started = time.process_time()  # the whole process: aiosqlite's thread included
+            for name, reader in readers.items():
+                walls[table][name].append((await time_read(reader))[0])
+            cpu[table].append(time.process_time() - started)
+    result = {table: {**{name: summarize(values) for name, values in walls[table].items()},
+                      "CPU, all reads": summarize(cpu[table])} for table in COMMITS}
+    every = [seconds for values in cpu.values() for seconds in values]
+    mean = round(1000 * sum(every) / len(every), 3)
+    result["every commit"] = {"CPU, all reads": summarize(every) | {"mean_ms": mean}}
+    return result
 
 
 async def run_history(sizes: list[int], repeat: int) -> dict:
@@ -165,13 +187,17 @@ def _settings(root: Path, db: Path, agents: Path) -> Settings:
 
 
 def history_table(results: dict) -> str:
-    """The history results as a markdown table: one column per size, median / p95 ms."""
+    """The history results as a markdown table: a row per (commit, channel), a column per size, median / p95 ms."""
     sizes = list(results)
-    rows = list(next(iter(results.values())))
-    lines = ["| after a one-row queue commit | " + " | ".join(sizes) + " |", "|---" * (len(sizes) + 1) + "|"]
-    for row in rows:
-        cells = [f"{results[size][row]['median_ms']} / {results[size][row]['p95_ms']}" for size in sizes]
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    first = results[sizes[0]]
+    lines = ["| after a one-row commit to … | channel | " + " | ".join(sizes) + " |", "|---" * (len(sizes) + 2) + "|"]
+    for table, channels in first.items():
+        for channel in channels:
+            cells = [f"{results[size][table][channel]['median_ms']} / {results[size][table][channel]['p95_ms']}"
+                     for size in sizes]
+            lines.append(f"| {table} | {channel} | " + " | ".join(cells) + " |")
+    means = [str(results[size]["every commit"]["CPU, all reads"]["mean_ms"]) for size in sizes]
+    lines.append("| every commit (mean) | CPU, all reads | " + " | ".join(means) + " |")
     return "\n".join(lines)
 
 

@@ -133,6 +133,7 @@ async def wait_listening(child: Child, timeout: float = 60.0) -> int:
                 event = json.loads(line)
                 if event.get("event") == "listening":
                     child.port = int(event["port"])
+                    child.extra.update(event)  # a peer's separate control_port, say
                     return child.port
         await asyncio.sleep(0.1)
     raise RuntimeError(f"{child.name} did not log 'listening' within {timeout:g} s; see {child.log_path}")

@@ -1,4 +1,4 @@
-"""The machine description, the medians over rounds, and the results table (markdown and JSON)."""
+"""The machine description, the medians over rounds, and the results tables (markdown)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import platform
 import statistics
 from importlib import metadata
 from pathlib import Path
+
+from benchmarks.report_rows import DASH, LABELS, history_rows, main_rows
 
 PACKAGES = ("aiohttp", "orjson", "fastapi", "starlette", "uvicorn", "websockets", "uvloop")
 
@@ -49,77 +51,51 @@ def medians(rounds: list[dict]) -> dict[str, float]:
     return result
 
 
-def _fmt(value: float | None, digits: int = 1) -> str:
-    if value is None:
-        return "—"
-    return f"{value:,.{digits}f}"
+def _table(columns: list[str], rows: list) -> list[str]:
+    lines = ["| metric | target | " + " | ".join(columns) + " |", "|---" * (len(columns) + 2) + "|"]
+    return lines + [f"| {metric} | {target} | " + " | ".join(cells) + " |" for metric, target, cells in rows]
 
 
-def _triple(m: dict, prefix: str) -> str:
-    if f"{prefix}.p50_ms" not in m:
-        return "not delivered" if f"{prefix}.clients" in m else "not measured"
-    return " / ".join(_fmt(m.get(f"{prefix}.p{q}_ms"), 0) for q in (50, 95, 99))
+def machine_line(host: dict) -> str:
+    """The machine and the versions, in one sentence."""
+    return (f"{host['cpu']}, {host['cores']} cores, {host['memory_gib']} GiB, Linux {host['kernel']}, "
+            f"Python {host['python']}, aiohttp {host['aiohttp']}, orjson {host['orjson']}, websockets "
+            f"{host['websockets']}, uvloop {host['uvloop']} (load generator); seed replica: FastAPI {host['fastapi']}, "
+            f"Starlette {host['starlette']}, uvicorn {host['uvicorn']}")
 
 
-def rows(console: dict, baseline: dict, plan: dict) -> list[tuple[str, str, str, str]]:
-    """(metric, target, console, baseline) rows of the results table."""
-    table, largest = [], max(plan["steps"])
-    for step in plan["steps"]:
-        target = "≤ 20 KB at 10,000" if step == largest else ""
-        table.append((f"RSS per idle connection at {step:,} (KB)", target,
-                      _fmt(console.get(f"rss_per_conn_kb_{step}")), _fmt(baseline.get(f"rss_per_conn_kb_{step}"))))
-    for side, label in (("client", "last client has it"), ("server", "server write loop")):
-        table.append((f"1 KB fan-out to all {largest:,} clients, {label}: patch / floor (ms)", "",
-                      f"{_fmt(console.get(f'fanout_patch_{side}_ms'))} / "
-                      f"{_fmt(console.get(f'fanout_floor_{side}_ms'))}",
-                      f"{_fmt(baseline.get(f'fanout_patch_{side}_ms'))} / "
-                      f"{_fmt(baseline.get(f'fanout_floor_{side}_ms'))}"))
-        table.append((f"  ratio to the floor ({label})", "≤ 1.25×" if side == "client" else "",
-                      _fmt(console.get(f"fanout_ratio_{side}"), 2) + "×",
-                      _fmt(baseline.get(f"fanout_ratio_{side}"), 2) + "×"))
-    table.append((f"  a full garbage collection at {largest:,} connections (ms)", "",
-                  _fmt(console.get("full_gc_ms")), "—"))
-    table.append((f"Idle CPU, {largest:,} connections, heartbeat 30 s, {plan['idle_seconds']:g} s (% of one core)",
-                  "≤ 5 % at 10,000",
-                  _fmt(console.get("idle_cpu_pct"), 2), _fmt(baseline.get("idle_cpu_pct"), 2)))
-    for key, label, target in (("sqlite", "SQLite commit", "p50 ≤ 50, p99 ≤ 250"),
-                               ("statefile", "state file rewrite", "p50 ≤ 50, p99 ≤ 250"),
-                               ("http", f"polled HTTP (interval {plan['polled_interval']:g} s)",
-                                f"≤ {1000 * plan['polled_interval'] + 100:,.0f}")):
-        table.append((f"Freshness, {label}, {plan['fresh_clients']:,} clients: p50 / p95 / p99 (ms)", target,
-                      _triple(console, f"fresh.{key}"), _triple(baseline, f"fresh.{key}")))
-    table.append(("One-row change in the 500-row queue: message / snapshot (bytes)", "",
-                  f"{_fmt(console.get('fresh.sqlite.change_frame_bytes'), 0)} / "
-                  f"{_fmt(console.get('fresh.sqlite.snapshot_bytes'), 0)}",
-                  f"{_fmt(baseline.get('fresh.sqlite.change_frame_bytes'), 0)} / "
-                  f"{_fmt(baseline.get('fresh.sqlite.snapshot_bytes'), 0)}"))
-    table.append(("  share of the snapshot", "≤ 2 %", _fmt(console.get("bytes_ratio_pct"), 2) + " %",
-                  _fmt(baseline.get("bytes_ratio_pct"), 1) + " %"))
-    table.append(("  bytes to a socket of another channel, per queue change", "0",
-                  _fmt(console.get("unrelated_bytes_per_change"), 0),
-                  _fmt(baseline.get("unrelated_bytes_per_change"), 0)))
-    table.append(("Other processes' CPU during the rounds (% of one core)", "≈ 0",
-                  _fmt(console.get("background_cpu_pct")), _fmt(baseline.get("background_cpu_pct"))))
-    table.append(("Connections accepted per second (upgrade done)", "",
-                  _fmt(console.get("accept_per_s"), 0), _fmt(baseline.get("accept_per_s"), 0)))
-    table.append(("  … with the 500-row snapshot received", "",
-                  _fmt(console.get("ready_per_s"), 0), _fmt(baseline.get("ready_per_s"), 0)))
-    return table
+def size_section(size: str, rounds: dict[str, list[dict]], plan: dict) -> list[str]:
+    """One history size's table: a column per server, medians over its rounds."""
+    kinds = [kind for kind in rounds if rounds[kind]]
+    ms = [medians(rounds[kind]) for kind in kinds]
+    counts = ", ".join(f"{LABELS.get(kind, kind)} {len(rounds[kind])}" for kind in kinds)
+    rows = [row for row in main_rows(ms, plan) if any(cell != DASH for cell in row[2])]  # rows measured
+    return [f"## workflow_history: {int(size):,} rows", "", f"Rounds: {counts}.", "",
+            *_table([LABELS.get(kind, kind) for kind in kinds], rows), ""]
+
+
+def history_section(results: dict, plan: dict) -> list[str]:
+    """SQLite freshness and CPU per commit across history sizes, for each server that reads the sources."""
+    by_size = {size: {kind: medians(rounds) for kind, rounds in per_kind.items() if rounds}
+               for size, per_kind in results.items()}
+    lines = ["## Across history sizes", ""]
+    for kind in dict.fromkeys(kind for per_kind in by_size.values() for kind in per_kind):
+        rows = history_rows(by_size, kind, plan)
+        if any(cell != DASH for _, _, cells in rows for cell in cells):
+            lines += [f"{LABELS.get(kind, kind)}:", "",
+                      *_table([f"{int(size):,} rows" for size in by_size], rows), ""]
+    return lines
 
 
 def render_markdown(results: dict, host: dict, plan: dict) -> str:
-    """The results table with the machine and the plan, as markdown."""
-    console, baseline = medians(results.get("console", [])), medians(results.get("baseline", []))
-    lines = ["| metric | target | console | seed replica |", "|---|---|---|---|"]
-    lines += [f"| {m} | {t} | {c} | {b} |" for m, t, c, b in rows(console, baseline, plan)]
-    machine_line = (f"{host['cpu']}, {host['cores']} cores, {host['memory_gib']} GiB, Linux {host['kernel']}, "
-                    f"Python {host['python']}, aiohttp {host['aiohttp']}, orjson {host['orjson']}; seed replica: "
-                    f"FastAPI {host['fastapi']}, Starlette {host['starlette']}, uvicorn {host['uvicorn']}, "
-                    f"websockets {host['websockets']}, uvloop {host['uvloop']}")
-    rounds = {kind: len(results.get(kind, [])) for kind in ("console", "baseline")}
-    return "\n".join([
-        "# Benchmark results", "",
-        f"Machine: {machine_line}.", "",
-        (f"Plan: {plan}. Rounds: {rounds}. Figures are medians over rounds; within a round, fan-out is the "
-         "median of its repetitions and freshness the percentiles over every (change, client) pair."), "",
-        *lines, ""])
+    """The results tables (one per history size, then across sizes) with the machine and the plan, as markdown."""
+    lines = ["# Benchmark results", "", f"Machine: {machine_line(host)}.", "",
+             (f"Plan: {plan}. Figures are medians over rounds; within a round, fan-out is the median of its "
+              "repetitions, freshness per change is over the changes of the series (first and last client of "
+              "each), and \"every (change, client)\" over every pair. Every client JSON-decodes every frame; "
+              "freshness runs from the committed change to the parsed frame."), ""]
+    for size, rounds in results.items():
+        lines += size_section(size, rounds, plan)
+    if len(results) > 1:
+        lines += history_section(results, plan)
+    return "\n".join(lines)

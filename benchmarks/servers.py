@@ -1,4 +1,4 @@
-"""Starting the two servers under test on the same workspace: the console and the seed replica."""
+"""Starting the servers under test on the same workspace: the console, the seed replica and the two peers."""
 
 from __future__ import annotations
 
@@ -37,14 +37,22 @@ def console_config(workspace: Workspace, webhook_url: str, overrides: tuple[str,
                      for name, table in sections.items())
 
 
+async def _listening(child: Child) -> Child:
+    """Wait for the child's announcement; stop it if it never comes."""
+    try:
+        await wait_listening(child)
+    except BaseException:
+        await child.stop()
+        raise
+    return child
+
+
 async def start_console(workspace: Workspace, webhook_url: str, logs: Path, overrides: tuple[str, ...] = ()) -> Child:
     """``python -m benchmarks.server_entry --config <generated>`` with the hooks switched on."""
     config = workspace.root / "config.toml"
     config.write_text(console_config(workspace, webhook_url, overrides))
     argv = ["-m", "benchmarks.server_entry", "--config", str(config)]
-    child = await start_child("console", argv, logs / "console.log", env={HOOKS_ENV: "1"})
-    await wait_listening(child)
-    return child
+    return await _listening(await start_child("console", argv, logs / "console.log", env={HOOKS_ENV: "1"}))
 
 
 async def start_baseline(workspace: Workspace, webhook_url: str, logs: Path, overrides: tuple[str, ...] = ()) -> Child:
@@ -55,9 +63,27 @@ async def start_baseline(workspace: Workspace, webhook_url: str, logs: Path, ove
     argv = ["-m", "benchmarks.baseline", "--db", str(workspace.db_path.absolute()),
             "--agents-dir", str(workspace.agents_dir.absolute()), "--trees-dir", str(workspace.trees_dir.absolute()),
             "--webhook-url", webhook_url, "--heartbeat", str(HEARTBEAT)]
-    child = await start_child("baseline", argv, logs / "baseline.log", env={HOOKS_ENV: "1"})
-    await wait_listening(child)
-    return child
+    return await _listening(await start_child("baseline", argv, logs / "baseline.log", env={HOOKS_ENV: "1"}))
 
 
-STARTERS = {"console": start_console, "baseline": start_baseline}
+async def _start_peer(kind: str, workspace: Workspace, logs: Path) -> Child:
+    argv = ["-m", f"benchmarks.peers.{kind}_peer", "--db", str(workspace.db_path.absolute()),
+            "--heartbeat", str(HEARTBEAT)]
+    return await _listening(await start_child(kind, argv, logs / f"{kind}.log"))
+
+
+async def start_aiohttp(workspace: Workspace, webhook_url: str, logs: Path, overrides: tuple[str, ...] = ()) -> Child:
+    """``python -m benchmarks.peers.aiohttp_peer``: plain aiohttp serving the queue snapshot and changes."""
+    return await _start_peer("aiohttp", workspace, logs)
+
+
+async def start_websockets(workspace: Workspace, webhook_url: str, logs: Path,
+                           overrides: tuple[str, ...] = ()) -> Child:
+    """``python -m benchmarks.peers.websockets_peer``: the websockets library serving the same."""
+    return await _start_peer("websockets", workspace, logs)
+
+
+STARTERS = {"console": start_console, "baseline": start_baseline, "aiohttp": start_aiohttp,
+            "websockets": start_websockets}
+# Servers that read the workspace's sources (and so can be measured for freshness and bytes).
+WATCHING = ("console", "baseline")

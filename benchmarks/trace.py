@@ -5,6 +5,8 @@ Installed by ``benchmarks.server_entry`` after the pollers exist, it wraps each 
 records ``(time.monotonic(), event, channel)``; garbage collections are recorded too
 (``gc_start``/``gc_stop`` with the generation in place of the channel). ``GET /_bench/trace?since=T`` returns the
 events after T, so the driver can split freshness into watch, read and publish stages.
+``GET /_bench/cpu`` returns the process's CPU time and the part of it spent serving the
+trace, so a series of changes can be charged the server's CPU without the benchmark's own.
 """
 
 from __future__ import annotations
@@ -21,15 +23,18 @@ from monitor.keys import BROKER, POLLERS
 
 TRACE = web.AppKey("bench_trace", deque)
 GC_CALLBACK = web.AppKey("bench_gc_callback", object)
+HOOKS_CPU = web.AppKey("bench_hooks_cpu", list)
 KEPT_EVENTS = 20_000
 
 
 def add_tracing(app: web.Application) -> None:
     """Record trigger/read/publish events once the pollers exist; serve them at /_bench/trace."""
     app[TRACE] = deque(maxlen=KEPT_EVENTS)
+    app[HOOKS_CPU] = [0.0]
     app.on_startup.append(_install)
     app.on_cleanup.append(_uninstall_gc_callback)
     app.router.add_get("/_bench/trace", serve_trace)
+    app.router.add_get("/_bench/cpu", serve_cpu)
 
 
 async def _install(app: web.Application) -> None:
@@ -83,9 +88,23 @@ def _recording_async(events: deque, event: str, channel: str, function):
 
 
 async def serve_trace(request: web.Request) -> web.Response:
-    """The recorded events after ``since`` (a monotonic time)."""
+    """The recorded events after ``since`` (a monotonic time), oldest first; its CPU time is counted apart."""
+    started = time.process_time()
     since = float(request.query.get("since", "0"))
-    return web.json_response([event for event in request.app[TRACE] if event[0] > since])
+    recent = []
+    for event in reversed(request.app[TRACE]):  # newest first: stop at the first older event
+        if event[0] <= since:
+            break
+        recent.append(event)
+    recent.reverse()
+    response = web.json_response(recent)
+    request.app[HOOKS_CPU][0] += time.process_time() - started
+    return response
+
+
+async def serve_cpu(request: web.Request) -> web.Response:
+    """This process's CPU seconds (all threads, nanosecond resolution) and those the trace hook used."""
+    return web.json_response({"cpu": time.process_time(), "hooks_cpu": request.app[HOOKS_CPU][0]})
 
 
 def gc_pauses(events: list, start: float, end: float) -> dict[str, float]:

@@ -1,7 +1,8 @@
 """A generated ADW workspace for the benchmarks, and the changes the driver makes to it.
 
-The database uses the product's schema (``monitor.demo.schema``) with 500 queue rows;
-the agents directory holds state files. Changes carry a marker string so a client can
+The database uses the product's schema (``monitor.demo.schema``) with 500 queue rows and
+120 (or any number of) realistic ``workflow_history`` rows (``benchmarks.history``); the
+agents directory holds state files. Changes carry a marker string so a client can
 tell the message that delivered them.
 """
 
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from benchmarks.history import fill_history
 from monitor.adw import PHASES, QUEUE_STATUSES
 from monitor.demo import vocabulary
 from monitor.demo.schema import SQLITE_SCHEMA
@@ -42,8 +44,8 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
-def create_workspace(root: Path, seed: int = 6) -> Workspace:
-    """Create the database, state files and worktrees under ``root``."""
+def create_workspace(root: Path, seed: int = 6, history_rows: int = HISTORY_ROWS) -> Workspace:
+    """Create the database (with ``history_rows`` realistic history rows), state files and worktrees under ``root``."""
     rng = random.Random(seed)
     root.mkdir(parents=True, exist_ok=True)
     db_path, agents_dir, trees_dir = root / "db" / "database.db", root / "agents", root / "trees"
@@ -57,7 +59,7 @@ def create_workspace(root: Path, seed: int = 6) -> Workspace:
         conn.executescript(SQLITE_SCHEMA)
         with conn:
             queue_ids = _fill_queue(conn, rng, now, adw_ids)
-            _fill_history(conn, rng, now, adw_ids)
+            fill_history(conn, history_rows, adw_ids, now)
             _fill_features(conn, rng, now)
             conn.execute("INSERT INTO queue_config VALUES ('queue_paused', 'false', ?)", (iso(now),))
     finally:
@@ -91,21 +93,6 @@ def _fill_queue(conn: sqlite3.Connection, rng: random.Random, now: datetime, adw
              rng.choice(PHASES)))
         ids.append(queue_id)
     return tuple(ids)
-
-
-def _fill_history(conn: sqlite3.Connection, rng: random.Random, now: datetime, adw_ids) -> None:
-    for index in range(HISTORY_ROWS):
-        adw_id = adw_ids[index] if index < len(adw_ids) else f"{rng.getrandbits(32):08x}"
-        start = now - timedelta(hours=rng.uniform(1, 700))
-        duration = rng.uniform(300, 4000)
-        conn.execute(
-            "INSERT OR IGNORE INTO workflow_history (adw_id, issue_number, nl_input, workflow_template, model_used,"
-            " status, start_time, end_time, duration_seconds, phase_count, current_phase, actual_cost_total,"
-            " estimated_cost_total, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (adw_id, 200 + index, _title(rng), rng.choice(TEMPLATES), "sonnet",
-             rng.choice(("completed", "completed", "failed", "running")), iso(start),
-             iso(start + timedelta(seconds=duration)), round(duration, 1), len(PHASES), rng.choice(PHASES),
-             round(rng.uniform(0.5, 9.0), 2), round(rng.uniform(0.5, 9.0), 2), iso(start), iso(start)))
 
 
 def _fill_features(conn: sqlite3.Connection, rng: random.Random, now: datetime) -> None:
@@ -146,6 +133,7 @@ class WorkspaceChanges:
     def __init__(self, workspace: Workspace) -> None:
         self.workspace = workspace
         self._rng = random.Random(7)
+        self._others = -1
 
     def commit_queue_row(self, marker: str) -> None:
         """Update one phase_queue row (status, phase, updated_at, error_message=marker) and commit."""
@@ -168,3 +156,22 @@ class WorkspaceChanges:
         record = state_record(rng, adw_id, 200 + self.workspace.adw_ids.index(adw_id), datetime.now(UTC))
         record["nl_input"] = f"benchmark change {marker}"
         write_state_file(self.workspace.agents_dir, record)
+
+    def commit_other_table(self, marker: str) -> None:
+        """Commit one row to a table the queue does not read: planned_features, task_logs, workflow_history in turn."""
+        self._others += 1
+        now = iso(datetime.now(UTC))
+        statement, values = [
+            ("UPDATE planned_features SET completion_notes = ?, updated_at = ? WHERE id = ?",
+             (marker, now, 1 + self._others % FEATURE_ROWS)),
+            ("INSERT INTO task_logs (adw_id, phase_name, phase_number, phase_status, log_message, started_at)"
+             " VALUES (?, 'Build', 3, 'started', ?, ?)", (self.workspace.adw_ids[0], marker, now)),
+            ("UPDATE workflow_history SET error_message = ?, updated_at = ? WHERE adw_id = ?",
+             (marker, now, self.workspace.adw_ids[self._others % len(self.workspace.adw_ids)])),
+        ][self._others % 3]
+        conn = sqlite3.connect(self.workspace.db_path, timeout=5.0)
+        try:
+            with conn:
+                conn.execute(statement, values)
+        finally:
+            conn.close()

@@ -1,8 +1,9 @@
 """A lean WebSocket client for load generation: one asyncio Protocol per socket, no task.
 
-It answers pings and close frames, counts what it receives, and records when the frame
-carrying the pool's armed marker arrived (``time.monotonic``, which is system-wide on
-Linux, so the driver and the servers share the clock). Client frames use an all-zero
+It answers pings and close frames, JSON-decodes every text frame it receives (with orjson,
+as a browser's ``JSON.parse`` would), counts what it receives, and records when the frame
+carrying the pool's armed marker had been received and parsed (``time.monotonic``, which is
+system-wide on Linux, so the driver and the servers share the clock). Client frames use an all-zero
 mask: legal, and it saves the load generator from XOR-ing payloads.
 """
 
@@ -13,6 +14,8 @@ import socket
 import struct
 import time
 from typing import Protocol
+
+import orjson
 
 HANDSHAKE = ("GET {path} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
              "Sec-WebSocket-Key: YmVuY2htYXJrLWNsaWVudA==\r\nSec-WebSocket-Version: 13\r\n\r\n")
@@ -44,7 +47,7 @@ class BenchClient(asyncio.Protocol):
     """One WebSocket client connection."""
 
     __slots__ = ("pool", "tag", "request", "transport", "buffer", "upgraded", "first_frame_size",
-                 "arrival", "arrival_frame_size", "frames", "bytes", "close_code", "lost")
+                 "arrival", "arrival_frame_size", "frames", "bytes", "bad_json", "close_code", "lost")
 
     def __init__(self, pool: PoolEvents, host: str, path: str, tag: str = "") -> None:
         self.pool = pool
@@ -58,6 +61,7 @@ class BenchClient(asyncio.Protocol):
         self.arrival_frame_size = 0
         self.frames = 0
         self.bytes = 0
+        self.bad_json = 0  # text frames that were not valid JSON
         self.close_code: int | None = None
         self.lost = False
 
@@ -76,11 +80,10 @@ class BenchClient(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         """Finish the handshake, then parse every complete frame."""
-        now = time.monotonic()
         self.buffer += data
         if not self.upgraded and not self._take_handshake():
             return
-        self._parse_frames(now)
+        self._parse_frames()
 
     def _take_handshake(self) -> bool:
         buffer = self.buffer
@@ -95,7 +98,7 @@ class BenchClient(asyncio.Protocol):
             self.transport.close()
         return ok
 
-    def _parse_frames(self, now: float) -> None:
+    def _parse_frames(self) -> None:
         buffer, pos, size = self.buffer, 0, len(self.buffer)
         while size - pos >= 2:
             length, head = buffer[pos + 1] & 0x7F, 2
@@ -110,16 +113,16 @@ class BenchClient(asyncio.Protocol):
             end = pos + head + length
             if end > size:
                 break
-            self._on_frame(buffer[pos] & 0x0F, pos + head, end, now)
+            self._on_frame(buffer[pos] & 0x0F, pos + head, end)
             pos = end
         if pos == size:
             self.buffer = bytearray()  # drop the capacity a big snapshot left behind
         elif pos:
             del buffer[:pos]
 
-    def _on_frame(self, opcode: int, start: int, end: int, now: float) -> None:
+    def _on_frame(self, opcode: int, start: int, end: int) -> None:
         if opcode in (OP_TEXT, OP_BINARY):
-            self._on_data(start, end, now)
+            self._on_data(opcode, start, end)
         elif opcode == OP_PING:
             payload = bytes(self.buffer[start:end])
             self.transport.write(bytes((0x8A, 0x80 | len(payload))) + ZERO_MASK + payload)
@@ -129,10 +132,16 @@ class BenchClient(asyncio.Protocol):
             self.transport.write(bytes((0x88, 0x80 | len(code))) + ZERO_MASK + code)
             self.transport.close()
 
-    def _on_data(self, start: int, end: int, now: float) -> None:
+    def _on_data(self, opcode: int, start: int, end: int) -> None:
         size = end - start
         self.frames += 1
         self.bytes += size
+        if opcode == OP_TEXT:
+            try:
+                orjson.loads(self.buffer[start:end])
+            except orjson.JSONDecodeError:
+                self.bad_json += 1
+        now = time.monotonic()  # received and parsed
         if self.frames == 1:
             self.first_frame_size = size
             self.pool.on_first_frame(self)
