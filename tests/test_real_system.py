@@ -17,6 +17,7 @@ import pytest
 from monitor import adw, display
 from monitor.channels import adw_monitor, planned_features, queue, workflow_history
 from monitor.probe import probe_sources
+from monitor.settings_table import SourcesSettings
 from monitor.sources.database import open_database
 from monitor.state import ChannelState
 from tests import real_schemas
@@ -107,7 +108,7 @@ async def _sync(value):
 async def read(reader_module, real_db, **kwargs):
     """The channel's published state, read by its reader with default queries."""
     database = open_database(real_db.url, busy_timeout=0.5)
-    settings = SimpleNamespace(queries={}, sources=None)
+    settings = SimpleNamespace(queries={}, sources=SourcesSettings())
     try:
         data = await reader_module.make_reader(SimpleNamespace(settings=settings, database=database), **kwargs).read()
     finally:

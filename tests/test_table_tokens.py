@@ -117,7 +117,7 @@ async def test_sqlite_a_queue_commit_leaves_a_large_history_unmoved(sqlite_db, q
 @pytest.mark.parametrize("change", [
     "INSERT INTO workflow_history (adw_id, status) VALUES ('new-run', 'running')",
     f"UPDATE workflow_history SET status = 'failed' WHERE adw_id = 'run{LARGE - 1:05d}'",
-    "DELETE FROM workflow_history WHERE adw_id = 'run00000'",
+    f"DELETE FROM workflow_history WHERE adw_id = 'run{LARGE - 2:05d}'",
 ])
 async def test_sqlite_inserts_deletes_and_recent_updates_move_a_large_table(sqlite_db, db_path, change):
     before = await sqlite_db.table_tokens(TABLES)
@@ -126,14 +126,16 @@ async def test_sqlite_inserts_deletes_and_recent_updates_move_a_large_table(sqli
     assert after["workflow_history"] != before["workflow_history"]
 
 
-async def test_sqlite_an_old_row_update_is_read_in_full_later(db_path):
+@pytest.mark.parametrize("change", ["UPDATE workflow_history SET status = 'failed' WHERE adw_id = 'run00000'",
+                                    "DELETE FROM workflow_history WHERE adw_id = 'run00000'"])
+async def test_sqlite_an_old_row_change_is_read_in_full_later(db_path, change):
     fill_history(db_path, LARGE)
     now = [0.0]
     db = SqliteDatabase(f"sqlite:///{db_path}", busy_timeout=0.2, full_read_interval=30.0)
     db._tables.clock = lambda: now[0]  # the clock is the only thing not real here
     try:
         before = await db.table_tokens(TABLES)
-        write(db_path, "UPDATE workflow_history SET status = 'failed' WHERE adw_id = 'run00000'")
+        write(db_path, change)
         assert (await db.table_tokens(TABLES))["workflow_history"] == before["workflow_history"]
         now[0] = 30.0
         assert (await db.table_tokens(TABLES))["workflow_history"] != before["workflow_history"]

@@ -7,9 +7,9 @@ When it moves, each table asked about is probed:
 - a **small** table (at most ``SMALL_TABLE_ROWS`` rows, counted with a bounded scan) is
   taken to have moved: reading it costs about what proving it unchanged would;
 - a **large** table is compared by a cheap signature the backend computes from indexes
-  and its newest rows (SQLite: row count, highest rowid, the newest rows themselves;
-  PostgreSQL: the statistics counters of inserted, updated and deleted rows). Inserts,
-  deletes and changes to recent rows move it; a change to an older row may not.
+  and its newest rows (SQLite: the newest rows themselves, rowids included; PostgreSQL:
+  the statistics counters of inserted, updated and deleted rows). Inserts and changes to
+  recent rows move it; a change to an older row (or its deletion) may not.
 
 So that nothing stays wrong for long, a large table whose signature stood still through a
 commit counts as *unverified*; once it has been so for ``full_read_interval`` seconds its

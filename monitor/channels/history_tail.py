@@ -1,0 +1,180 @@
+"""workflow-history read by its tail: a commit re-reads the newest rows, not the whole history.
+
+A *rebase* splits the table at ``cut``, the id of the ``NEWEST_ROWS``-th newest row, and
+keeps what lies below it: the newest 500 runs there, their totals and their costed rows.
+Every read after a commit reads only the *tail* (the rows from ``cut`` up, new ones
+included), its totals and costs and the ids of the newest 500 among the base's and the
+tail's, all in one transaction. Totals and costs rows
+simply add up (``build_summary`` sums the rows of a group), so the channel is exact as long
+as the base stands still: rows appended, recent rows changed or deleted, as the ADWs write
+them. A small table (``SMALL_TABLE_ROWS``) is all tail: read whole on every commit.
+
+The base is read again (a rebase) when the tail has grown past ``TAIL_LIMIT`` rows, and
+once ``full_read_interval`` has passed since the last rebase if the table moved meanwhile
+(at the next poll, commit or not): so a change to an old row, or its deletion, is seen
+within that interval and a poll, as the table tokens promise. (Counting the rows to catch
+deletions at once would walk an index per commit: 16 ms at 200k rows on SQLite.) A table
+without an ``id`` column, and ``[queries]`` overrides, are read in full whenever the table
+moved (``WholeHistory``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from monitor.channels.dbreader import QueryCache
+from monitor.sources.database import Database, Rows
+from monitor.sources.schema import MissingColumns, Query
+from monitor.sources.tables import NEWEST_ROWS, SMALL_TABLE_ROWS
+
+TAIL_LIMIT = SMALL_TABLE_ROWS  # tail rows past which a rebase is cheaper than reading them on every commit
+NEWEST = 500
+TABLE = "workflow_history"
+EVERYTHING = -(2 ** 62)  # the cut of a small table: all of it is tail, read on every commit
+SINCE = "{since}"
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True, slots=True)
+class Base:
+    """What a rebase kept: the rows below ``cut``."""
+
+    cut: int
+    newest: dict[Any, dict[str, Any]]  # the base's newest 500 rows by id
+    totals: Rows
+    costs: Rows | None  # None: no cost columns
+    at: float  # monotonic time of the rebase
+
+
+def split_queries(newest_first: str, totals: tuple[str, str], costs: str, where: str) -> dict[str, Query]:
+    """The three queries restricted by ``where`` (on ``id``): base or tail."""
+    required = ("adw_id", "id")
+    return {
+        "newest": Query(TABLE, f"SELECT * FROM {TABLE} WHERE id IN (SELECT id FROM {TABLE} WHERE {where}"
+                               f" {newest_first} LIMIT {NEWEST})", required=required),
+        "totals": Query(TABLE, f"{totals[0]} WHERE {where}{totals[1]}", required=("status", *required)),
+        "costs": Query(TABLE, f"{costs} AND {where}", required=("start_time", "actual_cost_total", "id"),
+                       optional=True),
+    }
+
+
+class WholeHistory:
+    """Every query re-read whenever the table moved: for ``[queries]`` overrides and tables without id."""
+
+    def __init__(self, db: Database, queries: Mapping[str, Query]) -> None:
+        self.db = db
+        self.queries = dict(queries)
+        self.cache = QueryCache(db, queries)
+
+    @property
+    def rows(self) -> dict[str, Rows]:
+        """Each query's rows as last read."""
+        return self.cache.rows
+
+    async def refresh(self, since: str) -> bool:
+        """Re-read if the table moved; True when read. ``since`` goes into the costs query."""
+        costs = self.queries["workflow_history_costs"]
+        # {since} only narrows the rows read: kept rows from an earlier {since} are a superset.
+        self.cache.queries["workflow_history_costs"] = Query(costs.table, costs.sql.replace(SINCE, since),
+                                                             costs.required, costs.optional)
+        return await self.cache.refresh()
+
+
+class HistoryTail:
+    """The default queries answered from a kept base and a tail read on every commit."""
+
+    def __init__(self, db: Database, parts: tuple[str, tuple[str, str], str],
+                 whole: WholeHistory, full_read_interval: float, clock: Clock = time.monotonic) -> None:
+        self.db, self.parts, self.whole = db, parts, whole
+        self.full_read_interval, self.clock = full_read_interval, clock
+        self.rows: dict[str, Rows] = {}
+        self.tail_limit = TAIL_LIMIT
+        self.rebases = 0
+        self._base: Base | None = None
+        self._token: Any = None
+        self._behind = False  # the table moved since the rebase and only its tail was read
+
+    async def refresh(self, since: str) -> bool:
+        """Read the tail (rebasing first when due) if the table moved, or rebase if that is due; True when read."""
+        token = (await self.db.table_tokens({TABLE}))[TABLE]
+        # A change to an old row may move the token (PostgreSQL's counters) with no later commit
+        # to wake a rebase: a table read only by its tail is rebased once due, commit or not.
+        if token == self._token and self.rows and not (self._behind and self._rebase_due()):
+            return False
+        try:
+            self.rows = await self._read(since)
+        except MissingColumns:
+            self._base = None
+            # No id column (or no table): read it all; what is missing there is the channel's error.
+            await self.whole.refresh(since)
+            self.rows = self.whole.rows
+        self._token = token
+        return True
+
+    async def _read(self, since: str) -> dict[str, Rows]:
+        rebased = self._rebase_due()
+        if rebased:
+            await self._rebase(since)
+        rows, fits = await self._read_tail(since)
+        if not fits:  # the tail outgrew the base: rebase and read again
+            rebased = True
+            await self._rebase(since)
+            rows, _ = await self._read_tail(since)
+        self._behind = not rebased
+        return rows
+
+    def _rebase_due(self) -> bool:
+        base = self._base
+        return base is None or self.clock() - base.at >= self.full_read_interval
+
+    def _queries(self, where: str, since: str) -> dict[str, Query]:
+        newest_first, totals, costs = self.parts
+        return split_queries(newest_first, totals, costs.replace(SINCE, since), where)
+
+    async def _rebase(self, since: str) -> None:
+        cut = await self._cut()
+        rows = await self.db.fetch_many(self._queries(f"id < {cut}", since))  # any cut splits consistently
+        newest = {row["id"]: row for row in rows["newest"]}
+        self._base = Base(cut, newest, rows["totals"], rows.get("costs"), self.clock())
+        self.rebases += 1
+
+    async def _cut(self) -> int:
+        """The id of the ``NEWEST_ROWS``-th newest row; ``EVERYTHING`` for a small table."""
+        queries = {"cut": Query(TABLE, f"SELECT min(id) AS cut FROM (SELECT id FROM {TABLE} ORDER BY id DESC"
+                                       f" LIMIT {NEWEST_ROWS}) AS newest_ids", required=("id",)),
+                   "rows": Query(TABLE, f"SELECT count(*) AS n FROM (SELECT 1 FROM {TABLE}"
+                                        f" LIMIT {SMALL_TABLE_ROWS + 1}) AS capped")}
+        rows = await self.db.fetch_many(queries)
+        cut = rows["cut"][0]["cut"]
+        return EVERYTHING if cut is None or rows["rows"][0]["n"] <= SMALL_TABLE_ROWS else int(cut)
+
+    async def _read_tail(self, since: str) -> tuple[dict[str, Rows], bool]:
+        """The channel's rows from the base and a fresh tail; and whether the tail is still small."""
+        base = self._base
+        assert base is not None
+        newest_first = self.parts[0]
+        ids = ", ".join(str(int(i)) for i in base.newest) or "NULL"
+        queries = self._queries(f"id >= {base.cut}", since)
+        queries["newest"] = Query(TABLE, f"SELECT * FROM {TABLE} WHERE id >= {base.cut}", required=("adw_id", "id"))
+        queries["order"] = Query(TABLE, f"SELECT id FROM {TABLE} WHERE id >= {base.cut} OR id IN ({ids})"
+                                        f" {newest_first} LIMIT {NEWEST}", required=("id",))
+        rows = await self.db.fetch_many(queries)
+        return self._compose(base, rows), len(rows["newest"]) <= self.tail_limit
+
+    @staticmethod
+    def _compose(base: Base, rows: Mapping[str, Rows]) -> dict[str, Rows]:
+        by_id = {**base.newest, **{row["id"]: row for row in rows["newest"]}}
+        composed = {"workflow_history": [by_id[row["id"]] for row in rows["order"] if row["id"] in by_id],
+                    "workflow_history_totals": [*base.totals, *rows["totals"]]}
+        if base.costs is not None and "costs" in rows:
+            composed["workflow_history_costs"] = [*base.costs, *rows["costs"]]
+        return composed
+
+
+def since_date(now: dt.datetime, window: dt.timedelta) -> str:
+    """The ``{since}`` of the costs query: a date a day before the longest window opens."""
+    return (now - window - dt.timedelta(days=1)).date().isoformat()
