@@ -114,8 +114,12 @@ async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
         if channel in pollers:
             pollers[channel].request_poll()
 
-    watcher = app[WATCHER] = start_watcher(watch_targets(settings), trigger, settings.sources.watch_debounce)
+    files = app[SOURCES].state_files
+    targets = watch_targets(settings, files.moved)
+    watcher = app[WATCHER] = start_watcher(targets, trigger, settings.sources.watch_debounce)
+    files.watched = watcher is not None  # a database commit then leaves a fresh scan of them standing
     yield
+    files.watched = False
     if watcher is not None:
         await watcher.stop()
 

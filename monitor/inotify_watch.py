@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import errno
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -132,7 +131,7 @@ class InotifyWatcher:
             elif role.kind is Kind.ROOT:
                 self._on_root_event(role, mask, name)
             elif name is not None and role.target.relevant(role.path / name):
-                self._schedule(role.target.channels)
+                self._schedule(role.target)
 
     def _on_root_event(self, role: Role, mask: Mask, name: str | None) -> None:
         if Mask.MOVE_SELF in mask:
@@ -147,7 +146,7 @@ class InotifyWatcher:
             elif mask & (Mask.DELETE | Mask.MOVED_FROM):
                 self._drop_child(index, name)
         if role.target.relevant(role.path / name):
-            self._schedule(role.target.channels)
+            self._schedule(role.target)
 
     def _on_ancestor_event(self, role: Role, mask: Mask, name: str | None) -> None:
         if Mask.MOVE_SELF in mask or name == role.awaited_name:
@@ -177,7 +176,7 @@ class InotifyWatcher:
             for child in _subdirectories(target.path):
                 self._add_child(index, child)
         if announce:  # the directory appeared, vanished or was replaced: read what it holds again
-            self._schedule(target.channels)
+            self._schedule(target)
 
     def _try_place(self, index: int) -> Role | None:
         target = self.targets[index]
@@ -238,8 +237,9 @@ class InotifyWatcher:
             with contextlib.suppress(OSError):  # already gone with its directory
                 self._opened.rm_watch(watch)
 
-    def _schedule(self, channels: Iterable[str]) -> None:
-        self._pending.update(channels)
+    def _schedule(self, target: WatchTarget) -> None:
+        target.moved()
+        self._pending.update(target.channels)
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.debounce, self._fire)
 

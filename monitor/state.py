@@ -40,7 +40,7 @@ class ChannelView:
 class ChannelState:
     """The current state of one channel, its sequence, and a ring of its recent patch frames."""
 
-    __slots__ = ("name", "epoch", "seq", "state", "ring", "_snapshot_frame", "_held_back")
+    __slots__ = ("name", "epoch", "seq", "state", "ring", "_snapshot_frame", "_held_back", "_published")
 
     def __init__(self, name: str, epoch: str, ring_size: int = 0) -> None:
         self.name = name
@@ -52,6 +52,10 @@ class ChannelState:
         self.ring: deque[tuple[int, bytes]] = deque(maxlen=ring_size)
         self._snapshot_frame: bytes | None = None
         self._held_back = False  # the last read could not be encoded: "unchanged" is still that read
+        # key -> (the item object a reader handed over, the JSON record published for it). Readers
+        # hand back the same object for an unchanged item (they never change one once handed
+        # over): it then needs no conversion, and the diff skips it by identity.
+        self._published: dict[str, tuple[Any, Any]] = {}
 
     @property
     def view(self) -> ChannelView:
@@ -69,11 +73,12 @@ class ChannelState:
         if self.state["meta"]["source"] != "ok":
             new["meta"] = {"source": "ok", "since": utc_now_iso()}
         try:
-            frame = self._advance(_with_data(new, data))
+            frame = self._advance(self._with_data(new, data))
         except ValueError as exc:
             self._held_back = True
             return self.mark_error(str(exc))
         self._held_back = False
+        self._remember(data)
         return frame
 
     def mark_error(self, message: str, data: ChannelData | None = None) -> bytes | None:
@@ -84,9 +89,11 @@ class ChannelState:
         message = message.encode("utf-8", "replace").decode("utf-8")
         new = {**self.state, "meta": {"source": "error", "error": message, "since": since}}
         try:
-            return self._advance(_with_data(new, data))
+            frame = self._advance(self._with_data(new, data))
         except ValueError as exc:  # the data that came with the error cannot go out: the error can
             return self.mark_error(f"{message}; {exc}") if data is not None else None
+        self._remember(data)
+        return frame
 
     def snapshot_frame(self) -> bytes:
         """The current state as a snapshot frame, encoded once per change."""
@@ -107,6 +114,35 @@ class ChannelState:
             return "fallback", [self.snapshot_frame()]
         return "ring", [frame for s, frame in self.ring if s > seq]
 
+    def _with_data(self, state: dict[str, Any], data: ChannelData | None) -> dict[str, Any]:
+        """``state`` with ``data``'s summary and items made JSON-shaped; ``ValueError`` when they cannot be."""
+        if data is None:
+            return state
+        try:
+            return {**state, "summary": to_json_value(data.summary), "items": self._json_items(data.items)}
+        except RecursionError:
+            raise ValueError(f"{protocol.UNPUBLISHABLE}: nested too deeply") from None
+        except ValueError as exc:
+            raise ValueError(f"{protocol.UNPUBLISHABLE}: {exc}") from None
+
+    def _json_items(self, items: dict[str, Any]) -> dict[str, Any]:
+        """``to_json_value(items)``, reusing the published record of every item handed over before."""
+        published, converted = self._published, {}
+        for key, item in items.items():
+            if item is None:
+                continue  # as to_json_value: absent means null
+            seen = published.get(key)
+            converted[str(key)] = seen[1] if seen is not None and seen[0] is item else to_json_value(item)
+        return converted
+
+    def _remember(self, data: ChannelData | None) -> None:
+        """After a publish of ``data``: each item object with the record the state now holds for it."""
+        if data is None:
+            return
+        held = self.state["items"]
+        self._published = {str(key): (item, held[str(key)]) for key, item in data.items.items()
+                           if item is not None and str(key) in held}
+
     def _advance(self, new: dict[str, Any]) -> bytes | None:
         try:
             change = merge_patch.diff(self.state, new)
@@ -123,15 +159,3 @@ class ChannelState:
         self.ring.append((self.seq, frame))
         self._snapshot_frame = None
         return frame
-
-
-def _with_data(state: dict[str, Any], data: ChannelData | None) -> dict[str, Any]:
-    """``state`` with ``data``'s summary and items made JSON-shaped; ``ValueError`` when they cannot be."""
-    if data is None:
-        return state
-    try:
-        return {**state, "summary": to_json_value(data.summary), "items": to_json_value(data.items)}
-    except RecursionError:
-        raise ValueError(f"{protocol.UNPUBLISHABLE}: nested too deeply") from None
-    except ValueError as exc:
-        raise ValueError(f"{protocol.UNPUBLISHABLE}: {exc}") from None

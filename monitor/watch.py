@@ -9,6 +9,7 @@ its interval polls.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -18,12 +19,11 @@ from monitor.channels.registry import channels_watching
 from monitor.channels.spec import AGENTS, DATABASE, TREES
 from monitor.settings import Settings
 from monitor.sources.database import sqlite_path
+from monitor.sources.statefiles import AGENT_FILES  # agent directories hold many other files: only these matter
 from monitor.watch_target import Trigger, WatchTarget
 
 log = structlog.get_logger(__name__)
 
-# Agent directories also hold many per-phase output files; only these matter to us.
-AGENT_FILES = frozenset({"adw_state.json", "error.log"})
 
 
 class Watcher(Protocol):
@@ -40,8 +40,8 @@ class Watcher(Protocol):
         """How many directories are watched now."""
 
 
-def watch_targets(settings: Settings) -> list[WatchTarget]:
-    """What to watch for ``settings``: state files, worktrees, and a SQLite database's files."""
+def watch_targets(settings: Settings, files_moved: Callable[[], None] = lambda: None) -> list[WatchTarget]:
+    """What to watch for ``settings``: state files, worktrees (``files_moved`` on their changes), a SQLite file."""
     sources = settings.sources
     agents = Path(sources.agents_dir).absolute()
 
@@ -49,8 +49,8 @@ def watch_targets(settings: Settings) -> list[WatchTarget]:
         return changed.parent == agents or (changed.parent.parent == agents and changed.name in AGENT_FILES)
 
     targets = [
-        WatchTarget(agents, channels_watching(AGENTS), depth=1, relevant=agent_file),
-        WatchTarget(Path(sources.trees_dir).absolute(), channels_watching(TREES), depth=0),
+        WatchTarget(agents, channels_watching(AGENTS), depth=1, relevant=agent_file, moved=files_moved),
+        WatchTarget(Path(sources.trees_dir).absolute(), channels_watching(TREES), depth=0, moved=files_moved),
     ]
     if sources.database.startswith("sqlite:"):
         db = Path(sqlite_path(sources.database)).absolute()

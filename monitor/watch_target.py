@@ -15,12 +15,16 @@ Trigger = Callable[[str], None]
 
 @dataclass(frozen=True)
 class WatchTarget:
-    """A directory whose changes should make ``channels`` poll now (``depth`` 1: its subdirectories too)."""
+    """A directory whose changes should make ``channels`` poll now (``depth`` 1: its subdirectories too).
+
+    ``moved`` is called on each such change, before the channels are woken.
+    """
 
     path: Path
     channels: tuple[str, ...]
     depth: int
     relevant: Callable[[Path], bool] = lambda changed: True
+    moved: Callable[[], None] = lambda: None
 
 
 def nearest_existing_parent(path: Path) -> Path:

@@ -3,6 +3,8 @@
 import os
 import sqlite3
 
+from monitor.channels.base import DecodedRecords
+from monitor.channels.queue import JSON_COLUMNS, add_title
 from monitor.keys import BROKER, POLLERS
 from tests.support import ProtocolClient, poll
 
@@ -129,3 +131,20 @@ async def test_error_in_one_channel_leaves_others_serving(make_client, db_path, 
     assert response.status == 200
     assert (await response.json())["data"]["meta"]["source"] == "ok"
     assert queue_state(client)["meta"]["source"] == "error"
+
+
+def test_an_unchanged_row_keeps_its_record_and_a_changed_one_is_decoded_again():
+    records = DecodedRecords(JSON_COLUMNS, "queue_id", add_title)
+    first = records.decode([{"queue_id": "a", "phase_data": '{"title": "one"}'}, {"queue_id": "b", "status": "x"}])
+    again = records.decode([{"queue_id": "a", "phase_data": '{"title": "one"}'}, {"queue_id": "b", "status": "y"}])
+    assert again[0] is first[0] and first[0]["title"] == "one"
+    assert again[1] is not first[1] and again[1]["status"] == "y"
+
+
+async def test_a_row_changed_after_many_reads_is_published_with_its_change(client, queue_table):
+    row = queue_table.insert("queued", "one")
+    await poll(client)
+    await poll(client)  # the row's record is now the one handed over before
+    queue_table.update(row, phase_data='{"title": "two"}')
+    await poll(client)
+    assert queue_state(client)["items"][row]["title"] == "two"

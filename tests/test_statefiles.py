@@ -255,3 +255,20 @@ async def test_unusual_json_a_state_file_may_hold(files, agents):
     assert files.view.states.keys() == {"cafef00d"}  # the other two never parsed: not runs
     record = files.view.states["cafef00d"]
     assert record["big"] == 2 ** 64 and record["cost"] != record["cost"] and record["emoji"] == "😀"
+
+
+async def test_a_watched_scan_stands_until_the_watcher_reports_a_change(files, agents):
+    files.watched = True
+    write_state(agents, "1a2b3c4d", GOOD)
+    await files.scan()
+    write_state(agents, "1a2b3c4d", {**GOOD, "issue_number": "43"})  # a change no watcher reported
+    assert await files.scan() is False and files.scans == 1
+    files.moved()
+    assert await files.scan() is True and files.view.states["1a2b3c4d"]["issue_number"] == "43"
+
+
+async def test_an_unwatched_scan_always_reads(files, agents):
+    write_state(agents, "1a2b3c4d", GOOD)
+    await files.scan()
+    write_state(agents, "1a2b3c4d", {**GOOD, "issue_number": "43"})
+    assert await files.scan() is True and files.scans == 2

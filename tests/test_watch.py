@@ -3,6 +3,7 @@
 import shutil
 from pathlib import Path
 
+from monitor.keys import SOURCES
 from monitor.watch_target import WatchTarget
 from tests.support import ProtocolClient
 
@@ -55,6 +56,26 @@ async def test_state_file_change_and_new_worktree_reach_clients(make_client, tmp
     while monitor.state["items"]["1a2b3c4d"]["status"] != "paused":
         await monitor.receive()
 
+
+
+async def test_a_commit_reuses_the_watched_state_files_and_a_phase_tracker_change_is_seen(
+        make_client, tmp_path, queue_table):
+    agents = tmp_path / "agents"
+    (agents / "1a2b3c4d").mkdir(parents=True)
+    (agents / "1a2b3c4d" / "adw_state.json").write_text(
+        '{"adw_id": "1a2b3c4d", "issue_number": "7", "workflow_template": "adw_sdlc_iso"}')
+    client = await make_client({"sources": {"watch": True}, "channels": {"adw-monitor": {"interval": 3600.0}}})
+    monitor = ProtocolClient(await client.ws_connect("/api/v1/ws/adw-monitor"))
+    await monitor.receive()
+    files = client.app[SOURCES].state_files
+    files.trusted_for, scans = 3600.0, files.scans  # however slow this machine: only the watcher decides
+    queue_table.insert(adw_id="1a2b3c4d", status="completed")
+    while monitor.state["items"]["1a2b3c4d"]["status"] != "completed":
+        await monitor.receive()
+    assert files.scans == scans  # the database moved, the files did not: no rescan
+    (agents / "1a2b3c4d" / "completed_phases.json").write_text('{"completed": ["Plan"], "current": "Build"}')
+    while "Plan" not in monitor.state["items"]["1a2b3c4d"].get("phases_completed", []):
+        await monitor.receive()
 
 
 async def test_healthz_says_whether_files_are_watched(make_client, agents, trees):

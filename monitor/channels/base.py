@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -58,6 +58,38 @@ def decoded_record(row: Any, json_columns: tuple[str, ...]) -> dict[str, Any]:
         if column in record:
             record[column] = parse_json_text(record[column])
     return record
+
+
+class DecodedRecords:
+    """Rows decoded once per version: a row equal to the last one under its key gives back the same record.
+
+    A commit changes a few rows of hundreds; decoding the JSON columns of all of them
+    again is most of what building a channel costs, and handing back the same record
+    object lets the published state skip it by identity (``ChannelState``). Records
+    handed out are never changed afterwards, by the caller either.
+    """
+
+    def __init__(self, json_columns: tuple[str, ...], key: str,
+                 finish: Callable[[dict[str, Any]], None] = lambda record: None) -> None:
+        self.json_columns, self.key, self.finish = json_columns, key, finish  # finish: on each new record
+        self._last: dict[Any, tuple[Any, dict[str, Any]]] = {}
+
+    def decode(self, rows: Iterable[Any]) -> list[dict[str, Any]]:
+        """``decoded_record`` of each row, reusing the record of an unchanged row."""
+        last, fresh, records = self._last, {}, []
+        for row in rows:
+            key = row.get(self.key)
+            seen = last.get(key) if key is not None else None
+            if seen is not None and (seen[0] is row or seen[0] == row):
+                record = seen[1]
+            else:
+                record = decoded_record(row, self.json_columns)
+                self.finish(record)
+            if key is not None:
+                fresh[key] = (row, record)
+            records.append(record)
+        self._last = fresh
+        return records
 
 
 def percentage(part: int | float, whole: int | float) -> float | None:

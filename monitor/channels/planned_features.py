@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from monitor.adw import FEATURE_PRIORITIES, FEATURE_STATUSES, FEATURE_TYPES
-from monitor.channels.base import ChannelData, channel_queries, decoded_record, percentage
+from monitor.channels.base import ChannelData, DecodedRecords, channel_queries, percentage
 from monitor.channels.dbreader import DatabaseReader
 from monitor.channels.spec import DATABASE, ChannelSpec
 from monitor.sources.database import Rows
@@ -27,10 +27,10 @@ DEFAULT_QUERIES = MappingProxyType(
     {"planned_features": Query("planned_features", "SELECT * FROM planned_features", required=("id",))})
 
 
-def build_items(rows: Rows) -> dict[str, Any]:
-    """Items keyed by id as text, with the JSON columns decoded."""
-    records = (decoded_record(row, JSON_COLUMNS) for row in rows)
-    return {str(record["id"]): record for record in records}
+def build_items(rows: Rows, records: DecodedRecords | None = None) -> dict[str, Any]:
+    """Items keyed by id as text, with the JSON columns decoded (``records``: kept between reads)."""
+    records = records or DecodedRecords(JSON_COLUMNS, "id")
+    return {str(record["id"]): record for record in records.decode(rows)}
 
 
 def count_by(records: Iterable[dict[str, Any]], column: str, known: tuple[str, ...]) -> dict[str, int]:
@@ -64,16 +64,17 @@ def build_summary(items: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in summary.items() if value is not None}
 
 
-def build_planned_features(rows: dict[str, Rows]) -> ChannelData:
+def build_planned_features(rows: dict[str, Rows], records: DecodedRecords | None = None) -> ChannelData:
     """The channel from the results of ``DEFAULT_QUERIES``."""
-    items = build_items(rows["planned_features"])
+    items = build_items(rows["planned_features"], records)
     return ChannelData(build_summary(items), items)
 
 
 def make_reader(sources: Sources) -> DatabaseReader:
     """The planned-features reader on the shared database (query overridable in [queries])."""
     queries = channel_queries(sources.settings, SPEC.queries)
-    return DatabaseReader(sources.database, queries, build_planned_features)
+    records = DecodedRecords(JSON_COLUMNS, "id")
+    return DatabaseReader(sources.database, queries, lambda rows: build_planned_features(rows, records))
 
 
 SPEC = ChannelSpec(name="planned-features", title="Planned features", make_reader=make_reader,

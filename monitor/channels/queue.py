@@ -6,7 +6,7 @@ from types import MappingProxyType
 from typing import Any
 
 from monitor.adw import QUEUE_STATUSES
-from monitor.channels.base import ChannelData, channel_queries, decoded_record
+from monitor.channels.base import ChannelData, DecodedRecords, channel_queries
 from monitor.channels.dbreader import DatabaseReader
 from monitor.channels.spec import DATABASE, ChannelSpec
 from monitor.sources.database import Rows
@@ -31,15 +31,17 @@ def paused_flag(config_rows: Rows | None) -> bool | None:
     return str(config.get("queue_paused", "false")).strip().lower() == "true"
 
 
-def build_queue(phase_rows: Rows, config_rows: Rows | None) -> ChannelData:
+def add_title(record: dict[str, Any]) -> None:
+    """The phase's title, from its phase_data, as the record's own field."""
+    phase_data = record.get("phase_data")
+    if isinstance(phase_data, dict) and phase_data.get("title") is not None:
+        record["title"] = str(phase_data["title"])
+
+
+def build_queue(phase_rows: Rows, config_rows: Rows | None, records: DecodedRecords | None = None) -> ChannelData:
     """Summary and items of the queue channel from the two tables' rows (None = no queue_config)."""
-    items: dict[str, Any] = {}
-    for row in phase_rows:
-        record = decoded_record(row, JSON_COLUMNS)
-        phase_data = record.get("phase_data")
-        if isinstance(phase_data, dict) and phase_data.get("title") is not None:
-            record["title"] = str(phase_data["title"])
-        items[str(record["queue_id"])] = record
+    records = records or DecodedRecords(JSON_COLUMNS, "queue_id", add_title)
+    items: dict[str, Any] = {str(record["queue_id"]): record for record in records.decode(phase_rows)}
     by_status = {status: 0 for status in QUEUE_STATUSES}
     for record in items.values():
         if record.get("status") in by_status:
@@ -48,14 +50,16 @@ def build_queue(phase_rows: Rows, config_rows: Rows | None) -> ChannelData:
     return ChannelData({key: value for key, value in summary.items() if value is not None}, items)
 
 
-def build_queue_channel(rows: dict[str, Rows]) -> ChannelData:
-    """The queue channel from the results of ``DEFAULT_QUERIES``."""
-    return build_queue(rows["phase_queue"], rows.get("queue_config"))
+def build_queue_channel(rows: dict[str, Rows], records: DecodedRecords | None = None) -> ChannelData:
+    """The queue channel from the results of ``DEFAULT_QUERIES`` (``records``: decoded rows kept between reads)."""
+    return build_queue(rows["phase_queue"], rows.get("queue_config"), records)
 
 
 def make_reader(sources: Sources) -> DatabaseReader:
     """The queue channel's reader on the shared database (queries overridable in [queries])."""
-    return DatabaseReader(sources.database, channel_queries(sources.settings, SPEC.queries), build_queue_channel)
+    records = DecodedRecords(JSON_COLUMNS, "queue_id", add_title)
+    return DatabaseReader(sources.database, channel_queries(sources.settings, SPEC.queries),
+                          lambda rows: build_queue_channel(rows, records))
 
 
 SPEC = ChannelSpec(name="queue", title="Phase queue", make_reader=make_reader, queries=DEFAULT_QUERIES,

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from monitor.channels.base import ChannelData, channel_queries, decoded_record, parse_time, percentage
+from monitor.channels.base import ChannelData, DecodedRecords, channel_queries, parse_time, percentage
 from monitor.channels.history_tail import HistoryTail, WholeHistory, since_date
 from monitor.channels.spec import DATABASE, ChannelSpec
 from monitor.sources.database import Database, Rows
@@ -65,7 +65,6 @@ JSON_COLUMNS = ("structured_input", "cost_breakdown", "token_breakdown", "anomal
                 "error_phase_distribution", "phase_durations")
 COST_WINDOWS = {"cost_7d": dt.timedelta(days=7), "cost_30d": dt.timedelta(days=30)}
 Clock = Callable[[], dt.datetime]
-ItemsMemo = dict[str, tuple[Mapping[str, Any], dict[str, Any]]]  # adw_id -> (the row, its item)
 
 
 def utc_now() -> dt.datetime:
@@ -73,25 +72,10 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def build_items(rows: Rows, last: ItemsMemo | None = None) -> dict[str, Any]:
-    """Items keyed by adw_id (rows without one are skipped), JSON columns decoded.
-
-    With ``last`` (updated in place), a row equal to the one an item was decoded from last
-    time keeps that item: a commit changes a few of the 500 rows, and decoding their JSON
-    columns is most of building the channel.
-    """
-    items, fresh = {}, {}
-    for row in rows:
-        if row.get("adw_id") is None:
-            continue
-        key = str(row["adw_id"])
-        seen = last.get(key) if last is not None else None
-        item = seen[1] if seen is not None and (seen[0] is row or seen[0] == row) else decoded_record(row, JSON_COLUMNS)
-        items[key], fresh[key] = item, (row, item)
-    if last is not None:
-        last.clear()
-        last.update(fresh)
-    return items
+def build_items(rows: Rows, records: DecodedRecords | None = None) -> dict[str, Any]:
+    """Items keyed by adw_id (rows without one are skipped), JSON columns decoded (``records``: kept between reads)."""
+    records = records or DecodedRecords(JSON_COLUMNS, "adw_id")
+    return {str(record["adw_id"]): record for record in records.decode(rows) if record.get("adw_id") is not None}
 
 
 def _by_status(totals: Rows) -> dict[Any, dict[str, float]]:
@@ -182,7 +166,7 @@ class WorkflowHistoryReader:
         self.clock = clock
         self._data: ChannelData | None = None
         self._recheck_at: dt.datetime | None = None  # nothing can age out of a window before this
-        self._items: ItemsMemo = {}
+        self._items = DecodedRecords(JSON_COLUMNS, "adw_id")
 
     @property
     def db(self) -> Database:
@@ -208,7 +192,8 @@ class WorkflowHistoryReader:
         return self._data
 
 
-def build_workflow_history(rows: Mapping[str, Rows], now: dt.datetime, items: ItemsMemo | None = None) -> ChannelData:
+def build_workflow_history(rows: Mapping[str, Rows], now: dt.datetime,
+                           items: DecodedRecords | None = None) -> ChannelData:
     """The channel from the results of the three queries, as of ``now`` (``items``: see ``build_items``)."""
     summary = build_summary(rows["workflow_history_totals"], rows.get("workflow_history_costs"), now)
     return ChannelData(summary, build_items(rows["workflow_history"], items))
