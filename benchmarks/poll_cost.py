@@ -165,7 +165,7 @@ async def poll_once(reader, state: ChannelState) -> float:
 async def commit_cost(sources: Sources, db: Path, repeat: int) -> dict:
     """Per kind of commit and per database channel: the poll after it; and all the polls together."""
     # As in the console, whose file watcher (on by default) vouches for the state files.
-    sources.state_files.watched = True
+    sources.state_files.watched = lambda: True
     readers = {name: channel_spec(name).make_reader(sources) for name in channels_watching("database")}
     states = {name: ChannelState(name, "bench") for name in readers}
     for name, reader in readers.items():

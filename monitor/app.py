@@ -117,9 +117,10 @@ async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
     files = app[SOURCES].state_files
     targets = watch_targets(settings, files.moved)
     watcher = app[WATCHER] = start_watcher(targets, trigger, settings.sources.watch_debounce)
-    files.watched = watcher is not None  # a database commit then leaves a fresh scan of them standing
+    if watcher is not None:  # a database commit then leaves a fresh scan of them standing
+        files.watched = lambda: watcher.alive
     yield
-    files.watched = False
+    files.watched = lambda: False
     if watcher is not None:
         await watcher.stop()
 

@@ -94,6 +94,11 @@ class InotifyWatcher:
         return len(self._roles)
 
     @property
+    def alive(self) -> bool:
+        """Whether events are still being read (False once reading failed or stopped)."""
+        return self._task is not None and not self._task.done()
+
+    @property
     def _opened(self) -> Inotify:
         if self._inotify is None:
             raise RuntimeError("InotifyWatcher.start() was not called")

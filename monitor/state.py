@@ -131,8 +131,9 @@ class ChannelState:
         for key, item in items.items():
             if item is None:
                 continue  # as to_json_value: absent means null
-            seen = published.get(key)
-            converted[str(key)] = seen[1] if seen is not None and seen[0] is item else to_json_value(item)
+            name = str(key)
+            seen = published.get(name)
+            converted[name] = seen[1] if seen is not None and seen[0] is item else to_json_value(item)
         return converted
 
     def _remember(self, data: ChannelData | None) -> None:

@@ -39,6 +39,10 @@ class Watcher(Protocol):
     def watch_count(self) -> int:
         """How many directories are watched now."""
 
+    @property
+    def alive(self) -> bool:
+        """Whether changes are still being reported."""
+
 
 def watch_targets(settings: Settings, files_moved: Callable[[], None] = lambda: None) -> list[WatchTarget]:
     """What to watch for ``settings``: state files, worktrees (``files_moved`` on their changes), a SQLite file."""

@@ -205,3 +205,24 @@ async def test_a_table_without_an_id_column_is_read_whole(db_path):
         assert list(state["items"]) == ["a1"] and state["summary"]["completed"] == 1
     finally:
         await db.close()
+
+
+async def test_a_replaced_database_file_is_read_afresh(db_path, tmp_path):
+    table = History("sqlite", str(db_path))
+    await table.insert(*(run_row(i) for i in range(SMALL_TABLE_ROWS + 100)))
+    db = SqliteDatabase(f"sqlite:///{db_path}", busy_timeout=0.5)
+    try:
+        readers = Readers(db)
+        await readers.read()
+        other = tmp_path / "other.db"
+        source, copy = sqlite3.connect(db_path), sqlite3.connect(other)
+        source.backup(copy)  # the same schema and rows, then another history
+        copy.execute("DELETE FROM workflow_history WHERE id > 5")
+        copy.commit()
+        source.close()
+        copy.close()
+        other.replace(db_path)
+        state = await readers.read()
+        assert state["summary"]["total"] == 5 and state == await readers.reference()
+    finally:
+        await db.close()

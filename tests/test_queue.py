@@ -148,3 +148,11 @@ async def test_a_row_changed_after_many_reads_is_published_with_its_change(clien
     queue_table.update(row, phase_data='{"title": "two"}')
     await poll(client)
     assert queue_state(client)["items"][row]["title"] == "two"
+
+
+def test_a_value_equal_in_python_but_not_in_json_is_a_change():
+    records = DecodedRecords(("phase_data",), "queue_id")
+    first = records.decode([{"queue_id": "a", "phase_data": {"x": True}, "n": 1}])  # PostgreSQL: decoded json
+    assert records.decode([{"queue_id": "a", "phase_data": {"x": 1}, "n": 1}])[0] is not first[0]
+    again = records.decode([{"queue_id": "a", "phase_data": {"x": 1}, "n": 1.0}])
+    assert again[0]["n"] == 1.0 and isinstance(again[0]["n"], float)

@@ -1,5 +1,6 @@
 """The state-file source on real directories: records, error counts, worktrees, faults, cost."""
 
+import asyncio
 import json
 import os
 import shutil
@@ -258,7 +259,7 @@ async def test_unusual_json_a_state_file_may_hold(files, agents):
 
 
 async def test_a_watched_scan_stands_until_the_watcher_reports_a_change(files, agents):
-    files.watched = True
+    files.watched = lambda: True
     write_state(agents, "1a2b3c4d", GOOD)
     await files.scan()
     write_state(agents, "1a2b3c4d", {**GOOD, "issue_number": "43"})  # a change no watcher reported
@@ -272,3 +273,17 @@ async def test_an_unwatched_scan_always_reads(files, agents):
     await files.scan()
     write_state(agents, "1a2b3c4d", {**GOOD, "issue_number": "43"})
     assert await files.scan() is True and files.scans == 2
+
+
+async def test_a_cancelled_scan_leaves_the_reported_change_to_the_next(files, agents):
+    files.watched = lambda: True
+    write_state(agents, "1a2b3c4d", GOOD)
+    await files.scan()
+    write_state(agents, "1a2b3c4d", {**GOOD, "issue_number": "43"})
+    files.moved()
+    scan = asyncio.create_task(files.scan())
+    await asyncio.sleep(0)  # the scan has started its thread
+    scan.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await scan
+    assert await files.scan() is True and files.view.states["1a2b3c4d"]["issue_number"] == "43"

@@ -6,7 +6,6 @@ from types import SimpleNamespace
 import pytest
 
 from monitor.channels import workflow_history
-from monitor.channels.history_tail import since_date
 from monitor.settings import Settings, settings_from_mapping
 from monitor.sources.sqlite import SqliteDatabase
 from monitor.state import ChannelState
@@ -125,7 +124,7 @@ async def test_a_commit_is_read(db_path, database):
 
 
 def test_costs_query_narrows_to_a_day_before_the_month():
-    since = since_date(dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC), dt.timedelta(days=30))
+    since = workflow_history.since_date(dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC), dt.timedelta(days=30))
     assert since == "2026-01-29"
 
 

@@ -60,18 +60,36 @@ def decoded_record(row: Any, json_columns: tuple[str, ...]) -> dict[str, Any]:
     return record
 
 
+def same_json(a: Any, b: Any) -> bool:
+    """Equal, and of the same types all the way down: ``1``, ``1.0`` and ``true`` are three JSON values."""
+    return a == b and _same_types(a, b)
+
+
+def _same_types(a: Any, b: Any) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):  # equal already: the same keys
+        return all(_same_types(value, b[key]) for key, value in a.items())
+    if isinstance(a, (list, tuple)):
+        return all(map(_same_types, a, b))
+    return True
+
+
 class DecodedRecords:
     """Rows decoded once per version: a row equal to the last one under its key gives back the same record.
 
     A commit changes a few rows of hundreds; decoding the JSON columns of all of them
     again is most of what building a channel costs, and handing back the same record
-    object lets the published state skip it by identity (``ChannelState``). Records
-    handed out are never changed afterwards, by the caller either.
+    object lets the published state skip it by identity (``ChannelState``). Rows are
+    compared type for type (``same_json``): PostgreSQL hands json columns over decoded,
+    and ``true`` → ``1`` is a change. Records handed out are never changed afterwards, by
+    the caller either: ``ChannelState`` relies on it, and nothing enforces it.
     """
 
     def __init__(self, json_columns: tuple[str, ...], key: str,
                  finish: Callable[[dict[str, Any]], None] = lambda record: None) -> None:
-        self.json_columns, self.key, self.finish = json_columns, key, finish  # finish: on each new record
+        """``finish`` completes each newly decoded record, before it is handed out."""
+        self.json_columns, self.key, self.finish = json_columns, key, finish
         self._last: dict[Any, tuple[Any, dict[str, Any]]] = {}
 
     def decode(self, rows: Iterable[Any]) -> list[dict[str, Any]]:
@@ -80,7 +98,7 @@ class DecodedRecords:
         for row in rows:
             key = row.get(self.key)
             seen = last.get(key) if key is not None else None
-            if seen is not None and (seen[0] is row or seen[0] == row):
+            if seen is not None and (seen[0] is row or same_json(seen[0], row)):
                 record = seen[1]
             else:
                 record = decoded_record(row, self.json_columns)

@@ -4,10 +4,13 @@ A *rebase* splits the table at ``cut``, the id of the ``NEWEST_ROWS``-th newest 
 keeps what lies below it: the newest 500 runs there, their totals and their costed rows.
 Every read after a commit reads only the *tail* (the rows from ``cut`` up, new ones
 included), its totals and costs and the ids of the newest 500 among the base's and the
-tail's, all in one transaction. Totals and costs rows
-simply add up (``build_summary`` sums the rows of a group), so the channel is exact as long
-as the base stands still: rows appended, recent rows changed or deleted, as the ADWs write
-them. A small table (``SMALL_TABLE_ROWS``) is all tail: read whole on every commit.
+tail's, all in one transaction. Totals and costs rows simply add up (``build_summary``
+sums the rows of a group), so the channel is exact as long as the base stands still:
+rows appended in id order, recent rows changed or deleted, as the ADWs write them. (A row
+committed with an id below the cut, say by a PostgreSQL transaction held open across 64
+other inserts, is an old row: seen at the next rebase.) A small table
+(``SMALL_TABLE_ROWS``) is all tail: read whole on every commit. A replaced database file
+(``Database.generation``) is rebased at once.
 
 The base is read again (a rebase) when the tail has grown past ``TAIL_LIMIT`` rows, and
 once ``full_read_interval`` has passed since the last rebase if the table moved meanwhile
@@ -20,11 +23,10 @@ moved (``WholeHistory``).
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from monitor.channels.dbreader import QueryCache
 from monitor.sources.database import Database, Rows
@@ -50,15 +52,25 @@ class Base:
     at: float  # monotonic time of the rebase
 
 
-def split_queries(newest_first: str, totals: tuple[str, str], costs: str, where: str) -> dict[str, Query]:
+class HistoryParts(NamedTuple):
+    """The pieces of workflow-history's default queries that a base or a tail restricts."""
+
+    newest_first: str  # ORDER BY …
+    totals_select: str  # SELECT … FROM workflow_history
+    totals_groups: str  # GROUP BY …
+    costs_select: str  # SELECT … FROM workflow_history WHERE …, with {since}
+
+
+def split_queries(parts: HistoryParts, since: str, where: str) -> dict[str, Query]:
     """The three queries restricted by ``where`` (on ``id``): base or tail."""
     required = ("adw_id", "id")
     return {
         "newest": Query(TABLE, f"SELECT * FROM {TABLE} WHERE id IN (SELECT id FROM {TABLE} WHERE {where}"
-                               f" {newest_first} LIMIT {NEWEST})", required=required),
-        "totals": Query(TABLE, f"{totals[0]} WHERE {where}{totals[1]}", required=("status", *required)),
-        "costs": Query(TABLE, f"{costs} AND {where}", required=("start_time", "actual_cost_total", "id"),
-                       optional=True),
+                               f" {parts.newest_first} LIMIT {NEWEST})", required=required),
+        "totals": Query(TABLE, f"{parts.totals_select} WHERE {where}{parts.totals_groups}",
+                        required=("status", *required)),
+        "costs": Query(TABLE, f"{parts.costs_select.replace(SINCE, since)} AND {where}",
+                       required=("start_time", "actual_cost_total", "id"), optional=True),
     }
 
 
@@ -87,7 +99,7 @@ class WholeHistory:
 class HistoryTail:
     """The default queries answered from a kept base and a tail read on every commit."""
 
-    def __init__(self, db: Database, parts: tuple[str, tuple[str, str], str],
+    def __init__(self, db: Database, parts: HistoryParts,
                  whole: WholeHistory, full_read_interval: float, clock: Clock = time.monotonic) -> None:
         self.db, self.parts, self.whole = db, parts, whole
         self.full_read_interval, self.clock = full_read_interval, clock
@@ -95,6 +107,7 @@ class HistoryTail:
         self.tail_limit = TAIL_LIMIT
         self.rebases = 0
         self._base: Base | None = None
+        self._generation = -1  # the database's when the base was read
         self._token: Any = None
         self._behind = False  # the table moved since the rebase and only its tail was read
 
@@ -105,17 +118,24 @@ class HistoryTail:
         # to wake a rebase: a table read only by its tail is rebased once due, commit or not.
         if token == self._token and self.rows and not (self._behind and self._rebase_due()):
             return False
+        self._token = None  # until this read succeeds: a failed one is read again at the next poll
         try:
             self.rows = await self._read(since)
         except MissingColumns:
-            self._base = None
             # No id column (or no table): read it all; what is missing there is the channel's error.
-            await self.whole.refresh(since)
+            self._base, self._behind = None, False
+            switched = self.rows is not self.whole.rows
+            read = await self.whole.refresh(since)
             self.rows = self.whole.rows
+            self._token = token
+            return read or switched
         self._token = token
         return True
 
     async def _read(self, since: str) -> dict[str, Rows]:
+        """The base (rebased when due) and a fresh tail; ``_behind`` says whether the base predates the table."""
+        if self.db.generation != self._generation:
+            self._base = None  # another file under the same name: nothing kept from the old one holds
         rebased = self._rebase_due()
         if rebased:
             await self._rebase(since)
@@ -132,14 +152,15 @@ class HistoryTail:
         return base is None or self.clock() - base.at >= self.full_read_interval
 
     def _queries(self, where: str, since: str) -> dict[str, Query]:
-        newest_first, totals, costs = self.parts
-        return split_queries(newest_first, totals, costs.replace(SINCE, since), where)
+        return split_queries(self.parts, since, where)
 
     async def _rebase(self, since: str) -> None:
+        """Read the base anew below a fresh cut."""
+        generation = self.db.generation
         cut = await self._cut()
         rows = await self.db.fetch_many(self._queries(f"id < {cut}", since))  # any cut splits consistently
         newest = {row["id"]: row for row in rows["newest"]}
-        self._base = Base(cut, newest, rows["totals"], rows.get("costs"), self.clock())
+        self._base, self._generation = Base(cut, newest, rows["totals"], rows.get("costs"), self.clock()), generation
         self.rebases += 1
 
     async def _cut(self) -> int:
@@ -156,7 +177,7 @@ class HistoryTail:
         """The channel's rows from the base and a fresh tail; and whether the tail is still small."""
         base = self._base
         assert base is not None
-        newest_first = self.parts[0]
+        newest_first = self.parts.newest_first
         ids = ", ".join(str(int(i)) for i in base.newest) or "NULL"
         queries = self._queries(f"id >= {base.cut}", since)
         queries["newest"] = Query(TABLE, f"SELECT * FROM {TABLE} WHERE id >= {base.cut}", required=("adw_id", "id"))
@@ -167,6 +188,7 @@ class HistoryTail:
 
     @staticmethod
     def _compose(base: Base, rows: Mapping[str, Rows]) -> dict[str, Rows]:
+        """The three queries' rows: the newest 500 in the database's order, totals and costs of base and tail."""
         by_id = {**base.newest, **{row["id"]: row for row in rows["newest"]}}
         composed = {"workflow_history": [by_id[row["id"]] for row in rows["order"] if row["id"] in by_id],
                     "workflow_history_totals": [*base.totals, *rows["totals"]]}
@@ -174,7 +196,3 @@ class HistoryTail:
             composed["workflow_history_costs"] = [*base.costs, *rows["costs"]]
         return composed
 
-
-def since_date(now: dt.datetime, window: dt.timedelta) -> str:
-    """The ``{since}`` of the costs query: a date a day before the longest window opens."""
-    return (now - window - dt.timedelta(days=1)).date().isoformat()

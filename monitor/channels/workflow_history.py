@@ -30,7 +30,7 @@ from types import MappingProxyType
 from typing import Any
 
 from monitor.channels.base import ChannelData, DecodedRecords, channel_queries, parse_time, percentage
-from monitor.channels.history_tail import HistoryTail, WholeHistory, since_date
+from monitor.channels.history_tail import NEWEST, HistoryParts, HistoryTail, WholeHistory
 from monitor.channels.spec import DATABASE, ChannelSpec
 from monitor.sources.database import Database, Rows
 from monitor.sources.resources import Sources
@@ -54,7 +54,7 @@ DEFAULT_QUERIES = MappingProxyType({
     "workflow_history": Query(
         "workflow_history",
         f"SELECT * FROM workflow_history WHERE adw_id IN (SELECT adw_id FROM workflow_history {NEWEST_FIRST}"
-        f" LIMIT 500) {NEWEST_FIRST} LIMIT 500", required=("adw_id",)),
+        f" LIMIT {NEWEST}) {NEWEST_FIRST} LIMIT {NEWEST}", required=("adw_id",)),
     "workflow_history_totals": Query("workflow_history", TOTALS_SELECT + TOTALS_GROUPS, required=("status",)),
     # Without start times or costs there are no cost windows: the query is skipped.
     "workflow_history_costs": Query("workflow_history", COSTS_SELECT,
@@ -140,6 +140,11 @@ def _costs_since(rows: Rows, since: dt.datetime) -> list[float]:
     return costs
 
 
+def since_date(now: dt.datetime, window: dt.timedelta) -> str:
+    """The ``{since}`` of the costs query: a date a day before the longest window opens."""
+    return (now - window - dt.timedelta(days=1)).date().isoformat()
+
+
 def next_age_out(rows: Rows, now: dt.datetime) -> dt.datetime | None:
     """The last moment a costed run is still inside a window it will leave after ``now``; None = never.
 
@@ -205,7 +210,7 @@ def make_reader(sources: Sources, clock: Clock = utc_now) -> WorkflowHistoryRead
     whole = WholeHistory(sources.database, queries)
     if queries != DEFAULT_QUERIES:  # an override is run as written, whatever it reads
         return WorkflowHistoryReader(whole, clock)
-    parts = (NEWEST_FIRST, (TOTALS_SELECT, TOTALS_GROUPS), COSTS_SELECT)
+    parts = HistoryParts(NEWEST_FIRST, TOTALS_SELECT, TOTALS_GROUPS, COSTS_SELECT)
     tail = HistoryTail(sources.database, parts, whole, sources.settings.sources.full_read_interval)
     return WorkflowHistoryReader(tail, clock)
 

@@ -21,6 +21,10 @@ class Database(Protocol):
 
     url: str
 
+    @property
+    def generation(self) -> int:
+        """Moves when what is read may be another database (a replaced SQLite file): rows kept from before are void."""
+
     async def change_token(self) -> Any:
         """A cheap value that changes whenever committed data may have changed; None = can't tell."""
 

@@ -119,6 +119,11 @@ class PostgresDatabase:
         self._settling: set[asyncio.Task[None]] = set()
         self._tables = TableTokens(full_read_interval, signature_lags=True)
 
+    @property
+    def generation(self) -> int:
+        """Always 0: a reconnection reaches the same database (a restarted server shows in ``change_token``)."""
+        return 0
+
     async def change_token(self) -> tuple[str, Any]:
         """(transaction snapshot, server start time): moves on every committed write."""
         try:

@@ -46,6 +46,11 @@ class SqliteDatabase:
         self._closing: set[asyncio.Task[None]] = set()
         self._tables = TableTokens(full_read_interval)
 
+    @property
+    def generation(self) -> int:
+        """Moves with every new connection: a new or replaced file."""
+        return self._generation
+
     async def change_token(self) -> tuple[int, int, int, int]:
         """(device, inode, connection generation, data_version): changes on every commit."""
         async with self._lock:

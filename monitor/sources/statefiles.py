@@ -161,7 +161,7 @@ class StateFiles:
     ``generation`` moves whenever ``view`` changes, so several readers can each tell
     whether there is anything new for them. ``files_read`` counts every file opened.
 
-    While a watcher reports every change under both directories (``watched``, ``moved``),
+    While a live watcher reports every change under both directories (``watched``, ``moved``),
     a scan less than ``trusted_for`` seconds old stands: a commit to the database wakes
     adw-monitor, and rescanning 1,000 agent directories then costs 15 ms of CPU for nothing.
     Changes the watcher cannot see (a network file system) still show within that second.
@@ -176,7 +176,8 @@ class StateFiles:
         self.files_read = 0
         self._caches = _Caches()
         self._lock = asyncio.Lock()
-        self.watched = False  # a watcher calls ``moved`` on every change under both directories
+        # Whether a watcher is alive that calls ``moved`` on every change under both directories.
+        self.watched: Callable[[], bool] = lambda: False
         self.trusted_for = TRUSTED_FOR
         self.scans = 0
         self._moved = True
@@ -190,7 +191,7 @@ class StateFiles:
         """Rescan both directories off the event loop (unless a recent scan stands); True when ``view`` changed."""
         async with self._lock:
             now = time.monotonic()
-            if self.watched and not self._moved and now - self._scanned_at < self.trusted_for:
+            if not self._moved and self.watched() and now - self._scanned_at < self.trusted_for:
                 return False
             # Cleared before the scan: a change made while it runs makes the next one read.
             self._moved, self._scanned_at = False, now
@@ -201,6 +202,9 @@ class StateFiles:
             except StateFilesError:
                 self._moved = True
                 self._forget()
+                raise
+            except BaseException:  # cancelled by the poll's timeout, say: what the watcher reported still stands
+                self._moved = True
                 raise
             self.files_read += found.files_read
             # Signatures are kept even when no content changed, so a touched file is read once.
