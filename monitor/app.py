@@ -23,7 +23,7 @@ from monitor.login import setup_auth
 from monitor.logs import quiet_malformed_requests
 from monitor.metrics import Metrics
 from monitor.pages import setup_templates
-from monitor.poller import Poller
+from monitor.poller import Poller, quickest_first
 from monitor.scheduler import Polling, build_scheduler
 from monitor.settings import Settings
 from monitor.sources.resources import Sources
@@ -110,8 +110,8 @@ async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         return
 
-    def trigger(channel: str) -> None:
-        if channel in pollers:
+    def trigger(channels: frozenset[str]) -> None:
+        for channel in quickest_first(pollers, channels):
             pollers[channel].request_poll()
 
     files = app[SOURCES].state_files

@@ -54,7 +54,7 @@ class Role:
 
 
 class InotifyWatcher:
-    """Watches targets and calls ``trigger(channel)`` for each channel a change affects."""
+    """Watches targets and calls ``trigger(channels)`` with the channels a burst of changes affects."""
 
     def __init__(self, targets: list[WatchTarget], trigger: Trigger, debounce: float) -> None:
         self.targets = targets
@@ -251,8 +251,7 @@ class InotifyWatcher:
     def _fire(self) -> None:
         self._timer = None
         pending, self._pending = self._pending, set()
-        for channel in sorted(pending):
-            self.trigger(channel)
+        self.trigger(frozenset(pending))
 
 
 def _subdirectories(path: Path) -> list[Path]:

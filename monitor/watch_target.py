@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-Trigger = Callable[[str], None]
+Trigger = Callable[[frozenset[str]], None]  # the channels one firing wakes, at once
 
 
 @dataclass(frozen=True)

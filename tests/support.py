@@ -172,16 +172,16 @@ class Triggers:
     """Collects the channels a file watcher asks to poll, a batch at a time."""
 
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[str] = asyncio.Queue()
+        self.queue: asyncio.Queue[frozenset[str]] = asyncio.Queue()
 
-    def __call__(self, channel: str) -> None:
-        self.queue.put_nowait(channel)
+    def __call__(self, channels: frozenset[str]) -> None:
+        self.queue.put_nowait(channels)
 
     async def batch(self) -> set[str]:
-        """The channels of the next firing: the first one awaited, then those queued with it."""
-        channels = {await self.queue.get()}
+        """The channels of the next firing: the first one awaited, then those queued after it."""
+        channels = set(await self.queue.get())
         while not self.queue.empty():
-            channels.add(self.queue.get_nowait())
+            channels |= self.queue.get_nowait()
         return channels
 
 

@@ -5,7 +5,7 @@ import asyncio
 from monitor.broker import InProcessBroker
 from monitor.channels.base import ChannelData
 from monitor.keys import BROKER
-from monitor.poller import Poller
+from monitor.poller import Poller, quickest_first
 from tests.support import ProtocolClient
 
 
@@ -73,3 +73,14 @@ async def test_scheduler_polls_at_the_configured_interval(make_client, queue_tab
     while row not in live.state["items"]:
         await live.receive()  # no one polls by hand here: only the scheduler can deliver it
     assert live.state == client.app[BROKER].current("queue").state
+
+
+async def test_a_change_wakes_the_channels_whose_reads_are_quickest_first():
+    slow, quick = ScriptedReader(), ScriptedReader()
+    slow.outcomes, quick.outcomes = [ChannelData({}, {})], [ChannelData({}, {})]
+    broker = InProcessBroker(("adw-monitor", "queue"), ring_size=8)
+    pollers = {"adw-monitor": Poller("adw-monitor", slow, broker, 1.0), "queue": Poller("queue", quick, broker, 1.0)}
+    await pollers["queue"].poll()
+    pollers["adw-monitor"].typical_seconds = 0.020  # as if its reads took 20 ms
+    assert quickest_first(pollers, {"adw-monitor", "queue", "not-a-channel"}) == ["queue", "adw-monitor"]
+    assert pollers["queue"].typical_seconds < 0.020

