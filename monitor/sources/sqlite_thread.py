@@ -116,5 +116,5 @@ def _signature(conn: sqlite3.Connection, table: str) -> Hashable | None:
     # One b-tree path, whatever the size. No count(*): it walks a whole index, and after
     # another connection's commit that index is no longer in this connection's page cache
     # (16 ms at 200k rows, on every commit). A deleted older row is an older row changed.
-    newest = conn.execute(f"SELECT rowid, * FROM {name} ORDER BY rowid DESC LIMIT {NEWEST_ROWS}").fetchall()
-    return hash(tuple(tuple(row) for row in newest))
+    # The rows themselves, not their hash: hash(-1) == hash(-2), and a status flag may go from one to the other.
+    return tuple(conn.execute(f"SELECT rowid, * FROM {name} ORDER BY rowid DESC LIMIT {NEWEST_ROWS}"))
