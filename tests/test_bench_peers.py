@@ -5,16 +5,13 @@ import json
 
 import aiohttp
 import pytest
+from websockets.asyncio import server as websockets_server
 
 from benchmarks.hooks import add_bench_routes
-from benchmarks.peers import aiohttp_peer, common
+from benchmarks.peers import aiohttp_peer, common, websockets_peer
 from benchmarks.trace import add_tracing
 from benchmarks.workspace import create_workspace
 from monitor.app import create_app
-
-websockets_server = pytest.importorskip("websockets.asyncio.server")  # the bench extra
-
-from benchmarks.peers import websockets_peer  # noqa: E402  (needs websockets)
 
 
 @pytest.fixture(scope="module")
