@@ -23,6 +23,7 @@ moved (``WholeHistory``).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -63,13 +64,10 @@ class HistoryParts(NamedTuple):
 
 
 def split_queries(parts: HistoryParts, since: str, where: str) -> dict[str, Query]:
-    """The three queries restricted by ``where`` (on ``id``): base or tail."""
-    required = ("adw_id", "id")
+    """The totals and costs queries restricted by ``where`` (on ``id``): base or tail."""
     return {
-        "newest": Query(TABLE, f"SELECT * FROM {TABLE} WHERE id IN (SELECT id FROM {TABLE} WHERE {where}"
-                               f" {parts.newest_first} LIMIT {NEWEST})", required=required),
         "totals": Query(TABLE, f"{parts.totals_select} WHERE {where}{parts.totals_groups}",
-                        required=("status", *required)),
+                        required=("status", "adw_id", "id")),
         "costs": Query(TABLE, f"{parts.costs_select.replace(SINCE, since)} AND {where}",
                        required=("start_time", "actual_cost_total", "id"), optional=True),
     }
@@ -92,8 +90,7 @@ class WholeHistory:
         """Re-read if the table moved; True when read. ``since`` goes into the costs query."""
         costs = self.queries["workflow_history_costs"]
         # {since} only narrows the rows read: kept rows from an earlier {since} are a superset.
-        self.cache.queries["workflow_history_costs"] = Query(costs.table, costs.sql.replace(SINCE, since),
-                                                             costs.required, costs.optional)
+        self.cache.queries["workflow_history_costs"] = dataclasses.replace(costs, sql=costs.sql.replace(SINCE, since))
         return await self.cache.refresh()
 
 
@@ -162,7 +159,10 @@ class HistoryTail:
         """Read the base anew below a fresh cut."""
         generation = self.db.generation
         cut = await self._cut()
-        rows = await self.db.fetch_many(self._queries(f"id < {cut}", since))  # any cut splits consistently
+        queries = self._queries(f"id < {cut}", since)
+        queries["newest"] = Query(TABLE, f"SELECT * FROM {TABLE} WHERE id IN (SELECT id FROM {TABLE} WHERE id < {cut}"
+                                         f" {self.parts.newest_first} LIMIT {NEWEST})", required=("adw_id", "id"))
+        rows = await self.db.fetch_many(queries)  # any cut splits consistently
         newest = {row["id"]: row for row in rows["newest"]}
         self._base, self._generation = Base(cut, newest, rows["totals"], rows.get("costs"), self.clock()), generation
         self.rebases += 1
