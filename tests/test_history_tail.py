@@ -226,3 +226,22 @@ async def test_a_replaced_database_file_is_read_afresh(db_path, tmp_path):
         assert state["summary"]["total"] == 5 and state == await readers.reference()
     finally:
         await db.close()
+
+
+async def test_ids_that_are_not_integers_are_read_whole_not_written_into_sql(db_path):
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("DROP TABLE workflow_history")
+        conn.execute("CREATE TABLE workflow_history (id, adw_id TEXT, status TEXT, start_time TEXT)")
+        conn.executemany("INSERT INTO workflow_history VALUES (?, ?, 'completed', '2026-03-01T10:00:00')",
+                         [(i, f"run{i:05d}") for i in range(SMALL_TABLE_ROWS + 10)])
+        conn.execute("UPDATE workflow_history SET id = '1) OR (1=1' WHERE id = 5")  # hostile text: sorts last
+        conn.execute("UPDATE workflow_history SET id = 1500.5 WHERE id = 1500")  # among the base's newest 500
+    conn.close()
+    db = SqliteDatabase(f"sqlite:///{db_path}", busy_timeout=0.5)
+    try:
+        readers = Readers(db)
+        state = await readers.read()
+        assert state["summary"]["total"] == SMALL_TABLE_ROWS + 10 and state == await readers.reference()
+        assert readers.tail.source.rebases == 0  # read whole: no id went into SQL text
+    finally:
+        await db.close()

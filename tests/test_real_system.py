@@ -8,14 +8,18 @@ with only the columns that point has; every expected figure is worked out below.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import sqlite3
 from types import SimpleNamespace
 
+import asyncpg
 import pytest
 
 from monitor import adw, display
 from monitor.channels import adw_monitor, planned_features, queue, workflow_history
+from monitor.channels.history_tail import WholeHistory
 from monitor.probe import probe_sources
 from monitor.settings_table import SourcesSettings
 from monitor.sources.database import open_database
@@ -243,3 +247,52 @@ async def test_a_missing_required_column_is_the_channels_error_naming_it(real_db
             settings=SimpleNamespace(queries={}), database=database)).read()).summary["total"] == 4
     finally:
         await database.close()
+
+
+BULK_HISTORY = ("WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2100)"
+                " INSERT INTO workflow_history (adw_id, status, start_time)"
+                " SELECT 'bulk' || i, 'completed', '2026-01-15 10:00:00' FROM n")
+
+
+async def _commit(real_db, sql):
+    """Commit ``sql`` to the real database (PostgreSQL: and flush the counters its tokens read)."""
+    if real_db.engine == "sqlite":
+        with sqlite3.connect(real_db.url.removeprefix("sqlite:///")) as conn:
+            conn.execute(sql)
+        conn.close()
+        return
+    conn = await asyncpg.connect(real_db.url)
+    try:
+        await conn.execute(sql)
+        await conn.execute("SELECT pg_stat_force_next_flush()")
+    finally:
+        await conn.close()
+
+
+async def test_a_large_history_read_by_its_tail_matches_a_full_read(real_db):
+    await _commit(real_db, BULK_HISTORY)
+    clock = lambda: dt.datetime.fromisoformat(NOW)  # noqa: E731
+    database = open_database(real_db.url, busy_timeout=0.5)
+    try:
+        sources = SimpleNamespace(settings=SimpleNamespace(queries={}, sources=SourcesSettings()), database=database)
+        tail = workflow_history.make_reader(sources, clock=clock)
+        whole = workflow_history.WorkflowHistoryReader(
+            WholeHistory(database, workflow_history.DEFAULT_QUERIES), clock=clock)
+        first = _published(await tail.read())
+        assert first == _published(await whole.read()) and first["summary"]["total"] == 2105
+        await _commit(real_db, "UPDATE workflow_history SET status = 'failed' WHERE adw_id = 'bulk2100'")
+        for _ in range(50):  # PostgreSQL flushes the counters its token reads within a second
+            if (data := await tail.read()) is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert data is not None and _published(data) == _published(await whole.read())
+        assert _published(data)["summary"]["failed"] == first["summary"]["failed"] + 1
+        assert tail.source.rebases == 1  # the change was read from the tail
+    finally:
+        await database.close()
+
+
+def _published(data):
+    state = ChannelState("test", "e")
+    state.accept(data)
+    return {key: value for key, value in state.state.items() if key != "meta"}

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -94,6 +94,18 @@ class WholeHistory:
         return await self.cache.refresh()
 
 
+class NotIntegerIds(MissingColumns):
+    """``id`` holds something other than integers (SQLite types values, not columns): no tail to split off."""
+
+
+def integer_ids(values: Iterable[Any]) -> list[int]:
+    """``values`` if every one is an integer; else ``NotIntegerIds``. They go into SQL text."""
+    ids = list(values)
+    if any(type(value) is not int for value in ids):
+        raise NotIntegerIds("workflow_history.id holds values that are not integers")
+    return ids
+
+
 class HistoryTail:
     """The default queries answered from a kept base and a tail read on every commit."""
 
@@ -119,8 +131,8 @@ class HistoryTail:
         self._token = None  # until this read succeeds: a failed one is read again at the next poll
         try:
             rows = await self._read(since)
-        except MissingColumns:
-            # No id column (or no table): read it all; what is missing there is the channel's error.
+        except MissingColumns:  # NotIntegerIds too
+            # No id column, ids not integers (or no table): read it all; what is missing there is the channel's error.
             self._base, self._behind = None, False
             switched = self.rows is not self.whole.rows
             read = await self.whole.refresh(since)
@@ -163,7 +175,7 @@ class HistoryTail:
         queries["newest"] = Query(TABLE, f"SELECT * FROM {TABLE} WHERE id IN (SELECT id FROM {TABLE} WHERE id < {cut}"
                                          f" {self.parts.newest_first} LIMIT {NEWEST})", required=("adw_id", "id"))
         rows = await self.db.fetch_many(queries)  # any cut splits consistently
-        newest = {row["id"]: row for row in rows["newest"]}
+        newest = dict(zip(integer_ids(row["id"] for row in rows["newest"]), rows["newest"], strict=True))
         self._base, self._generation = Base(cut, newest, rows["totals"], rows.get("costs"), self.clock()), generation
         self.rebases += 1
 
@@ -175,14 +187,16 @@ class HistoryTail:
                                         f" LIMIT {SMALL_TABLE_ROWS + 1}) AS capped")}
         rows = await self.db.fetch_many(queries)
         cut = rows["cut"][0]["cut"]
-        return EVERYTHING if cut is None or rows["rows"][0]["n"] <= SMALL_TABLE_ROWS else int(cut)
+        if cut is None or rows["rows"][0]["n"] <= SMALL_TABLE_ROWS:
+            return EVERYTHING
+        return integer_ids([cut])[0]
 
     async def _read_tail(self, since: str) -> tuple[dict[str, Rows], bool]:
         """The channel's rows from the base and a fresh tail; and whether the tail is still small."""
         base = self._base
         assert base is not None
         newest_first = self.parts.newest_first
-        ids = ", ".join(str(int(i)) for i in base.newest) or "NULL"
+        ids = ", ".join(map(str, base.newest)) or "NULL"  # integers, checked at the rebase
         queries = self._queries(f"id >= {base.cut}", since)
         queries["newest"] = Query(TABLE, f"SELECT * FROM {TABLE} WHERE id >= {base.cut}", required=("adw_id", "id"))
         queries["order"] = Query(TABLE, f"SELECT id FROM {TABLE} WHERE id >= {base.cut} OR id IN ({ids})"
