@@ -14,11 +14,26 @@ from aiohttp.typedefs import Handler
 from monitor.auth import auth_middleware
 from monitor.broker import InProcessBroker
 from monitor.channels.registry import CHANNEL_NAMES, make_readers
+from monitor.compat.cors import compat_cors
+from monitor.compat.routes import setup_compat
 from monitor.gcpolicy import GcPolicy
 from monitor.headers import host_guard, security_headers
 from monitor.heartbeat import Heartbeat
 from monitor.hub import Hub
-from monitor.keys import BROKER, GC, HEARTBEAT, HUB, METRICS, POLLERS, POLLING, SETTINGS, SOURCES, STARTED_AT, WATCHER
+from monitor.keys import (
+    BROKER,
+    COMPAT,
+    GC,
+    HEARTBEAT,
+    HUB,
+    METRICS,
+    POLLERS,
+    POLLING,
+    SETTINGS,
+    SOURCES,
+    STARTED_AT,
+    WATCHER,
+)
 from monitor.login import setup_auth
 from monitor.logs import quiet_malformed_requests
 from monitor.metrics import Metrics
@@ -42,7 +57,8 @@ def create_app(settings: Settings) -> web.Application:
     # global its responses read is rebound.
     web_response.SERVER_SOFTWARE = "monitor"  # type: ignore[attr-defined]
     # Host before auth: a rebound name gets 421 without learning whether credentials would pass.
-    app = web.Application(middlewares=[security_headers, request_id_middleware, host_guard, auth_middleware])
+    app = web.Application(middlewares=[security_headers, request_id_middleware, host_guard, compat_cors,
+                                       auth_middleware])
     app[SETTINGS] = settings
     app[STARTED_AT] = time.time()
     app[BROKER] = InProcessBroker(CHANNEL_NAMES, settings.server.ring_size)
@@ -60,6 +76,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(gc_ctx)
     app.on_shutdown.append(close_sockets)
     setup_auth(app)
+    setup_compat(app)
     setup_routes(app)
     return app
 
@@ -144,4 +161,5 @@ async def close_sockets(app: web.Application) -> None:
     """Stop the jobs, then close every socket with 1001 under one deadline."""
     if POLLING in app:
         await app[POLLING].stop()
-    await app[HUB].close_all(app[SETTINGS].server.shutdown_timeout)
+    hubs = [app[HUB], *([app[COMPAT].fanout.hub] if COMPAT in app else [])]
+    await asyncio.gather(*(hub.close_all(app[SETTINGS].server.shutdown_timeout) for hub in hubs))

@@ -91,6 +91,21 @@ def check_origins(origins: tuple[str, ...]) -> str | None:
     return None
 
 
+PATH_PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)+")
+# The console's own first path segments: a prefix there would hide its pages and endpoints.
+RESERVED_SEGMENTS = ("api", "static", "login", "logout", "healthz", "metrics")
+
+
+def check_path_prefix(prefix: str) -> str | None:
+    """Why ``prefix`` is no path prefix of the console's own (``/tac``, ``/ops/tac``), or None."""
+    first = prefix.split("/")[1] if prefix.startswith("/") else ""
+    if not PATH_PREFIX.fullmatch(prefix) or any(part in (".", "..") for part in prefix.split("/")):
+        return f"expected a path such as /tac (a slash, then letters, digits, '.', '_', '~' or '-'), got {prefix!r}"
+    if first in RESERVED_SEGMENTS:
+        return f"expected a path the console does not serve itself; /{first} is its own, got {prefix!r}"
+    return None
+
+
 CHECK_TARGETS: dict[str, Check] = {
     "http": http_url_check(),
     "tcp": check_tcp_target,

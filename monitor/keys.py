@@ -13,6 +13,7 @@ from aiohttp import web
 if TYPE_CHECKING:
     from monitor.auth import AuthState
     from monitor.broker import Broker
+    from monitor.compat.surface import CompatSurface
     from monitor.gcpolicy import GcPolicy
     from monitor.heartbeat import Heartbeat
     from monitor.hub import Hub
@@ -37,5 +38,6 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 WATCHER: web.AppKey[Watcher | None] = web.AppKey("watcher")
 CONNECTIONS: web.AppKey[ConnectionBudget] = web.AppKey("connections")
 AUTH: web.AppKey[AuthState] = web.AppKey("auth")
+COMPAT: web.AppKey[CompatSurface] = web.AppKey("compat")  # only with [compat.tac_webbuilder]
 # Who the auth middleware found; None: no valid credentials.
 AUTH_USER: web.RequestKey[str | None] = web.RequestKey("auth_user")

@@ -27,13 +27,14 @@ from monitor.settings_table import (
     LogSettings,
     ServerSettings,
     SourcesSettings,
+    TacWebbuilderSettings,
 )
 from monitor.settings_values import BadValue, coerce
 
 # The table's sections are part of this module's interface: callers import them from here.
 __all__ = ["SECTIONS", "AuthSettings", "ChannelSettings", "CheckSettings", "ConfigError", "LogSettings",
-           "ServerSettings", "Settings", "SourcesSettings", "DEFAULTS_LABEL", "default_channel_settings",
-           "env_var_name", "find_config", "load_settings", "settings_from_mapping"]
+           "ServerSettings", "Settings", "SourcesSettings", "TacWebbuilderSettings", "DEFAULTS_LABEL",
+           "default_channel_settings", "env_var_name", "find_config", "load_settings", "settings_from_mapping"]
 
 DEFAULT_CONFIG_PATHS = (Path("config.toml"), Path("/etc/monitor/config.toml"))
 DEFAULTS_LABEL = "<defaults>"  # Settings.path when no config file was read
@@ -54,6 +55,7 @@ class Settings:
     channels: Mapping[str, ChannelSettings] = field(default_factory=dict)
     checks: tuple[CheckSettings, ...] = ()
     queries: Mapping[str, str] = field(default_factory=dict)
+    tac_webbuilder: TacWebbuilderSettings | None = None  # [compat.tac_webbuilder]; None: the section is absent
     path: str = DEFAULTS_LABEL
 
     def channel(self, name: str) -> ChannelSettings:
@@ -100,7 +102,7 @@ def settings_from_mapping(raw: Mapping[str, Any], environ: Mapping[str, str] | N
 
 
 def _build(raw: dict[str, Any], environ: Mapping[str, str], label: str) -> Settings:
-    known = set(SECTIONS) | {"channels", "checks", "queries"}
+    known = set(SECTIONS) | {"channels", "checks", "queries", "compat"}
     for name in raw:
         if name not in known:
             raise ConfigError(f"{label}: [{name}]: unknown section; expected one of {sorted(known)}")
@@ -108,7 +110,7 @@ def _build(raw: dict[str, Any], environ: Mapping[str, str], label: str) -> Setti
     _check_auth(built["auth"], label)
     return Settings(**built, channels=_channels(raw.get("channels", {}), environ, label),
                     checks=_checks(raw.get("checks", []), label), queries=_queries(raw.get("queries", {}), label),
-                    path=label)
+                    tac_webbuilder=_tac_webbuilder(raw.get("compat", {}), environ, label), path=label)
 
 
 def _check_auth(auth: AuthSettings, label: str) -> None:
@@ -131,6 +133,23 @@ def _check_auth(auth: AuthSettings, label: str) -> None:
         except ValueError:
             raise ConfigError(f"{label}: [auth] trusted_proxies: expected IP addresses or CIDR ranges, "
                               f"got {entry!r}") from None
+
+
+COMPAT_SECTIONS = ("tac_webbuilder",)
+
+
+def _tac_webbuilder(raw: Any, environ: Mapping[str, str], label: str) -> TacWebbuilderSettings | None:
+    """[compat.tac_webbuilder], or None when the config has no such section (the surface is off)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{label}: [compat]: expected a table of compatibility sections")
+    for name in raw:
+        if name not in COMPAT_SECTIONS:
+            raise ConfigError(f"{label}: [compat.{name}]: unknown section; expected one of {list(COMPAT_SECTIONS)}")
+    if "tac_webbuilder" not in raw:
+        return None
+    section: TacWebbuilderSettings = _section(TacWebbuilderSettings, raw["tac_webbuilder"],
+                                              "compat.tac_webbuilder", environ, label)
+    return dataclasses.replace(section, backend_url=section.backend_url.rstrip("/"))
 
 
 def _checks(raw: Any, label: str) -> tuple[CheckSettings, ...]:

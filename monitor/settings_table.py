@@ -15,6 +15,7 @@ from monitor.config_checks import (
     check_database_url,
     check_header_name,
     check_origins,
+    check_path_prefix,
     http_url_check,
     nonempty_check,
 )
@@ -146,6 +147,22 @@ class CheckSettings:
     target: str = _opt("", "http: a URL; tcp: host:port; process: text to find in a process command line")
     timeout: float = _opt(2.0, "seconds before the check counts as failed", minimum=0.01)
     degraded_after: float = _opt(1.0, "seconds of latency above which a passing check is degraded", minimum=0.0)
+
+
+@dataclass(frozen=True)
+class TacWebbuilderSettings:
+    """[compat.tac_webbuilder]: tac-webbuilder's own web client, served under a prefix; off unless present."""
+
+    prefix: str = _opt("/tac", "path the client's API lives under: its VITE_API_BASE_PATH becomes <prefix>/api/v1",
+                       check=check_path_prefix)
+    backend_url: str = _opt("http://127.0.0.1:8002", "the tac-webbuilder backend that every other request under the "
+                                                     "prefix is passed to; empty = none (404)",
+                            check=http_url_check("no pass-through"))
+    allowed_origins: tuple[str, ...] = _opt((), "the client's own origins (scheme://host[:port]), answered for "
+                                                "CORS and allowed to open WebSockets under the prefix",
+                                            check=check_origins)
+    backend_timeout: float = _opt(30.0, "seconds the backend may take to answer a request's headers or a WebSocket "
+                                        "handshake before the client gets 504", minimum=0.1)
 
 
 SECTIONS: dict[str, type] = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from monitor import api, login, pages, websocket
+from monitor.compat.routes import add_compat_routes
 
 
 def setup_routes(app: web.Application) -> None:
@@ -21,6 +22,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/api/v1/{channel}", api.channel_json)
     app.router.add_get("/", pages.dashboard)
     app.router.add_static("/static/", pages.STATIC_DIR, name="static")
+    add_compat_routes(app)  # <prefix>/...: the prefix itself would otherwise be taken for a channel
     app.router.add_get("/{channel}", pages.channel_page)
 
 

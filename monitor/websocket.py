@@ -52,15 +52,28 @@ class ChannelSocket(web.WebSocketResponse):
         await super().write_eof()
 
 
+Reply = Callable[[str | bytes], bytes | None]  # a client's data frame -> the answer to send (None: none)
+
+
 async def channel_socket(request: web.Request) -> web.StreamResponse:
     """Serve ``/api/v1/ws/<channel>``."""
     channel = channel_or_404(request)
+    app = request.app
+
+    def catch_up() -> list[bytes]:
+        return app[BROKER].catch_up(channel, *protocol.parse_resume(request.query))
+    return await serve_socket(request, channel, app[HUB], catch_up, protocol.reply_to)
+
+
+async def serve_socket(request: web.Request, channel: str, hub: Hub, catch_up: Callable[[], list[bytes]],
+                       reply: Reply) -> web.StreamResponse:
+    """Upgrade, then run a socket's session: ``catch_up()`` frames first, then every frame ``hub`` delivers."""
     server = request.app[SETTINGS].server  # Host and Origin were checked by headers.host_guard
+    session = functools.partial(_serve, request=request, channel=channel, hub=hub, catch_up=catch_up, reply=reply)
     # aiohttp refuses a message of exactly max_msg_size; max_client_frame is the largest accepted.
     # autoping off: the receive loop answers pings itself, yielding between them. No heartbeat:
     # the app's shared one pings every socket.
-    ws = ChannelSocket(functools.partial(_serve, request=request, channel=channel), compress=False,
-                       max_msg_size=server.max_client_frame + 1, autoping=False)
+    ws = ChannelSocket(session, compress=False, max_msg_size=server.max_client_frame + 1, autoping=False)
     if not await _upgrade(ws, request, channel):
         return web.Response(status=499, reason="Client Closed Request")  # never sent: the peer is gone
     return ws  # aiohttp now calls ws.write_eof(): the session
@@ -76,16 +89,17 @@ async def _upgrade(ws: web.WebSocketResponse, request: web.Request, channel: str
     return True
 
 
-async def _serve(ws: ChannelSocket, request: web.Request, channel: str) -> None:
+async def _serve(ws: ChannelSocket, request: web.Request, channel: str, hub: Hub,
+                 catch_up: Callable[[], list[bytes]], reply: Reply) -> None:
     """Catch the client up, register it, and read until the socket closes."""
     app = request.app
-    hub, heartbeat, server = app[HUB], app[HEARTBEAT], app[SETTINGS].server
+    heartbeat, server = app[HEARTBEAT], app[SETTINGS].server
     connection = Connection(ws, request, channel, backlog_limits(server), on_evict=hub.note_eviction)
-    epoch, seq = protocol.parse_resume(request.query)
     # No await between catching up and registering: no frame can fall between the two.
-    hub.catch_up(connection, app[BROKER].catch_up(channel, epoch, seq))
+    hub.catch_up(connection, catch_up())
     heartbeat.add(connection)
-    log.info("ws_opened", channel=channel, resume=epoch is not None, peer=request.remote)
+    log.info("ws_opened", channel=channel, resume=protocol.parse_resume(request.query)[0] is not None,
+             peer=request.remote)
     budget: TokenBucket | None = None  # most clients never send a data frame: no bucket until one does
     try:
         async for message in ws:  # the receive loop, inline: one coroutine less held per socket
@@ -95,7 +109,7 @@ async def _serve(ws: ChannelSocket, request: web.Request, channel: str) -> None:
             elif message.type in (WSMsgType.TEXT, WSMsgType.BINARY) and not connection.close_reason:
                 budget = budget or TokenBucket(server.client_messages_per_second, server.client_message_burst,
                                                time.monotonic())
-                _answer(connection, budget, message.data, request.remote)
+                _answer(connection, budget, reply, message.data, request.remote)
             elif message.type is WSMsgType.ERROR:
                 break
             # Frames a client sent in one burst are all buffered already and would be answered
@@ -114,10 +128,12 @@ def backlog_limits(server: ServerSettings) -> BacklogLimits:
     return BacklogLimits(server.max_backlog_messages, server.max_backlog_bytes, server.close_grace)
 
 
-def _answer(connection: Connection, budget: TokenBucket, data: str | bytes, peer: str | None) -> None:
+def _answer(connection: Connection, budget: TokenBucket, reply: Reply, data: str | bytes, peer: str | None) -> None:
     """Reply to one client message, or refuse a client that sends faster than its bucket allows."""
     if budget.take(time.monotonic()):
-        connection.offer(protocol.reply_to(data))
+        answer = reply(data)
+        if answer is not None:
+            connection.offer(answer)
     else:
         _refuse_flood(connection, budget, peer)
 

@@ -78,9 +78,17 @@ def test_settings_use_a_specs_default_interval():
 def test_a_channel_name_is_written_only_in_its_own_module():
     home = {spec.name: Path(sys.modules[spec.make_reader.__module__].__file__) for spec in CHANNELS}
     for path in MONITOR.rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.Constant) and node.value in home:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and node.value in home and node not in _original_keys(path, tree):
                 assert path == home[node.value], f"{path}:{node.lineno} names channel {node.value!r}"
+
+
+def _original_keys(path, tree):
+    """Keys of tac-webbuilder's own documents (its adw-monitor's "workflows"): a word of its format, not a channel."""
+    if path.parent.name != "compat":
+        return set()
+    return {key for node in ast.walk(tree) if isinstance(node, ast.Dict) for key in node.keys}
 
 
 def test_import_graph_skips_type_checking_and_counts_late_imports(tmp_path):

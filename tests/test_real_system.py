@@ -145,10 +145,15 @@ async def test_workflow_history(real_db):
     # dashboard averages every run's cost above 0 whatever its status ((2 + 3 + 1) / 3 = 2.0)
     # and its success rate divides by all runs, unfinished ones included (3 / 5 = 60 %).
     # 7 days (from 02-22 12:00): b2 2.0 (a1 and d4 cost 0.0); 30 days (from 01-30): + c3 3.0
+    # trends, mean cost per costed run against the window before: 7 days 2.0 against c3's 3.0
+    # (-33.33 %), 30 days 2.5 against e5's 1.0 (+150 %); the dashboard's per-completion mean
+    # covers completed and failed runs with a cost: (2 + 3 + 1) / 3
     assert state["summary"] == {
         "total": 5, "completed": 3, "failed": 1, "running": 1, "success_rate": 75.0, "avg_duration_seconds": 700.0,
         "avg_cost": 2.5, "cost_7d": 2.0, "cost_30d": 5.0, "by_model": {"haiku": 1, "opus": 1, "sonnet": 3},
-        "by_template": {"adw_lightweight_iso": 1, "adw_sdlc_complete_iso": 3, "adw_sdlc_from_build_iso": 1}}
+        "by_template": {"adw_lightweight_iso": 1, "adw_sdlc_complete_iso": 3, "adw_sdlc_from_build_iso": 1},
+        "by_status": {"completed": 3, "failed": 1, "running": 1}, "costed_runs": 3, "total_cost": 6.0,
+        "avg_cost_per_completion": 2.0, "cost_trend_7d": -33.33, "cost_trend_30d": 150.0}
     items = state["items"]
     assert items["b2c3d4e5"]["cost_breakdown"] == {"Plan": 0.5} and items["b2c3d4e5"]["anomaly_flags"] == []
     assert items["a1b2c3d4"]["structured_input"] == {"type": "feature"}

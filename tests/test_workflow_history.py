@@ -51,10 +51,14 @@ async def test_summary_over_the_whole_table(db_path, database):
     # (avg_cost is over completed runs only: 5.25 / 4)
     # 7 days: a1 1.25 + a7 0.5 (exactly on the edge); 30 days: + b2 .75 + c3 2 + b8 .25
     # models: only a1 names one; templates: adw_sdlc a1 b2 d4 b8, adw_patch c3 a7, adw_plan f6
+    # trend 7d: mean of a1 a7 (.875) against the week before, b2 b8 (.5): +75 %; 30d: nothing before
+    # costed runs (all finished): 6, total 7.75, per completion 7.75 / 6; no run used tokens
     assert state["summary"] == {
         "total": 8, "completed": 4, "failed": 2, "running": 1, "success_rate": 66.7,
         "avg_duration_seconds": 250.0, "avg_cost": 1.3125, "cost_7d": 1.75, "cost_30d": 4.75,
         "by_model": {"sonnet": 1}, "by_template": {"adw_patch": 2, "adw_plan": 1, "adw_sdlc": 4},
+        "by_status": {"completed": 4, "failed": 2, "pending": 1, "running": 1},
+        "costed_runs": 6, "total_cost": 7.75, "avg_cost_per_completion": 1.2917, "cost_trend_7d": 75.0,
     }
 
 
@@ -83,7 +87,7 @@ async def test_items_are_the_newest_n_but_the_summary_counts_all(db_path, databa
 async def test_empty_table_leaves_out_undefined_fields(database):
     state = published(await reader_for(database, Clock(RUNS_NOW)).read())
     assert state["summary"] == {"total": 0, "completed": 0, "failed": 0, "running": 0,
-                                "cost_7d": 0.0, "cost_30d": 0.0}
+                                "cost_7d": 0.0, "cost_30d": 0.0, "costed_runs": 0, "total_cost": 0.0}
     assert state["items"] == {}
 
 
@@ -93,8 +97,10 @@ async def test_no_completed_or_failed_runs_means_no_rate_or_duration(db_path, da
         {"adw_id": "00000002", "status": "pending"},
     ])
     summary = published(await reader_for(database, Clock(RUNS_NOW)).read())["summary"]
-    # avg_cost is over completed runs: none here, so it is left out; the windows still sum
-    assert summary == {"total": 2, "completed": 0, "failed": 0, "running": 1, "cost_7d": 0.1, "cost_30d": 0.1}
+    # avg_cost is over completed runs, avg_cost_per_completion over finished ones: none here, so both
+    # are left out; the windows and the total still sum; no earlier window, so no trend
+    assert summary == {"total": 2, "completed": 0, "failed": 0, "running": 1, "cost_7d": 0.1, "cost_30d": 0.1,
+                       "by_status": {"pending": 1, "running": 1}, "costed_runs": 1, "total_cost": 0.1}
 
 
 async def test_quiet_database_is_not_read_but_cost_windows_age(db_path, database):

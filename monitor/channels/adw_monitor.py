@@ -59,7 +59,7 @@ DEFAULT_QUERIES = MappingProxyType({
 })
 T = TypeVar("T")
 STATE_FIELDS = ("issue_number", "workflow_template", "issue_class", "estimated_cost_total", "model_set",
-                "model_used", "branch_name", "github_url", "start_time", "end_time", ERROR_FIELD)
+                "model_used", "branch_name", "github_url", "start_time", "end_time", "worktree_path", ERROR_FIELD)
 HISTORY_FIELDS = ("workflow_template", "start_time", "end_time", "duration_seconds")
 
 

@@ -15,8 +15,14 @@ start times, so any ISO-8601 text (naive = UTC) or timestamp column works.
 until a run reports a cost, and those zeros are not costs); both are left out when no run
 qualifies, as is ``success_rate`` (completed ÷ (completed + failed)) without finished
 runs. ``cost_7d`` and ``cost_30d`` are sums, so 0.0 when no costed run started in the
-window. ``by_model`` and ``by_template`` count the runs that name one. Money is rounded
-to 4 decimals (per-run LLM costs are often below a cent). JSON columns are decoded.
+window. ``cost_trend_7d`` and ``cost_trend_30d`` compare the mean cost of a costed run
+started in the window with the window before it, in % (2 decimals; -100.0 when the
+window has none; left out when the window before has none). ``total_cost`` and
+``costed_runs`` cover every run that reported a cost, ``avg_cost_per_completion`` the
+finished ones (completed or failed), ``avg_tokens`` and ``avg_cache_efficiency`` the runs
+that used tokens. ``by_model``, ``by_template`` and ``by_status`` count the runs that
+name one. Money is rounded to 4 decimals (per-run LLM costs are often below a cent).
+JSON columns are decoded.
 
 Columns an installation lacks (``model_used``, say) make only their figures absent.
 """
@@ -41,7 +47,11 @@ TOTALS_SELECT = (
     "SELECT status, {model_used} AS model_used, {workflow_template} AS workflow_template, COUNT(*) AS runs,"
     " COUNT({duration_seconds:real}) AS timed_runs, SUM({duration_seconds:real}) AS duration_sum,"
     " COUNT(CASE WHEN {actual_cost_total:real} > 0 THEN 1 END) AS costed_runs,"
-    " SUM(CASE WHEN {actual_cost_total:real} > 0 THEN {actual_cost_total:real} END) AS cost_sum"
+    " SUM(CASE WHEN {actual_cost_total:real} > 0 THEN {actual_cost_total:real} END) AS cost_sum,"
+    " COUNT(CASE WHEN {total_tokens:real} > 0 THEN 1 END) AS tokened_runs,"
+    " SUM(CASE WHEN {total_tokens:real} > 0 THEN {total_tokens:real} END) AS token_sum,"
+    " COUNT(CASE WHEN {total_tokens:real} > 0 THEN {cache_efficiency_percent:real} END) AS cache_rated_runs,"
+    " SUM(CASE WHEN {total_tokens:real} > 0 THEN {cache_efficiency_percent:real} END) AS cache_efficiency_sum"
     " FROM workflow_history")
 TOTALS_GROUPS = " GROUP BY status, {model_used}, {workflow_template}"
 COSTS_SELECT = ("SELECT start_time, actual_cost_total FROM workflow_history"
@@ -64,6 +74,11 @@ JSON_COLUMNS = ("structured_input", "cost_breakdown", "token_breakdown", "anomal
                 "optimization_recommendations", "similar_workflow_ids", "retry_reasons",
                 "error_phase_distribution", "phase_durations")
 COST_WINDOWS = {"cost_7d": dt.timedelta(days=7), "cost_30d": dt.timedelta(days=30)}
+# A trend compares the mean cost of a costed run in the window with the one in the window before it.
+TREND_WINDOWS = {"cost_trend_7d": dt.timedelta(days=7), "cost_trend_30d": dt.timedelta(days=30)}
+# Every moment a run's start crosses a window's edge (``next_age_out``); the costs read reaches the oldest.
+WINDOW_EDGES = tuple(sorted({*COST_WINDOWS.values(), *TREND_WINDOWS.values(),
+                             *(2 * window for window in TREND_WINDOWS.values())}))
 Clock = Callable[[], dt.datetime]
 
 
@@ -78,9 +93,13 @@ def build_items(rows: Rows, records: DecodedRecords | None = None) -> dict[str, 
     return {str(record["adw_id"]): record for record in records.decode(rows) if record.get("adw_id") is not None}
 
 
+TOTALS_COLUMNS = ("runs", "timed_runs", "duration_sum", "costed_runs", "cost_sum", "tokened_runs", "token_sum",
+                  "cache_rated_runs", "cache_efficiency_sum")
+
+
 def _by_status(totals: Rows) -> dict[Any, dict[str, float]]:
     """The totals rows (grouped by status, model and template) added up per status."""
-    columns = ("runs", "timed_runs", "duration_sum", "costed_runs", "cost_sum")
+    columns = TOTALS_COLUMNS
     grouped: dict[Any, Rows] = {}
     for row in totals:
         grouped.setdefault(row.get("status"), []).append(row)
@@ -114,10 +133,39 @@ def build_summary(totals: Rows, costs: Rows | None, now: dt.datetime) -> dict[st
         "avg_cost": _mean(by_status.get("completed", {}), "cost_sum", "costed_runs", 4),
         "by_model": _count_by(totals, "model_used"),
         "by_template": _count_by(totals, "workflow_template"),
+        "by_status": {str(status): int(row["runs"]) for status, row in sorted(by_status.items(), key=str)
+                      if status is not None} or None,
+        **(_whole_table_means(totals, by_status) if costs is not None else {}),
     }
     for field, window in COST_WINDOWS.items():
-        summary[field] = round(math.fsum(_costs_since(costs, now - window)), 4) if costs is not None else None
+        summary[field] = round(math.fsum(_costs_between(costs, now - window, now)), 4) if costs is not None else None
+    for field, window in TREND_WINDOWS.items():
+        summary[field] = _trend(costs, now, window) if costs is not None else None
     return {key: value for key, value in summary.items() if value is not None}
+
+
+def _whole_table_means(totals: Rows, by_status: dict[Any, dict[str, float]]) -> dict[str, Any]:
+    """Costs over every run that reported one, per finished run, and the token means (given cost columns)."""
+    every = _add_up(totals, TOTALS_COLUMNS)
+    finished = _add_up([by_status.get("completed", {}), by_status.get("failed", {})], TOTALS_COLUMNS)
+    return {
+        "costed_runs": int(every["costed_runs"]),
+        "total_cost": round(every["cost_sum"], 4),
+        "avg_cost_per_completion": _mean(finished, "cost_sum", "costed_runs", 4),
+        "avg_tokens": _mean(every, "token_sum", "tokened_runs", 1),
+        "avg_cache_efficiency": _mean(every, "cache_efficiency_sum", "cache_rated_runs", 1),
+    }
+
+
+def _trend(costs: Rows, now: dt.datetime, window: dt.timedelta) -> float | None:
+    """Change of the mean cost per costed run, ``window`` against the one before, in %; None without a before."""
+    before = _costs_between(costs, now - 2 * window, now - window, closed=False)
+    if not before:
+        return None
+    current = _costs_between(costs, now - window, now)
+    mean_before = math.fsum(before) / len(before)
+    mean_now = math.fsum(current) / len(current) if current else 0.0
+    return round((mean_now - mean_before) / mean_before * 100, 2) if mean_before else None
 
 
 def _mean(row: Mapping[str, Any], total: str, count: str, digits: int) -> float | None:
@@ -131,11 +179,13 @@ def _add_up(rows: Rows, columns: Iterable[str]) -> dict[str, float]:
     return {column: math.fsum(float(row.get(column) or 0) for row in rows) for column in columns}
 
 
-def _costs_since(rows: Rows, since: dt.datetime) -> list[float]:
+def _costs_between(rows: Rows, since: dt.datetime, until: dt.datetime, closed: bool = True) -> list[float]:
+    """Costs of the runs started from ``since`` to ``until`` (included when ``closed``)."""
     costs = []
     for row in rows:
         started = parse_time(row.get("start_time"))
-        if started is not None and started >= since and row.get("actual_cost_total") is not None:
+        if (started is not None and started >= since and (started <= until if closed else started < until)
+                and row.get("actual_cost_total") is not None):
             costs.append(float(row["actual_cost_total"]))
     return costs
 
@@ -155,7 +205,7 @@ def next_age_out(rows: Rows, now: dt.datetime) -> dt.datetime | None:
     for row in rows:
         started = parse_time(row.get("start_time"))
         if started is not None:
-            moments.extend(m for window in COST_WINDOWS.values() if (m := started + window) >= now)
+            moments.extend(m for window in WINDOW_EDGES if (m := started + window) >= now)
     return min(moments, default=None)
 
 
@@ -181,7 +231,7 @@ class WorkflowHistoryReader:
     async def read(self) -> ChannelData | None:
         """Fresh data; None when neither the table nor the cost windows changed."""
         now = self.clock()
-        if await self.source.refresh(since_date(now, max(COST_WINDOWS.values()))) or self._data is None:
+        if await self.source.refresh(since_date(now, max(WINDOW_EDGES))) or self._data is None:
             self._data = None  # until this build succeeds
             self._data = build_workflow_history(self.source.rows, now, self._items)
             self._recheck_at = next_age_out(self.source.rows.get("workflow_history_costs", []), now)

@@ -1,0 +1,150 @@
+"""Everything under the prefix that the console does not serve itself goes to tac-webbuilder's backend.
+
+Requests and responses are streamed both ways, with their method, status, headers and
+bodies as they are, less the hop-by-hop headers (RFC 9110 §7.6.1) and the console's
+own credentials. A backend that is down is a clear 502, one that does not answer in
+``backend_timeout`` a 504; either is logged once, when it starts, and again when the
+backend is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import structlog
+from aiohttp import hdrs, web
+from multidict import CIMultiDict, CIMultiDictProxy
+from yarl import URL
+
+from monitor.auth import client_address
+from monitor.compat.cors import cors_headers
+from monitor.keys import SETTINGS
+from monitor.sessions import COOKIE
+from monitor.settings import TacWebbuilderSettings
+
+log = structlog.get_logger(__name__)
+
+HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+                        "trailers", "transfer-encoding", "upgrade", "proxy-connection", "host"})
+CHUNK = 64 * 1024
+
+
+class Backend:
+    """The client's backend: one HTTP session to it, and whether it was last seen up."""
+
+    def __init__(self, settings: TacWebbuilderSettings) -> None:
+        self.url = settings.backend_url
+        self.timeout = settings.backend_timeout
+        self.session: aiohttp.ClientSession | None = None
+        self.down = False
+
+    async def open(self) -> None:
+        """Create the session (pooled connections, no cookie jar: cookies belong to the browser)."""
+        # Bodies pass through as they came (still compressed); aiohttp adds no headers of its own.
+        self.session = aiohttp.ClientSession(
+            auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=(hdrs.USER_AGENT, hdrs.ACCEPT_ENCODING, hdrs.ACCEPT, hdrs.CONTENT_TYPE),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout))
+
+    async def close(self) -> None:
+        """Close the session and its pooled connections."""
+        if self.session is not None:
+            await self.session.close()
+
+    def target(self, request: web.Request, prefix: str) -> URL:
+        """The backend URL for ``request``: its path below the prefix, its query as sent."""
+        return URL(self.url + request.raw_path[len(prefix):], encoded=True)
+
+    def failed(self, url: URL, exc: BaseException) -> web.HTTPException:
+        """What the client is told when the backend failed (502, 504 when it timed out); logged once in a row."""
+        timed_out = isinstance(exc, TimeoutError)
+        message = (f"the tac-webbuilder backend did not answer within {self.timeout:g} s" if timed_out
+                   else f"the tac-webbuilder backend at {self.url} is unreachable: {exc or type(exc).__name__}")
+        if not self.down:
+            self.down = True
+            log.warning("compat_backend_down", backend=self.url, path=url.path[:200], error=str(exc)[:300],
+                        timed_out=timed_out)
+        return web.HTTPGatewayTimeout(text=message) if timed_out else web.HTTPBadGateway(text=message)
+
+    def answered(self) -> None:
+        """The backend answered: log once that it is back."""
+        if self.down:
+            self.down = False
+            log.info("compat_backend_up", backend=self.url)
+
+
+def forward_headers(request: web.Request) -> CIMultiDict[str]:
+    """The request's headers for the backend: no hop-by-hop ones, no console credentials, X-Forwarded-* set."""
+    named = {token.strip().lower() for token in request.headers.get(hdrs.CONNECTION, "").split(",")}
+    drop = HOP_BY_HOP | named | {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
+    if request.app[SETTINGS].auth.mode in ("token", "basic"):
+        drop = drop | {"authorization"}  # the console's credential, not the backend's
+    headers = CIMultiDict((name, value) for name, value in request.headers.items() if name.lower() not in drop)
+    if hdrs.COOKIE in headers:
+        cookies = _without_console_cookie(request.headers.getall(hdrs.COOKIE))
+        headers.popall(hdrs.COOKIE)
+        if cookies:
+            headers[hdrs.COOKIE] = cookies
+    headers["X-Forwarded-For"] = client_address(request)
+    headers["X-Forwarded-Proto"] = request.scheme
+    if hdrs.HOST in request.headers:
+        headers["X-Forwarded-Host"] = request.headers[hdrs.HOST]
+    return headers
+
+
+def _without_console_cookie(values: list[str]) -> str:
+    """The Cookie header without the console's session cookie."""
+    kept = []
+    for value in values:
+        for pair in value.split(";"):
+            name = pair.split("=", 1)[0].strip()
+            if name and name != COOKIE:
+                kept.append(pair.strip())
+    return "; ".join(kept)
+
+
+def response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
+    """The backend's response headers for the client: no hop-by-hop ones, no CORS of the backend's own."""
+    named = {token.strip().lower() for token in upstream.get(hdrs.CONNECTION, "").split(",")}
+    return CIMultiDict((name, value) for name, value in upstream.items()
+                       if name.lower() not in HOP_BY_HOP and name.lower() not in named
+                       and not name.lower().startswith("access-control-"))
+
+
+async def pass_through(request: web.Request, backend: Backend, prefix: str) -> web.StreamResponse:
+    """Send ``request`` to the backend and stream its answer back."""
+    url = backend.target(request, prefix)
+    session = backend.session
+    assert session is not None  # opened by the app's cleanup context before any request
+    body = request.content if request.body_exists else None
+    try:
+        async with asyncio.timeout(backend.timeout):
+            upstream = await session.request(request.method, url, headers=forward_headers(request), data=body,
+                                             allow_redirects=False)
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        raise backend.failed(url, exc) from None
+    backend.answered()
+    try:
+        return await _stream_back(request, upstream)
+    finally:
+        upstream.release()
+
+
+async def _stream_back(request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+    response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
+                                  headers=response_headers(upstream.headers))
+    response.headers.update(cors_headers(request))
+    await response.prepare(request)
+    try:
+        async for chunk in upstream.content.iter_chunked(CHUNK):
+            await response.write(chunk)
+    except (aiohttp.ClientError, OSError) as exc:
+        # The status went out already: cutting the connection is how the client learns the body is short.
+        log.warning("compat_backend_cut", path=request.path[:200], error=str(exc)[:300])
+        if request.transport is not None:
+            request.transport.close()
+        return response
+    await response.write_eof()
+    return response
+
