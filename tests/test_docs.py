@@ -3,7 +3,7 @@
 import dataclasses
 from pathlib import Path
 
-from monitor.settings import SECTIONS, ChannelSettings
+from monitor.settings import SECTIONS, ChannelSettings, TacWebbuilderSettings
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
@@ -14,6 +14,8 @@ def test_readme_documents_every_setting():
             assert f"`{section}.{spec.name}`" in README, f"README lacks {section}.{spec.name}"
     for spec in dataclasses.fields(ChannelSettings):
         assert f"`channels.<name>.{spec.name}`" in README
+    for spec in dataclasses.fields(TacWebbuilderSettings):
+        assert f"`compat.tac_webbuilder.{spec.name}`" in README
 
 
 def test_readme_documents_every_query_name():
