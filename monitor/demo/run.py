@@ -49,6 +49,8 @@ def demo_settings(ws: Workspace, host: str, port: int, service_port: int) -> Set
             {"name": "webhook port", "kind": "tcp", "target": f"127.0.0.1:{service_port}"},
             {"name": "webhook health", "kind": "http", "target": f"{service}/health"},
         ],
+        # tac-webbuilder's client can be tried against the demo: README, "Fronting an existing tac-webbuilder".
+        "compat": {"tac_webbuilder": {"backend_url": service, "allowed_origins": ["http://localhost:5173"]}},
     }
     return settings_from_mapping(raw, environ=os.environ, label="<demo>")
 
