@@ -15,6 +15,7 @@ from collections.abc import MutableMapping
 import structlog
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
+from multidict import CIMultiDict
 
 from monitor.headers import origin_allowed
 from monitor.keys import COMPAT, SETTINGS
@@ -38,8 +39,21 @@ def cors_headers(request: web.Request) -> dict[str, str]:
 
 
 def add_cors_headers(headers: MutableMapping[str, str], request: web.Request) -> None:
-    """Set ``request``'s CORS headers on ``headers`` (a response's, or an HTTP error's)."""
-    headers.update(cors_headers(request))
+    """Set ``request``'s CORS headers on ``headers`` (a response's, or an HTTP error's).
+
+    ``Origin`` is added to a ``Vary`` already there (a backend's ``Accept-Encoding``, say),
+    never put in its place: a cache would otherwise serve one client's encoding to another.
+    """
+    cors = cors_headers(request)
+    vary = cors.pop(hdrs.VARY, None)
+    headers.update(cors)
+    if vary is None:
+        return
+    present = headers.getall(hdrs.VARY, []) if isinstance(headers, CIMultiDict) else (
+        [headers[hdrs.VARY]] if hdrs.VARY in headers else [])
+    tokens = {token.strip().lower() for value in present for token in value.split(",")}
+    if "*" not in tokens and vary.lower() not in tokens:
+        headers[hdrs.VARY] = ", ".join([*present, vary])
 
 
 @web.middleware

@@ -18,7 +18,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from monitor.auth import client_address
-from monitor.compat.cors import cors_headers
+from monitor.compat.cors import add_cors_headers
 from monitor.keys import SETTINGS
 from monitor.sessions import COOKIE
 from monitor.settings import TacWebbuilderSettings
@@ -53,8 +53,18 @@ class Backend:
             await self.session.close()
 
     def target(self, request: web.Request, prefix: str) -> URL:
-        """The backend URL for ``request``: its path below the prefix, its query as sent."""
-        return URL(self.url + request.raw_path[len(prefix):], encoded=True)
+        """The backend URL for ``request``: its path below the prefix, its query as sent.
+
+        The prefix is cut by segments of the path as sent, not by characters of the request
+        line: that may spell the prefix percent-encoded (``/t%61c/...``) or be in absolute
+        form (``http://host/tac/...``), and a character count would then leave part of it
+        behind, glued to the backend's host and port.
+        """
+        sent = request.rel_url  # the path and query as sent, without any scheme and host
+        segments = sent.raw_path.split("/")[prefix.count("/") + 1:]
+        tail = "/" + "/".join(segments) if segments else ""
+        query = "?" + sent.raw_query_string if sent.raw_query_string else ""
+        return URL(self.url + tail + query, encoded=True)
 
     def failed(self, url: URL, exc: BaseException) -> web.HTTPException:
         """What the client is told when the backend failed (502, 504 when it timed out); logged once in a row."""
@@ -134,7 +144,7 @@ async def pass_through(request: web.Request, backend: Backend, prefix: str) -> w
 async def _stream_back(request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
                                   headers=response_headers(upstream.headers))
-    response.headers.update(cors_headers(request))
+    add_cors_headers(response.headers, request)
     await response.prepare(request)
     try:
         async for chunk in upstream.content.iter_chunked(CHUNK):

@@ -56,7 +56,9 @@ async def relay(request: web.Request, backend: Backend, prefix: str) -> web.Stre
         await client.prepare(request)
         await _pump_both(client, upstream)
     finally:
-        await upstream.close()
+        # Done already unless the relay was cut short (the client vanished, the handler was
+        # cancelled): the backend still gets the client's close code, or "going away".
+        await upstream.close(code=sendable(client.close_code))
     return client
 
 
