@@ -12,7 +12,7 @@ import orjson
 from aiohttp import web
 
 from monitor.channels.registry import CHANNEL_NAMES
-from monitor.keys import AUTH_USER, BROKER, HUB, METRICS, POLLERS, SETTINGS, STARTED_AT, WATCHER
+from monitor.keys import AUTH_USER, BROKER, COMPAT, HUB, METRICS, POLLERS, SETTINGS, STARTED_AT, WATCHER
 from monitor.params import channel_or_404
 
 
@@ -43,8 +43,12 @@ async def healthz(request: web.Request) -> web.Response:
                      last_good_poll_age_s=None if last_ok is None else round(now - last_ok, 3))
     watcher = app[WATCHER]
     watch = {"active": watcher is not None, "directories": watcher.watch_count if watcher else 0}
-    return json_response({"status": "ok", "uptime_s": round(time.time() - app[STARTED_AT], 1),
-                          "watch": watch, "channels": channels})
+    body = {"status": "ok", "uptime_s": round(time.time() - app[STARTED_AT], 1), "watch": watch, "channels": channels}
+    if COMPAT in app:
+        surface = app[COMPAT]
+        body["compat"] = {"prefix": surface.prefix, "connections": surface.fanout.hub.count(),
+                          "backend": "down" if surface.backend.down else "up" if surface.backend.url else "none"}
+    return json_response(body)
 
 
 async def metrics(request: web.Request) -> web.Response:

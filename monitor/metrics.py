@@ -49,6 +49,34 @@ class LiveCollector:
         yield from (sockets, frames, sent, patches, evictions, resumes)
 
 
+class CompatCollector:
+    """Reads the compat surface's hub and backend when Prometheus scrapes (only with the section)."""
+
+    def __init__(self, hub: Hub, backend_down: Callable[[], bool]) -> None:
+        self.hub = hub
+        self.backend_down = backend_down
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the compat clients, what they were sent, their evictions, and whether the backend answers."""
+        sockets = GaugeMetricFamily("monitor_compat_ws_connections", "Open compat WebSocket connections",
+                                    labels=["channel"])
+        frames = CounterMetricFamily("monitor_compat_ws_messages_sent", "Documents handed to compat sockets",
+                                     labels=["channel"])
+        sent = CounterMetricFamily("monitor_compat_ws_bytes_sent", "Bytes handed to compat sockets",
+                                   labels=["channel"])
+        for channel in self.hub.channels:
+            sockets.add_metric([channel], self.hub.count(channel))
+            frames.add_metric([channel], self.hub.frames_sent[channel])
+            sent.add_metric([channel], self.hub.bytes_sent[channel])
+        evictions = CounterMetricFamily("monitor_compat_ws_evictions", "Compat connections cut off",
+                                        labels=["reason"])
+        for reason in EVICTION_REASONS:
+            evictions.add_metric([reason], self.hub.evictions.get(reason, 0))
+        backend = GaugeMetricFamily("monitor_compat_backend_up", "1 unless the last request to the backend failed",
+                                    value=0 if self.backend_down() else 1)
+        yield from (sockets, frames, sent, evictions, backend)
+
+
 class GcCollector:
     """Reads the garbage collection policy's counters when Prometheus scrapes."""
 
@@ -100,6 +128,10 @@ class Metrics:
     def watch_lockouts(self, banned: Callable[[], int]) -> None:
         """Report ``banned()`` (addresses locked out now) at every scrape."""
         self.banned_addresses.set_function(banned)
+
+    def watch_compat(self, hub: Hub, backend_down: Callable[[], bool]) -> None:
+        """Report the compat surface's clients and backend at every scrape."""
+        self.registry.register(CompatCollector(hub, backend_down))
 
     def watch_gc(self, policy: GcPolicy) -> None:
         """Report ``policy``'s collections at every scrape."""

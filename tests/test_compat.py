@@ -322,3 +322,26 @@ async def test_a_compat_client_that_stops_reading_is_cut_with_1013(compat_client
     await stalled.close()
     assert code == 1013 and all(message["type"] == "queue_update" for message in messages)
     await healthy.ws.close()
+
+
+async def test_metrics_and_healthz_count_compat_clients(compat_client):
+    client = await compat_client()
+    original = await connect(client, "queue")
+    await original.next()
+    metrics = await (await client.get("/metrics")).text()
+    assert 'monitor_compat_ws_connections{channel="queue"} 1.0' in metrics
+    assert 'monitor_compat_ws_messages_sent_total{channel="queue"} 1.0' in metrics
+    assert "monitor_compat_backend_up 1.0" in metrics
+    assert 'monitor_ws_connections{channel="queue"} 0.0' in metrics  # not a native client
+    health = await (await client.get("/healthz")).json()
+    assert health["compat"] == {"prefix": "/tac", "connections": 1, "backend": "none"}
+    await original.ws.close()
+
+
+async def test_shutdown_closes_compat_clients_with_1001(compat_client):
+    client = await compat_client()
+    original = await connect(client, "queue")
+    await original.next()
+    await client.app.shutdown()
+    msg = await original.ws.receive(timeout=5)
+    assert msg.type is WSMsgType.CLOSE and msg.data == 1001

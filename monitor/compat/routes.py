@@ -11,7 +11,7 @@ from monitor.compat.fanout import CompatFanout
 from monitor.compat.proxy import Backend, pass_through
 from monitor.compat.relay import is_websocket, relay
 from monitor.compat.surface import CompatSurface
-from monitor.keys import BROKER, COMPAT, SETTINGS
+from monitor.keys import BROKER, COMPAT, METRICS, SETTINGS
 
 
 def setup_compat(app: web.Application) -> None:
@@ -19,9 +19,10 @@ def setup_compat(app: web.Application) -> None:
     settings = app[SETTINGS].tac_webbuilder
     if settings is None:
         return
-    fanout = CompatFanout(app[BROKER], CHANNEL_NAMES)
-    app[COMPAT] = CompatSurface(settings, fanout, Backend(settings))
+    fanout, backend = CompatFanout(app[BROKER], CHANNEL_NAMES), Backend(settings)
+    app[COMPAT] = CompatSurface(settings, fanout, backend)
     app[BROKER].listen(fanout.deliver)
+    app[METRICS].watch_compat(fanout.hub, lambda: backend.down)
     app.cleanup_ctx.append(backend_ctx)
 
 
