@@ -116,7 +116,11 @@ class Connection:
         # next to the bare transport writes (see BENCHMARKS.md).
         if wire is not None and self._raw and not self._backlog:
             buffered = transport.get_write_buffer_size()
-            if buffered <= self._low_water and buffered + len(wire) <= self._high_water:
+            # A frame larger than the high-water mark (a whole compat document) goes out in one
+            # write too when nothing is waiting: the transport sends what the socket takes and
+            # keeps the rest, and the next frame finds it backed up. A drain task per client
+            # per change would cost several times the write.
+            if buffered <= self._low_water and (buffered + len(wire) <= self._high_water or not buffered):
                 try:
                     transport.write(wire)
                 except (ConnectionError, RuntimeError) as exc:  # the peer went away: the receive loop ends it
@@ -149,6 +153,8 @@ class Connection:
         if transport is None or transport.is_closing():
             return False
         buffered = transport.get_write_buffer_size()
+        if self._raw and not buffered:
+            return True  # a large frame too, as in ``offer``: a raw write never needs a drain
         return buffered <= self._low_water and buffered + size + HEADER_ALLOWANCE <= self._high_water
 
     def _write_now(self, frame: bytes, wire: bytes | None) -> None:
