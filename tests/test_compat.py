@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from aiohttp import WSMsgType
 
-from monitor.compat.documents import DOCUMENTS
+from monitor.compat.documents import DOCUMENTS, render
 from monitor.compat.runs import function_name, issue_int
 from monitor.keys import BROKER, COMPAT, HUB
 from tests.support import RawWebSocket, poll, write_state
@@ -345,3 +345,24 @@ async def test_shutdown_closes_compat_clients_with_1001(compat_client):
     await client.app.shutdown()
     msg = await original.ws.receive(timeout=5)
     assert msg.type is WSMsgType.CLOSE and msg.data == 1001
+
+
+HOSTILE_VALUES = [None, True, 1e308, -1, "", "x" * 300, [], ["a", 1, None], {}, {"nested": {"deep": [1]}}, "\u2028"]
+
+
+@pytest.mark.parametrize("channel", sorted(DOCUMENTS))
+def test_every_document_is_built_from_whatever_a_source_held(channel):
+    """Source values of every type in every field the builders read: a document, never an exception."""
+    fields = ("queue_id", "feature_id", "phase_number", "status", "current_phase", "phase_data", "depends_on_phases",
+              "created_at", "adw_id", "issue_number", "phases_completed", "start_time", "current_cost", "all_adws",
+              "github_url", "method", "path", "name", "summary", "description", "tags", "cost_breakdown",
+              "token_breakdown", "worktree_reused", "anomaly_flags", "priority", "generated_plan", "timestamp",
+              "target", "message")
+    for index, value in enumerate(HOSTILE_VALUES):
+        items = {f"k{n}": {field: HOSTILE_VALUES[(index + n + i) % len(HOSTILE_VALUES)]
+                           for i, field in enumerate(fields)} for n in range(5)}
+        items["odd"] = "not a record"
+        state = {"summary": {"total": 5, "paused": value, "by_status": value if isinstance(value, dict) else {}},
+                 "items": items, "meta": {"source": "ok"}}
+        message = json.loads(render(channel, state))
+        assert message["type"] == DOCUMENTS[channel].message_type

@@ -69,7 +69,8 @@ def adw_monitor(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run(item: dict[str, Any]) -> dict[str, Any]:
-    completed = [str(phase).lower() for phase in item.get("phases_completed") or [] if isinstance(phase, str)]
+    phases = item.get("phases_completed")
+    completed = [phase.lower() for phase in phases if isinstance(phase, str)] if isinstance(phases, list) else []
     current = str(item["current_phase"]).lower() if item.get("current_phase") else None
     progress = len(completed) / TOTAL_PHASES * 100
     if current is not None and current not in completed:
@@ -91,7 +92,8 @@ def _run(item: dict[str, Any]) -> dict[str, Any]:
 
 def _run_order(run: dict[str, Any]) -> tuple[int, float, float]:
     started = parse_time(run["start_time"])
-    return (STATUS_RANK.get(run["status"], 4), -(started.timestamp() if started else 0.0), -run["phase_progress"])
+    rank = STATUS_RANK.get(run["status"], 4) if isinstance(run["status"], str) else 4
+    return (rank, -(started.timestamp() if started else 0.0), -run["phase_progress"])
 
 
 def workflows(state: dict[str, Any]) -> list[dict[str, Any]]:
@@ -103,12 +105,11 @@ def workflows(state: dict[str, Any]) -> list[dict[str, Any]]:
 
 def issue_int(value: Any) -> int:
     """The issue number as the original reads it (``int(...)``); 0 when it is no number."""
-    if isinstance(value, (int, float)):
-        return int(value)
     try:
-        return int(str(value).strip().replace("_", ""))
-    except ValueError:
+        number = int(value) if isinstance(value, (int, float)) else int(str(value).strip().replace("_", ""))
+    except (ValueError, OverflowError):  # text that is no number; an infinite float
         return 0
+    return number if -(2**63) <= number < 2**63 else 0  # beyond what JSON parsers take as an integer
 
 
 def _latest_phase(adws: Any) -> str:
