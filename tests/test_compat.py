@@ -8,6 +8,7 @@ and state files in the real formats (tests/tables.py, tests/webhook_standin.py).
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -19,7 +20,7 @@ from monitor.compat.runs import function_name, issue_int
 from monitor.keys import BROKER, COMPAT, HUB
 from tests.support import RawWebSocket, poll, write_state
 from tests.tables import WORKFLOW_RUNS, insert_sqlite
-from tests.webhook_standin import DEGRADED_DOCUMENT, start_standin
+from tests.webhook_standin import DEGRADED_DOCUMENT, HEALTHY_DOCUMENT, start_standin
 
 CLIENT_ORIGIN = "http://localhost:5173"
 COMPAT_SECTION = {"compat": {"tac_webbuilder": {"backend_url": "", "allowed_origins": [CLIENT_ORIGIN]}}}
@@ -82,10 +83,13 @@ async def test_queue_document_has_the_17_keys_in_order_nulls_explicit(compat_cli
     assert list(phase) == ["queue_id", "feature_id", "phase_number", "issue_number", "status", "current_phase",
                            "depends_on_phases", "phase_data", "created_at", "updated_at", "error_message", "adw_id",
                            "pr_number", "priority", "queue_position", "ready_timestamp", "started_timestamp"]
-    assert phase["feature_id"] == 7 and phase["phase_number"] == 1 and phase["status"] == "running"
-    assert phase["phase_data"]["title"] == "Plan the login page" and phase["adw_id"] == "a1b2c3d4"
-    assert phase["error_message"] is None and phase["pr_number"] is None and phase["issue_number"] is None
-    assert phase["depends_on_phases"] == [] and phase["priority"] == 20 and phase["queue_position"] == 1
+    # every value; created_at and updated_at are NULL in the row: the original stamps "now" (its model's default)
+    assert {key: value for key, value in phase.items() if key not in ("created_at", "updated_at")} == {
+        "queue_id": phase["queue_id"], "feature_id": 7, "phase_number": 1, "issue_number": None, "status": "running",
+        "current_phase": "init", "depends_on_phases": [], "phase_data": {"title": "Plan the login page"},
+        "error_message": None, "adw_id": "a1b2c3d4", "pr_number": None, "priority": 20, "queue_position": 1,
+        "ready_timestamp": None, "started_timestamp": None}
+    assert phase["created_at"][:4] == phase["updated_at"][:4] == str(dt.date.today().year)
 
 
 async def test_queue_document_orders_by_feature_then_phase_and_stops_at_100(compat_client, queue_table):
@@ -366,3 +370,22 @@ def test_every_document_is_built_from_whatever_a_source_held(channel):
                  "items": items, "meta": {"source": "ok"}}
         message = json.loads(render(channel, state))
         assert message["type"] == DOCUMENTS[channel].message_type
+
+
+async def test_system_status_and_webhook_status_change_live(compat_client, aiohttp_server):
+    """The original sent these two once, at connect; here a change reaches a connected client."""
+    standin = await start_standin(aiohttp_server)
+    client = await compat_client({"sources": {"webhook_url": standin.url}})
+    for channel in ("webhook-status", "system-status"):
+        await poll(client, channel)
+    webhook, status = await connect(client, "webhook-status"), await connect(client, "system-status")
+    assert (await webhook.next())["status"] == "degraded"
+    assert (await status.next())["services"]["webhook"]["status"] == "degraded"
+    standin.document = HEALTHY_DOCUMENT
+    for channel in ("webhook-status", "system-status"):
+        await poll(client, channel)
+    assert (await webhook.next())["stats"] == HEALTHY_DOCUMENT["stats"]
+    changed = await status.next()
+    assert changed["services"]["webhook"]["status"] == "healthy" and changed["timestamp"]
+    await webhook.ws.close()
+    await status.ws.close()

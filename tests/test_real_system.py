@@ -20,6 +20,8 @@ import pytest
 from monitor import adw, display
 from monitor.channels import adw_monitor, planned_features, queue, workflow_history
 from monitor.channels.history_tail import WholeHistory
+from monitor.compat import reports
+from monitor.compat import runs as compat_runs
 from monitor.probe import probe_sources
 from monitor.settings_table import SourcesSettings
 from monitor.sources.database import open_database
@@ -301,3 +303,45 @@ def _published(data):
     state = ChannelState("test", "e")
     state.accept(data)
     return {key: value for key, value in state.state.items() if key != "meta"}
+
+
+async def test_compat_documents(real_db):
+    """tac-webbuilder's own documents, rendered from what the console read at each schema point."""
+    point, engine = real_db.point, real_db.engine
+    queue_doc = compat_runs.queue(await read(queue, real_db))
+    assert queue_doc["total"] == 4 and queue_doc["paused"] is True
+    assert all(list(phase) == list(compat_runs.QUEUE_KEYS) for phase in queue_doc["phases"])
+    phases = {phase["queue_id"]: phase for phase in queue_doc["phases"]}
+    if has_column(point, engine, "phase_queue", "feature_id"):  # by feature, then phase
+        assert list(phases) == ["q-1", "q-2", "q-3", "q-4"]
+    first = phases["q-1"]
+    assert first["status"] == "running" and first["priority"] == 20 and first["phase_number"] == 1
+    assert first["phase_data"] == {"title": "Plan the login page", "content": "…"} and first["depends_on_phases"] == []
+    assert first["current_phase"] == ("Build" if has_column(point, engine, "phase_queue", "current_phase") else "init")
+    assert first["error_message"] is None and phases["q-4"]["error_message"] == "boom"
+    assert isinstance(first["created_at"], str) and first["created_at"].startswith("2026-03-01")
+
+    history = reports.workflow_history(await read(workflow_history, real_db,
+                                                  clock=lambda: dt.datetime.fromisoformat(NOW)))
+    assert history["total_count"] == 5 and len(history["workflows"]) == 5
+    assert all(len(row) == 61 for row in history["workflows"])
+    analytics = history["analytics"]
+    # the original's figures: success 3 of all 5 runs; mean cost of every finished run with one (2 + 3 + 1) / 3
+    assert analytics["success_rate_percent"] == 60.0 and analytics["avg_cost"] == 2.0
+    assert analytics["avg_cost_per_completion"] == 2.0 and analytics["total_cost"] == 6.0
+    assert analytics["cost_trend_7day"] == -33.33 and analytics["cost_trend_30day"] == 150.0
+    rows = {row["adw_id"]: row for row in history["workflows"]}
+    assert rows["a1b2c3d4"]["structured_input"] == {"type": "feature"}
+    # {"Plan": 0.5} is no cost breakdown of the original's model: every field at its default
+    assert rows["b2c3d4e5"]["cost_breakdown"] == {"estimated_total": 0.0, "actual_total": 0.0,
+                                                  "estimated_per_step": 0.0, "actual_per_step": 0.0,
+                                                  "cost_per_token": 0.0, "by_phase": None}
+
+    features = reports.planned_features(await read(planned_features, real_db))
+    assert [f["id"] for f in features["features"]] == [2, 3, 1, 4]  # in progress, planned, completed, cancelled
+    assert features["stats"]["by_status"] == {"planned": 1, "in_progress": 1, "completed": 1, "cancelled": 1}
+    assert features["stats"]["completion_rate"] == 25.0  # the original's: completed ÷ every feature
+    login = features["features"][2]
+    assert login["tags"] == ["ui", "auth"] and login["title"] == "Login page"
+    has_plan = has_column(point, engine, "planned_features", "generated_plan")
+    assert login["generated_plan"] == (FEATURES[0]["generated_plan"] if has_plan else None)
