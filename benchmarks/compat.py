@@ -61,11 +61,10 @@ from benchmarks.procs import (
     machine_busy_seconds,
     pin,
     start_child,
-    wait_listening,
     wait_until_quiet,
 )
 from benchmarks.report import machine
-from benchmarks.servers import console_config
+from benchmarks.servers import console_config, listening
 from benchmarks.trace import gc_pauses, stages
 from benchmarks.webhook_stub import WebhookStub
 from benchmarks.workspace import Workspace, WorkspaceChanges, create_workspace
@@ -241,14 +240,8 @@ async def start_server(workspace: Workspace, webhook_url: str, logs: Path, overr
     """``python -m benchmarks.compat --serve <generated config>`` with the hooks switched on."""
     config = workspace.root / "config.toml"
     config.write_text(console_config(workspace, webhook_url, overrides))
-    child = await start_child("console", ["-m", "benchmarks.compat", "--serve", str(config)], logs / "console.log",
-                              env={HOOKS_ENV: "1"})
-    try:
-        await wait_listening(child)
-    except BaseException:
-        await child.stop()
-        raise
-    return child
+    return await listening(await start_child("console", ["-m", "benchmarks.compat", "--serve", str(config)],
+                                             logs / "console.log", env={HOOKS_ENV: "1"}))
 
 
 async def one_change(target: Target, sides: list[Side], commit: Callable[[str], None], timeout: float,

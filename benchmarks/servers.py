@@ -37,7 +37,7 @@ def console_config(workspace: Workspace, webhook_url: str, overrides: tuple[str,
                      for name, table in sections.items())
 
 
-async def _listening(child: Child) -> Child:
+async def listening(child: Child) -> Child:
     """Wait for the child's announcement; stop it if it never comes."""
     try:
         await wait_listening(child)
@@ -52,7 +52,7 @@ async def start_console(workspace: Workspace, webhook_url: str, logs: Path, over
     config = workspace.root / "config.toml"
     config.write_text(console_config(workspace, webhook_url, overrides))
     argv = ["-m", "benchmarks.server_entry", "--config", str(config)]
-    return await _listening(await start_child("console", argv, logs / "console.log", env={HOOKS_ENV: "1"}))
+    return await listening(await start_child("console", argv, logs / "console.log", env={HOOKS_ENV: "1"}))
 
 
 async def start_baseline(workspace: Workspace, webhook_url: str, logs: Path, overrides: tuple[str, ...] = ()) -> Child:
@@ -63,13 +63,13 @@ async def start_baseline(workspace: Workspace, webhook_url: str, logs: Path, ove
     argv = ["-m", "benchmarks.baseline", "--db", str(workspace.db_path.absolute()),
             "--agents-dir", str(workspace.agents_dir.absolute()), "--trees-dir", str(workspace.trees_dir.absolute()),
             "--webhook-url", webhook_url, "--heartbeat", str(HEARTBEAT)]
-    return await _listening(await start_child("baseline", argv, logs / "baseline.log", env={HOOKS_ENV: "1"}))
+    return await listening(await start_child("baseline", argv, logs / "baseline.log", env={HOOKS_ENV: "1"}))
 
 
 async def _start_peer(kind: str, workspace: Workspace, logs: Path) -> Child:
     argv = ["-m", f"benchmarks.peers.{kind}_peer", "--db", str(workspace.db_path.absolute()),
             "--heartbeat", str(HEARTBEAT)]
-    return await _listening(await start_child(kind, argv, logs / f"{kind}.log"))
+    return await listening(await start_child(kind, argv, logs / f"{kind}.log"))
 
 
 async def start_aiohttp(workspace: Workspace, webhook_url: str, logs: Path, overrides: tuple[str, ...] = ()) -> Child:
