@@ -158,8 +158,11 @@ async def gc_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def close_sockets(app: web.Application) -> None:
-    """Stop the jobs, then close every socket with 1001 under one deadline."""
+    """Stop the jobs, then close every socket with 1001 under one deadline (compat clients and relays too)."""
     if POLLING in app:
         await app[POLLING].stop()
-    hubs = [app[HUB], *([app[COMPAT].fanout.hub] if COMPAT in app else [])]
-    await asyncio.gather(*(hub.close_all(app[SETTINGS].server.shutdown_timeout) for hub in hubs))
+    deadline = app[SETTINGS].server.shutdown_timeout
+    closing = [app[HUB].close_all(deadline)]
+    if COMPAT in app:
+        closing += [app[COMPAT].fanout.hub.close_all(deadline), app[COMPAT].backend.close_relays(deadline)]
+    await asyncio.gather(*closing)

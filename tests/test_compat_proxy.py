@@ -381,3 +381,13 @@ async def test_token_mode_needs_credentials_the_backend_never_sees(make_console,
     handshake = (await backend.requests(mark))[-1]
     assert handshake["path"] == f"/api/v1/ws/adw-state/{mark}"
     assert "authorization" not in {name.lower() for name, _ in handshake["headers"]}
+
+
+async def test_shutdown_closes_a_relayed_socket_with_1001_on_both_sides(console, backend, mark):
+    ws = await console.ws_connect(f"/tac/api/v1/ws/adw-state/{mark}")
+    await ws.send_str("hi")
+    assert await ws.receive_str(timeout=10) == f"{mark}:hi"
+    await console.app.shutdown()
+    msg = await ws.receive(timeout=10)
+    assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1001
+    assert await backend.closes(mark) == [1001]

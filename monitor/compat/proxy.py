@@ -38,6 +38,8 @@ class Backend:
         self.timeout = settings.backend_timeout
         self.session: aiohttp.ClientSession | None = None
         self.down = False
+        # Relayed sockets, client side to backend side: both are closed on shutdown.
+        self.relays: dict[web.WebSocketResponse, aiohttp.ClientWebSocketResponse] = {}
 
     async def open(self) -> None:
         """Create the session (pooled connections, no cookie jar: cookies belong to the browser)."""
@@ -46,6 +48,16 @@ class Backend:
             auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=(hdrs.USER_AGENT, hdrs.ACCEPT_ENCODING, hdrs.ACCEPT, hdrs.CONTENT_TYPE),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout))
+
+    async def close_relays(self, deadline: float) -> None:
+        """Close both sides of every relayed socket with 1001 (going away), within ``deadline`` seconds."""
+        going_away = aiohttp.WSCloseCode.GOING_AWAY
+        closing = [asyncio.ensure_future(ws.close(code=going_away))
+                   for pair in self.relays.items() for ws in pair]
+        if closing:
+            _, late = await asyncio.wait(closing, timeout=deadline)
+            for task in late:
+                task.cancel()
 
     async def close(self) -> None:
         """Close the session and its pooled connections."""

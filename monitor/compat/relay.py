@@ -54,8 +54,10 @@ async def relay(request: web.Request, backend: Backend, prefix: str) -> web.Stre
                                    max_msg_size=MAX_MESSAGE)
     try:
         await client.prepare(request)
+        backend.relays[client] = upstream
         await _pump_both(client, upstream)
     finally:
+        backend.relays.pop(client, None)
         # Done already unless the relay was cut short (the client vanished, the handler was
         # cancelled): the backend still gets the client's close code, or "going away".
         await upstream.close(code=sendable(client.close_code))
