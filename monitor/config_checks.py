@@ -106,6 +106,19 @@ def check_path_prefix(prefix: str) -> str | None:
     return None
 
 
+def check_backend_base(url: str) -> str | None:
+    """Why ``url`` is no base URL to pass requests to (http(s), a host, no credentials, query or fragment)."""
+    if url == "":
+        return None
+    if not is_http_url(url):
+        return f'expected an http:// or https:// URL with a host (or "" for no pass-through), got {redact_url(url)!r}'
+    parts = urlsplit(url)
+    if parts.username is not None or parts.password is not None or parts.query or parts.fragment or "#" in url:
+        return f"expected a base URL without credentials, query or fragment, e.g. http://127.0.0.1:8002, " \
+               f"got {redact_url(url)!r}"
+    return None
+
+
 CHECK_TARGETS: dict[str, Check] = {
     "http": http_url_check(),
     "tcp": check_tcp_target,

@@ -93,6 +93,12 @@ def warn_if_exposed(settings: Settings) -> None:
     if settings.auth.mode == "none" and settings.server.host not in ("127.0.0.1", "::1", "localhost"):
         log.warning("unauthenticated_public_bind", host=settings.server.host,
                     hint="set [auth] mode = token (or basic/proxy) before exposing the console")
+        compat = settings.tac_webbuilder
+        if compat is not None and compat.backend_url:
+            # The pass-through makes a backend that listens on loopback only reachable from outside.
+            log.warning("unauthenticated_backend_pass_through", host=settings.server.host, prefix=compat.prefix,
+                        hint="everything under the prefix reaches the tac-webbuilder backend, without "
+                             "authentication; set [auth] mode before exposing it")
 
 
 def _bound_addresses(runner: web.AppRunner) -> list[tuple[str, int]]:

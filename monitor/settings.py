@@ -149,6 +149,9 @@ def _tac_webbuilder(raw: Any, environ: Mapping[str, str], label: str) -> TacWebb
         return None
     section: TacWebbuilderSettings = _section(TacWebbuilderSettings, raw["tac_webbuilder"],
                                               "compat.tac_webbuilder", environ, label)
+    if is_channel(section.prefix.lstrip("/")):  # the channel's own page would be passed to the backend
+        raise ConfigError(f"{label}: [compat.tac_webbuilder] prefix: expected a path the console does not serve "
+                          f"itself; {section.prefix} is a channel's page, got {section.prefix!r}")
     return dataclasses.replace(section, backend_url=section.backend_url.rstrip("/"))
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from monitor.config_checks import (
     Check,
+    check_backend_base,
     check_database_url,
     check_header_name,
     check_origins,
@@ -157,7 +158,7 @@ class TacWebbuilderSettings:
                        check=check_path_prefix)
     backend_url: str = _opt("http://127.0.0.1:8002", "the tac-webbuilder backend that every other request under the "
                                                      "prefix is passed to; empty = none (404)",
-                            check=http_url_check("no pass-through"))
+                            check=check_backend_base)
     allowed_origins: tuple[str, ...] = _opt((), "the client's own origins (scheme://host[:port]), answered for "
                                                 "CORS and allowed to open WebSockets under the prefix",
                                             check=check_origins)

@@ -15,9 +15,11 @@ from typing import Any
 import pytest
 from aiohttp import WSMsgType
 
+from monitor.channels.base import ChannelData
 from monitor.compat.documents import DOCUMENTS, render
 from monitor.compat.runs import function_name, issue_int
 from monitor.keys import BROKER, COMPAT, HUB
+from monitor.state import ChannelState
 from tests.support import RawWebSocket, poll, write_state
 from tests.tables import WORKFLOW_RUNS, insert_sqlite
 from tests.webhook_standin import DEGRADED_DOCUMENT, HEALTHY_DOCUMENT, start_standin
@@ -351,7 +353,8 @@ async def test_shutdown_closes_compat_clients_with_1001(compat_client):
     assert msg.type is WSMsgType.CLOSE and msg.data == 1001
 
 
-HOSTILE_VALUES = [None, True, 1e308, -1, "", "x" * 300, [], ["a", 1, None], {}, {"nested": {"deep": [1]}}, "\u2028"]
+HOSTILE_VALUES = [None, True, 1e308, -1, "", "x" * 300, [], ["a", 1, None], {}, {"nested": {"deep": [1]}}, "\u2028",
+                  float("inf"), float("nan"), 2**70, 0]
 
 
 @pytest.mark.parametrize("channel", sorted(DOCUMENTS))
@@ -366,8 +369,13 @@ def test_every_document_is_built_from_whatever_a_source_held(channel):
         items = {f"k{n}": {field: HOSTILE_VALUES[(index + n + i) % len(HOSTILE_VALUES)]
                            for i, field in enumerate(fields)} for n in range(5)}
         items["odd"] = "not a record"
-        state = {"summary": {"total": 5, "paused": value, "by_status": value if isinstance(value, dict) else {}},
-                 "items": items, "meta": {"source": "ok"}}
+        summary_fields = ("total", "completed", "failed", "costed_runs", "total_cost", "avg_duration_seconds",
+                          "by_model", "by_status", "by_priority", "uptime_seconds", "successful", "success_rate",
+                          "total_received", "status", "last_successful", "cost_trend_7d")
+        summary = {field: HOSTILE_VALUES[(index + i) % len(HOSTILE_VALUES)] for i, field in enumerate(summary_fields)}
+        published = ChannelState(channel, "e")  # what a source's values become before any builder sees them
+        published.accept(ChannelData({**summary, "paused": value}, items))
+        state = published.state
         message = json.loads(render(channel, state))
         assert message["type"] == DOCUMENTS[channel].message_type
 
@@ -389,3 +397,31 @@ async def test_system_status_and_webhook_status_change_live(compat_client, aioht
     assert changed["services"]["webhook"]["status"] == "healthy" and changed["timestamp"]
     await webhook.ws.close()
     await status.ws.close()
+
+
+@pytest.mark.parametrize(("section", "complaint"), [
+    ({"prefix": "/api"}, "/api is its own"),
+    ({"prefix": "/queue"}, "/queue is a channel's page"),
+    ({"prefix": "tac"}, "expected a path such as /tac"),
+    ({"prefix": "/a/../b"}, "expected a path such as /tac"),
+    ({"backend_url": "http://user:secret@127.0.0.1:8002"}, "without credentials"),
+    ({"backend_url": "http://127.0.0.1:8002/?x=1"}, "without credentials, query or fragment"),
+    ({"backend_url": "ftp://127.0.0.1"}, "http:// or https://"),
+    ({"allowed_origins": ["http://localhost:5173/app"]}, "expected origins"),
+    ({"backend_timeout": 0}, "backend_timeout"),
+])
+def test_a_bad_compat_section_is_a_clear_error(section, complaint):
+    from monitor.settings import ConfigError, settings_from_mapping
+
+    with pytest.raises(ConfigError, match="compat.tac_webbuilder") as raised:
+        settings_from_mapping({"compat": {"tac_webbuilder": section}})
+    assert complaint in str(raised.value) and "secret" not in str(raised.value)
+
+
+def test_the_section_is_off_unless_present_and_its_keys_take_the_environment():
+    from monitor.settings import settings_from_mapping
+
+    assert settings_from_mapping({}).tac_webbuilder is None
+    section = settings_from_mapping({"compat": {"tac_webbuilder": {}}},
+                                    environ={"MONITOR_COMPAT_TAC_WEBBUILDER_PREFIX": "/ops/tac"}).tac_webbuilder
+    assert section is not None and section.prefix == "/ops/tac" and section.backend_url == "http://127.0.0.1:8002"

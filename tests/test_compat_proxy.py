@@ -221,7 +221,9 @@ async def test_set_cookie_kept_and_backend_cors_dropped(console):
     async with console.get("/tac/api/v1/cors") as response:
         assert response.status == 201 and response.headers["X-Backend"] == "compat-standin"
         cookies = response.headers.getall("Set-Cookie")
-        assert not [name for name in response.headers if name.lower().startswith("access-control-")]
+        # the headers the backend lets a page read stay; what it allows does not
+        cors = [name for name in response.headers if name.lower().startswith("access-control-")]
+        assert cors == ["Access-Control-Expose-Headers"]
     assert sorted(cookie.split(";")[0] for cookie in cookies) == ["backend_pref=dark", "backend_session=b-123"]
 
 
@@ -230,7 +232,7 @@ async def test_allowed_origin_gets_its_own_cors_answer(console):
         assert response.status == 201
         assert response.headers["Access-Control-Allow-Origin"] == ORIGIN  # the origin, never the backend's "*"
         assert response.headers["Access-Control-Allow-Credentials"] == "true"
-        assert "Access-Control-Expose-Headers" not in response.headers
+        assert response.headers["Access-Control-Expose-Headers"] == "X-Backend"  # the client may read it
 
 
 async def test_backend_vary_is_kept_beside_the_consoles(console):
@@ -391,3 +393,43 @@ async def test_shutdown_closes_a_relayed_socket_with_1001_on_both_sides(console,
     msg = await ws.receive(timeout=10)
     assert msg.type is aiohttp.WSMsgType.CLOSE and msg.data == 1001
     assert await backend.closes(mark) == [1001]
+
+
+async def test_a_passed_response_is_served_as_the_consoles_own(console):
+    """The console's CSP and headers, not the backend's software; a cookie of the console's name is not set."""
+    async with console.get("/tac/api/v1/echo", params={"cookie": "x"}) as response:
+        assert response.status == 200
+        assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+        assert response.headers["X-Content-Type-Options"] == "nosniff" and response.headers["Server"] == "monitor"
+        assert response.headers.getall("Set-Cookie")[0].startswith("echo_cookie=x")
+
+
+async def test_a_backend_cannot_set_the_consoles_cookie():
+    from multidict import CIMultiDict, CIMultiDictProxy
+
+    from monitor.compat.proxy import response_headers
+
+    upstream = CIMultiDictProxy(CIMultiDict([("Set-Cookie", "monitor_session=forged; Path=/"),
+                                             ("Set-Cookie", "backend_pref=dark; Path=/"), ("Server", "uvicorn")]))
+    headers = response_headers(upstream, "/tac/api/v1/x")
+    assert headers.getall("Set-Cookie") == ["backend_pref=dark; Path=/"] and "Server" not in headers
+
+
+async def test_a_slow_upload_is_504_without_marking_the_backend_down(make_console, backend):
+    console = await make_console(backend.url, {"backend_timeout": 0.2})
+    reader, writer = await asyncio.open_connection("127.0.0.1", console.port)
+    writer.write(f"POST /tac/api/v1/echo HTTP/1.1\r\nHost: 127.0.0.1:{console.port}\r\nContent-Length: 1000000\r\n"
+                 f"Connection: close\r\n\r\n".encode() + b"x" * 10)  # and then nothing more
+    status_line = await asyncio.wait_for(reader.readline(), timeout=10)
+    writer.close()
+    await writer.wait_closed()
+    assert status_line.split()[1] == b"504"
+    assert (await (await console.get("/healthz")).json())["compat"]["backend"] == "up"
+
+
+async def test_a_state_changing_request_from_another_port_of_the_same_host_is_refused(console):
+    host = f"http://127.0.0.1:{console.port}"
+    async with console.post("/tac/api/v1/echo", data=b"{}", headers={"Origin": host}) as same:
+        assert same.status == 200  # the console's own origin
+    async with console.post("/tac/api/v1/echo", data=b"{}", headers={"Origin": "http://127.0.0.1:3000"}) as sibling:
+        assert sibling.status == 403  # same site, another application

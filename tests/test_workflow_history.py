@@ -143,3 +143,13 @@ def test_costs_query_narrows_to_a_day_before_the_month():
 ])
 def test_start_times_parse_as_utc(text, expected):
     assert workflow_history.parse_time(text) == expected
+
+
+async def test_a_run_that_starts_later_than_now_counts_at_once(db_path, database):
+    """Naive local times east of UTC (or a skewed clock) put a new run's start ahead of the console's now."""
+    insert_sqlite(db_path, "workflow_history", [
+        {"adw_id": "00000001", "status": "running", "start_time": "2026-03-01T13:30:00", "actual_cost_total": 0.5},
+        {"adw_id": "00000002", "status": "completed", "start_time": "2026-02-25T12:00:00Z", "actual_cost_total": 1.0,
+         "duration_seconds": 60}])
+    summary = published(await reader_for(database, Clock(RUNS_NOW)).read())["summary"]
+    assert summary["cost_7d"] == summary["cost_30d"] == 1.5  # the run 1.5 h "ahead" is in both windows

@@ -138,7 +138,7 @@ def build_summary(totals: Rows, costs: Rows | None, now: dt.datetime) -> dict[st
         **(_whole_table_means(totals, by_status) if costs is not None else {}),
     }
     for field, window in COST_WINDOWS.items():
-        summary[field] = round(math.fsum(_costs_between(costs, now - window, now)), 4) if costs is not None else None
+        summary[field] = round(math.fsum(_costs_between(costs, now - window)), 4) if costs is not None else None
     for field, window in TREND_WINDOWS.items():
         summary[field] = _trend(costs, now, window) if costs is not None else None
     return {key: value for key, value in summary.items() if value is not None}
@@ -159,10 +159,10 @@ def _whole_table_means(totals: Rows, by_status: dict[Any, dict[str, float]]) -> 
 
 def _trend(costs: Rows, now: dt.datetime, window: dt.timedelta) -> float | None:
     """Change of the mean cost per costed run, ``window`` against the one before, in %; None without a before."""
-    before = _costs_between(costs, now - 2 * window, now - window, closed=False)
+    before = _costs_between(costs, now - 2 * window, now - window)
     if not before:
         return None
-    current = _costs_between(costs, now - window, now)
+    current = _costs_between(costs, now - window)
     mean_before = math.fsum(before) / len(before)
     mean_now = math.fsum(current) / len(current) if current else 0.0
     return round((mean_now - mean_before) / mean_before * 100, 2) if mean_before else None
@@ -179,14 +179,18 @@ def _add_up(rows: Rows, columns: Iterable[str]) -> dict[str, float]:
     return {column: math.fsum(float(row.get(column) or 0) for row in rows) for column in columns}
 
 
-def _costs_between(rows: Rows, since: dt.datetime, until: dt.datetime, closed: bool = True) -> list[float]:
-    """Costs of the runs started from ``since`` to ``until`` (included when ``closed``)."""
+def _costs_between(rows: Rows, since: dt.datetime, before: dt.datetime | None = None) -> list[float]:
+    """Costs of the runs started from ``since`` (and before ``before``, when given).
+
+    A current window has no end: a run whose start reads as later than now (naive local
+    times east of UTC, a skewed clock) is in it, not left out until its start comes round.
+    """
     costs = []
     for row in rows:
-        started = parse_time(row.get("start_time"))
-        if (started is not None and started >= since and (started <= until if closed else started < until)
-                and row.get("actual_cost_total") is not None):
-            costs.append(float(row["actual_cost_total"]))
+        started, cost = parse_time(row.get("start_time")), row.get("actual_cost_total")
+        if (started is not None and started >= since and (before is None or started < before)
+                and isinstance(cost, (int, float)) and not isinstance(cost, bool) and math.isfinite(cost)):
+            costs.append(float(cost))
     return costs
 
 
@@ -204,7 +208,7 @@ def next_age_out(rows: Rows, now: dt.datetime) -> dt.datetime | None:
     moments: list[dt.datetime] = []
     for row in rows:
         started = parse_time(row.get("start_time"))
-        if started is not None:
+        if started is not None and started < dt.datetime.max.replace(tzinfo=dt.UTC) - max(WINDOW_EDGES):
             moments.extend(m for window in WINDOW_EDGES if (m := started + window) >= now)
     return min(moments, default=None)
 

@@ -63,7 +63,7 @@ async def compat_cors(request: web.Request, handler: Handler) -> web.StreamRespo
     if surface is None or not surface.owns(request.path):
         return await handler(request)
     origin = request.headers.get(hdrs.ORIGIN)
-    if origin is not None and not _origin_accepted(request, origin):
+    if origin is not None and not _origin_accepted(request, origin, exact=request.method not in SAFE_METHODS):
         if request.method == hdrs.METH_OPTIONS or request.method not in SAFE_METHODS:
             log.info("compat_cors_refused", origin=origin[:200], method=request.method, peer=request.remote,
                      path=request.path[:200])
@@ -80,11 +80,24 @@ async def compat_cors(request: web.Request, handler: Handler) -> web.StreamRespo
     return response
 
 
-def _origin_accepted(request: web.Request, origin: str) -> bool:
-    """One of the client's origins, or one the console itself accepts (its own pages)."""
-    surface = request.app[COMPAT]
-    return surface.origin_listed(origin) or origin_allowed(origin, request.headers.get(hdrs.HOST),
-                                                           request.app[SETTINGS].server)
+def _origin_accepted(request: web.Request, origin: str, exact: bool) -> bool:
+    """One of the client's origins, or one the console itself accepts (its own pages).
+
+    ``exact`` (a state-changing request): the console's own origin only as the page's own
+    scheme, host and port, or ``public_host`` without a port. Another port of the same
+    name is another application, and to cookies the same site: it must not act through
+    the operator's session.
+    """
+    surface, server = request.app[COMPAT], request.app[SETTINGS].server
+    if surface.origin_listed(origin):
+        return True
+    if not exact:
+        return origin_allowed(origin, request.headers.get(hdrs.HOST), server)
+    origin = origin.rstrip("/").lower()
+    own = {f"{request.scheme}://{request.host}".lower()} | {f"{scheme}://{server.public_host}".lower()
+                                                            for scheme in ("http", "https") if server.public_host}
+    listed = {allowed.rstrip("/").lower() for allowed in server.allowed_origins}
+    return origin in own | listed
 
 
 def _preflight(request: web.Request) -> web.Response:

@@ -17,9 +17,11 @@ from aiohttp import hdrs, web
 from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
-from monitor.auth import client_address
+from monitor.auth import came_over_tls, client_address
 from monitor.compat.cors import add_cors_headers
+from monitor.headers import add_security_headers
 from monitor.keys import SETTINGS
+from monitor.redact import redact_url
 from monitor.sessions import COOKIE
 from monitor.settings import TacWebbuilderSettings
 
@@ -28,6 +30,8 @@ log = structlog.get_logger(__name__)
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                         "trailers", "transfer-encoding", "upgrade", "proxy-connection", "host"})
 CHUNK = 64 * 1024
+REQUEST_CONNECTIONS = 256  # connections to the backend at once for HTTP requests; more wait for one
+IDLE_BODY_TIMEOUT = 300.0  # seconds a body may stop moving, either way, before the exchange is given up
 
 
 class Backend:
@@ -37,6 +41,7 @@ class Backend:
         self.url = settings.backend_url
         self.timeout = settings.backend_timeout
         self.session: aiohttp.ClientSession | None = None
+        self.relay_session: aiohttp.ClientSession | None = None
         self.down = False
         # Relayed sockets, client side to backend side: both are closed on shutdown.
         self.relays: dict[web.WebSocketResponse, aiohttp.ClientWebSocketResponse] = {}
@@ -44,10 +49,17 @@ class Backend:
     async def open(self) -> None:
         """Create the session (pooled connections, no cookie jar: cookies belong to the browser)."""
         # Bodies pass through as they came (still compressed); aiohttp adds no headers of its own.
-        self.session = aiohttp.ClientSession(
-            auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
+        # Requests and relays pool apart: relayed sockets hold their connection for their life,
+        # and must not use up the requests' (each relay is a client connection the console's
+        # connection budget admitted). A body that stops moving either way is given up.
+        self.session = self._session(REQUEST_CONNECTIONS)
+        self.relay_session = self._session(0)
+
+    def _session(self, limit: int) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=limit), auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=(hdrs.USER_AGENT, hdrs.ACCEPT_ENCODING, hdrs.ACCEPT, hdrs.CONTENT_TYPE),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout))
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=IDLE_BODY_TIMEOUT))
 
     async def close_relays(self, deadline: float) -> None:
         """Close both sides of every relayed socket with 1001 (going away), within ``deadline`` seconds."""
@@ -60,9 +72,10 @@ class Backend:
                 task.cancel()
 
     async def close(self) -> None:
-        """Close the session and its pooled connections."""
-        if self.session is not None:
-            await self.session.close()
+        """Close the sessions and their pooled connections."""
+        for session in (self.session, self.relay_session):
+            if session is not None:
+                await session.close()
 
     def target(self, request: web.Request, prefix: str) -> URL:
         """The backend URL for ``request``: its path below the prefix, its query as sent.
@@ -78,14 +91,21 @@ class Backend:
         query = "?" + sent.raw_query_string if sent.raw_query_string else ""
         return URL(self.url + tail + query, encoded=True)
 
-    def failed(self, url: URL, exc: BaseException) -> web.HTTPException:
-        """What the client is told when the backend failed (502, 504 when it timed out); logged once in a row."""
+    def failed(self, url: URL, exc: BaseException, uploading: bool = False) -> web.HTTPException:
+        """What the client is told when the backend failed (502, 504 when it timed out); logged once in a row.
+
+        A timeout while the client was still sending a body may be the client's slowness:
+        the client gets its 504, the backend is not marked down.
+        """
         timed_out = isinstance(exc, TimeoutError)
         message = (f"the tac-webbuilder backend did not answer within {self.timeout:g} s" if timed_out
-                   else f"the tac-webbuilder backend at {self.url} is unreachable: {exc or type(exc).__name__}")
-        if not self.down:
+                   else f"the tac-webbuilder backend at {redact_url(self.url)} is unreachable: "
+                        f"{exc or type(exc).__name__}")
+        if timed_out and uploading:
+            log.info("compat_request_timed_out", path=url.path[:200], seconds=self.timeout)
+        elif not self.down:
             self.down = True
-            log.warning("compat_backend_down", backend=self.url, path=url.path[:200], error=str(exc)[:300],
+            log.warning("compat_backend_down", backend=redact_url(self.url), path=url.path[:200], error=str(exc)[:300],
                         timed_out=timed_out)
         return web.HTTPGatewayTimeout(text=message) if timed_out else web.HTTPBadGateway(text=message)
 
@@ -93,13 +113,13 @@ class Backend:
         """The backend answered: log once that it is back."""
         if self.down:
             self.down = False
-            log.info("compat_backend_up", backend=self.url)
+            log.info("compat_backend_up", backend=redact_url(self.url))
 
 
 def forward_headers(request: web.Request) -> CIMultiDict[str]:
     """The request's headers for the backend: no hop-by-hop ones, no console credentials, X-Forwarded-* set."""
     named = {token.strip().lower() for token in request.headers.get(hdrs.CONNECTION, "").split(",")}
-    drop = HOP_BY_HOP | named | {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"}
+    drop = HOP_BY_HOP | named | {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip"}
     if request.app[SETTINGS].auth.mode in ("token", "basic"):
         drop = drop | {"authorization"}  # the console's credential, not the backend's
     headers = CIMultiDict((name, value) for name, value in request.headers.items() if name.lower() not in drop)
@@ -109,7 +129,7 @@ def forward_headers(request: web.Request) -> CIMultiDict[str]:
         if cookies:
             headers[hdrs.COOKIE] = cookies
     headers["X-Forwarded-For"] = client_address(request)
-    headers["X-Forwarded-Proto"] = request.scheme
+    headers["X-Forwarded-Proto"] = "https" if came_over_tls(request) else "http"
     if hdrs.HOST in request.headers:
         headers["X-Forwarded-Host"] = request.headers[hdrs.HOST]
     return headers
@@ -126,12 +146,26 @@ def _without_console_cookie(values: list[str]) -> str:
     return "; ".join(kept)
 
 
-def response_headers(upstream: CIMultiDictProxy[str]) -> CIMultiDict[str]:
-    """The backend's response headers for the client: no hop-by-hop ones, no CORS of the backend's own."""
+def response_headers(upstream: CIMultiDictProxy[str], path: str) -> CIMultiDict[str]:
+    """The backend's response headers for the client, served as the console's own.
+
+    No hop-by-hop ones, no CORS of the backend's own (the headers it exposes stay), no
+    ``Server`` naming its software, no cookie of the console's name; the console's security
+    headers on top. The backend's pages are served from the console's origin: its CSP keeps
+    their scripts from reaching the console's own API with the operator's session.
+    """
     named = {token.strip().lower() for token in upstream.get(hdrs.CONNECTION, "").split(",")}
-    return CIMultiDict((name, value) for name, value in upstream.items()
-                       if name.lower() not in HOP_BY_HOP and name.lower() not in named
-                       and not name.lower().startswith("access-control-"))
+    headers = CIMultiDict((name, value) for name, value in upstream.items()
+                          if name.lower() not in HOP_BY_HOP and name.lower() not in named
+                          and name.lower() != "server" and not _sets_console_cookie(name, value)
+                          and (not name.lower().startswith("access-control-")
+                               or name.lower() == "access-control-expose-headers"))
+    add_security_headers(headers, path)
+    return headers
+
+
+def _sets_console_cookie(name: str, value: str) -> bool:
+    return name.lower() == "set-cookie" and value.split("=", 1)[0].strip() == COOKIE
 
 
 async def pass_through(request: web.Request, backend: Backend, prefix: str) -> web.StreamResponse:
@@ -145,28 +179,38 @@ async def pass_through(request: web.Request, backend: Backend, prefix: str) -> w
             upstream = await session.request(request.method, url, headers=forward_headers(request), data=body,
                                              allow_redirects=False)
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-        raise backend.failed(url, exc) from None
+        raise backend.failed(url, exc, uploading=body is not None and not body.at_eof()) from None
     backend.answered()
     try:
-        return await _stream_back(request, upstream)
+        return await _stream_back(request, upstream, backend.timeout)
     finally:
         upstream.release()
 
 
-async def _stream_back(request: web.Request, upstream: aiohttp.ClientResponse) -> web.StreamResponse:
+async def _stream_back(request: web.Request, upstream: aiohttp.ClientResponse,
+                       write_timeout: float) -> web.StreamResponse:
     response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
-                                  headers=response_headers(upstream.headers))
+                                  headers=response_headers(upstream.headers, request.path))
     add_cors_headers(response.headers, request)
     await response.prepare(request)
     try:
         async for chunk in upstream.content.iter_chunked(CHUNK):
-            await response.write(chunk)
-    except (aiohttp.ClientError, OSError) as exc:
-        # The status went out already: cutting the connection is how the client learns the body is short.
-        log.warning("compat_backend_cut", path=request.path[:200], error=str(exc)[:300])
-        if request.transport is not None:
-            request.transport.close()
-        return response
+            try:
+                async with asyncio.timeout(write_timeout):  # a client that stops reading lets go of the backend
+                    await response.write(chunk)
+            except (OSError, TimeoutError) as exc:
+                log.info("compat_client_gone", path=request.path[:200], error=str(exc)[:300] or "stopped reading")
+                return _cut(request, response)
+    except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+        log.warning("compat_backend_cut", path=request.path[:200], error=str(exc)[:300] or type(exc).__name__)
+        return _cut(request, response)
     await response.write_eof()
+    return response
+
+
+def _cut(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """End a response whose status went out: cutting the connection tells the client its body is short."""
+    if request.transport is not None:
+        request.transport.close()
     return response
 

@@ -35,7 +35,7 @@ async def relay(request: web.Request, backend: Backend, prefix: str) -> web.Stre
     headers = {name: value for name, value in forward_headers(request).items()
                if name.lower() not in HANDSHAKE_HEADERS}
     protocols = [p.strip() for p in request.headers.get(hdrs.SEC_WEBSOCKET_PROTOCOL, "").split(",") if p.strip()]
-    session = backend.session
+    session = backend.relay_session
     assert session is not None
     try:
         async with asyncio.timeout(backend.timeout):

@@ -7,6 +7,7 @@ figures where it computed them its own way (a success rate over every run, say).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -97,7 +98,7 @@ def workflow_history(state: dict[str, Any]) -> dict[str, Any]:
     """``{workflows, total_count, analytics}``: the 50 newest runs by created_at, analytics over every run."""
     newest = sorted(items(state), key=_created, reverse=True)[:HISTORY_LIMIT]
     summary = state.get("summary", {})
-    return {"workflows": [_history_row(row) for row in newest], "total_count": summary.get("total", 0),
+    return {"workflows": [_history_row(row) for row in newest], "total_count": _int(summary.get("total")),
             "analytics": _analytics(summary)}
 
 
@@ -124,16 +125,17 @@ def _history_row(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _analytics(summary: dict[str, Any]) -> dict[str, Any]:
-    total, completed = summary.get("total", 0), summary.get("completed", 0)
-    costed = summary.get("costed_runs", 0)
+    total, completed = _int(summary.get("total")), _int(summary.get("completed"))
+    costed, total_cost = summary.get("costed_runs", 0), _float(summary.get("total_cost"), 0.0) or 0.0
     return {
-        "total_workflows": total, "completed_workflows": completed, "failed_workflows": summary.get("failed", 0),
+        "total_workflows": total, "completed_workflows": completed, "failed_workflows": _int(summary.get("failed")),
         "avg_duration_seconds": _float(summary.get("avg_duration_seconds"), 0.0),
         "success_rate_percent": completed / total * 100 if total else 0.0,  # over every run, as the original
-        "workflows_by_model": summary.get("by_model", {}), "workflows_by_template": summary.get("by_template", {}),
-        "workflows_by_status": summary.get("by_status", {}),
-        "avg_cost": round(summary.get("total_cost", 0.0) / costed, 4) if costed else 0.0,
-        "total_cost": _float(summary.get("total_cost"), 0.0),
+        "workflows_by_model": _occurring(summary.get("by_model")),
+        "workflows_by_template": _occurring(summary.get("by_template")),
+        "workflows_by_status": _occurring(summary.get("by_status")),
+        "avg_cost": round(total_cost / costed, 4) if isinstance(costed, int) and costed > 0 else 0.0,
+        "total_cost": total_cost,
         "avg_cost_per_completion": _float(summary.get("avg_cost_per_completion"), 0.0),
         "cost_trend_7day": _float(summary.get("cost_trend_7d"), 0.0),
         "cost_trend_30day": _float(summary.get("cost_trend_30d"), 0.0),
@@ -143,11 +145,17 @@ def _analytics(summary: dict[str, Any]) -> dict[str, Any]:
 
 
 def _float(value: Any, default: float | None) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
+    """A finite number as a float; ``default`` for anything else (text, "NaN", a bool)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return default
 
 
 def _int(value: Any) -> int:
-    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+    """A count as the original sends it: an integer JSON parsers take whole; 0 for anything else."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return int(value) if abs(value) < 2**53 else 0
+    return 0
 
 
 def planned_features(state: dict[str, Any]) -> dict[str, Any]:
@@ -156,7 +164,7 @@ def planned_features(state: dict[str, Any]) -> dict[str, Any]:
     ordered = sorted(newest, key=_feature_rank)  # stable: newest first within a rank
     summary = state.get("summary", {})
     by_status = _occurring(summary.get("by_status"))
-    total = summary.get("total", 0)
+    total = _int(summary.get("total"))
     return {"features": [_feature(feature) for feature in ordered],
             "stats": {"by_status": by_status, "by_priority": _occurring(summary.get("by_priority")),
                       "by_type": _occurring(summary.get("by_type")),
@@ -172,7 +180,7 @@ def _feature_rank(feature: dict[str, Any]) -> tuple[int, int]:
 
 def _occurring(counts: Any) -> dict[str, int]:
     """The counts of the values that occur (the original groups rows; a value with none is no group)."""
-    return {key: count for key, count in counts.items() if count} if isinstance(counts, dict) else {}
+    return {key: _int(count) for key, count in counts.items() if _int(count)} if isinstance(counts, dict) else {}
 
 
 def _feature(feature: dict[str, Any]) -> dict[str, Any]:
@@ -187,14 +195,16 @@ def webhook_status(state: dict[str, Any]) -> dict[str, Any]:
     summary, meta = state.get("summary", {}), state.get("meta", {})
     if meta.get("source") == "error" or summary.get("status") in (None, UNREACHABLE, NOT_CONFIGURED):
         return {"status": "error", "message": meta.get("error") or "the webhook service is not configured"}
-    seconds = int(summary.get("uptime_seconds", 0))
-    successful, failed = summary.get("successful", 0), summary.get("failed", 0)
-    rate = summary.get("success_rate", successful / (successful + failed) * 100 if successful + failed else 0.0)
+    seconds = _int(summary.get("uptime_seconds"))
+    successful, failed = _int(summary.get("successful")), _int(summary.get("failed"))
+    rate = _float(summary.get("success_rate"), None)
+    if rate is None:
+        rate = successful / (successful + failed) * 100 if successful + failed else 0.0
     failures = sorted(items(state), key=lambda f: str(f.get("timestamp")))[-5:]
     return {"status": summary["status"],
             "uptime": {"seconds": seconds, "hours": round(seconds / 3600, 2),
                        "human": f"{seconds // 3600}h {seconds % 3600 // 60}m"},
-            "stats": {"total_received": summary.get("total_received", 0), "successful": successful, "failed": failed,
-                      "success_rate": f"{rate:.1f}%"},
+            "stats": {"total_received": _int(summary.get("total_received")), "successful": successful,
+                      "failed": failed, "success_rate": f"{rate:.1f}%"},
             "recent_failures": failures, "last_successful": summary.get("last_successful")}
 
