@@ -15,7 +15,7 @@ from aiohttp import web
 
 from monitor import display
 from monitor.channels.registry import CHANNEL_NAMES, CHANNELS, channel_spec
-from monitor.keys import BROKER
+from monitor.keys import BROKER, SETTINGS
 from monitor.params import channel_or_404
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -40,7 +40,9 @@ def page_context(request: web.Request, channels: tuple[str, ...]) -> dict[str, A
     """The context of a page showing ``channels``."""
     rendered_at = dt.datetime.now(dt.UTC).strftime("%H:%M:%S UTC")
     return {"panels": [panel_context(request, name) for name in channels],
-            "channels": CHANNELS, "rendered_at": rendered_at, "single": len(channels) == 1}
+            "channels": CHANNELS, "rendered_at": rendered_at, "single": len(channels) == 1,
+            # The page calls a socket down longer than a heartbeat stale (live.js), as the server would.
+            "heartbeat_ms": round(request.app[SETTINGS].server.heartbeat * 1000)}
 
 
 async def dashboard(request: web.Request) -> web.Response:

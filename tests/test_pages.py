@@ -10,7 +10,7 @@ from monitor.headers import CONTENT_SECURITY_POLICY
 from monitor.keys import POLLERS
 from monitor.pages import STATIC_DIR
 
-SCRIPT_BUDGET_BYTES = 20 * 1024
+SCRIPT_BUDGET_BYTES = 24 * 1024  # was 20 KB; the page-level offline state (issue 16) took it past
 
 
 @pytest.fixture

@@ -5,6 +5,8 @@ import { ChannelSocket } from './socket.js';
 import { setText } from './render.js';
 
 const ANNOUNCE_EVERY_MS = 3000;
+const RETRY_BUDGET_MS = 60000; // down this long is "offline", not "reconnecting"
+const clock = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 
 class Board {
   constructor() {
@@ -13,6 +15,9 @@ class Board {
     this.news = new Map();
     this.announcer = document.querySelector('[data-announcer]');
     this.pauseNote = document.querySelector('[data-pause-note]');
+    this.banner = document.querySelector('[data-offline-banner]');
+    this.heartbeatMs = Number(document.body.dataset.heartbeatMs) || 30000;
+    this.offlineAfterMs = Math.max(RETRY_BUDGET_MS, 2 * this.heartbeatMs);
   }
 
   note(title, update) {
@@ -53,6 +58,18 @@ class Board {
       waiting += panel.waiting;
     }
     setText(this.pauseNote, this.paused ? `Paused: ${waiting} update${waiting === 1 ? '' : 's'} waiting` : '');
+    this.showOffline(now);
+  }
+
+  // A socket down longer than a heartbeat: the whole page says so.
+  showOffline(now) {
+    const stale = this.panels.filter((p) => p.stale(now));
+    this.banner.hidden = !stale.length;
+    if (!stale.length) return;
+    const since = Math.min(...stale.map((p) => p.downSince));
+    const which = stale.length === this.panels.length ? 'the console' : stale.map((p) => p.title).join(', ');
+    setText(this.banner, (now - since >= this.offlineAfterMs ? `Offline since ${clock(since)}: ${which}, still retrying`
+      : `Connection to ${which} lost at ${clock(since)}, reconnecting`) + '. This may be out of date.');
   }
 }
 

@@ -20,6 +20,7 @@ export class Panel {
     this.waiting = 0;
     this.shownAt = Date.now();
     this.connection = 'offline';
+    this.downSince = Date.now(); // not live yet: a page whose sockets never open goes stale too
     this.conn = root.querySelector('[data-connection]');
     this.ago = root.querySelector('[data-ago]');
     this.setUpFilters();
@@ -97,21 +98,38 @@ export class Panel {
     this.root.dataset.source = text(meta.source) || 'pending';
     setText(box, failed ? text(meta.error) : '');
     box.hidden = !failed;
+    this.showConnection();
   }
 
   status(state, retryAt, note = '') {
     const wasLive = this.connection === 'live';
     if (wasLive !== (state === 'live') && (wasLive || this.everLive)) this.board.note(this.title, { connection: state });
     this.everLive ||= state === 'live';
+    if (wasLive && state !== 'live') this.downSince = Date.now();
+    if (state === 'live') this.downSince = 0;
     this.connection = state;
     this.retryAt = retryAt;
     this.note = note;
-    this.conn.dataset.connection = state;
-    setText(this.conn, state); // the state's name is its label
+    this.showConnection();
     this.tick(Date.now());
   }
 
+  // The label vouches only for what is true: a failed source is an error, a long outage offline.
+  showConnection() {
+    let shown = this.connection;
+    if (shown === 'live' && this.root.dataset.source === 'error') shown = 'error';
+    if (shown === 'reconnecting' && Date.now() - this.downSince >= this.board.offlineAfterMs) shown = 'offline';
+    this.conn.dataset.connection = this.connection; // the socket's own state
+    setText(this.conn, this.conn.dataset.shown = shown);
+  }
+
+  stale(now) { // down longer than a heartbeat
+    return this.connection !== 'live' && now - this.downSince > this.board.heartbeatMs;
+  }
+
   tick(now) {
+    this.showConnection();
+    this.root.toggleAttribute('data-stale', this.stale(now));
     let line = `updated ${ago(Math.max(0, Math.round((now - this.shownAt) / 1000)))}`;
     if (this.connection !== 'live' && this.retryAt > now) line += ` · retry in ${Math.ceil((this.retryAt - now) / 1000)} s`;
     if (this.board.paused && this.waiting) line += ` · ${this.waiting} waiting`;

@@ -72,3 +72,41 @@ async def test_a_silently_dead_link_is_noticed_within_a_minute(client, open_page
         assert watched.problems == []
     finally:
         await relay.close()
+
+
+async def test_a_dead_console_is_loud_within_a_heartbeat(make_settings, open_page):
+    """Down longer than a heartbeat: a banner, every panel dimmed and greyed; after the retry budget, "offline"."""
+    settings = make_settings({"server": {"port": free_port(), "heartbeat": 1.0}})
+    runner = await start_console(settings)
+    watched = await open_page(f"http://127.0.0.1:{settings.server.port}/", before=lambda page: page.clock.install())
+    banner = watched.page.locator("[data-offline-banner]")
+    for channel in CHANNEL_NAMES:
+        await watched.expect_connection(channel, "live")
+    await expect(banner).to_be_hidden()
+    await runner.cleanup()
+    await watched.expect_connection("queue", "reconnecting")
+    await watched.page.clock.run_for(2_500)  # heartbeat + 1.5 s
+    await expect(banner).to_be_visible()
+    await expect(banner).to_contain_text("Connection to the console lost at")
+    for channel in CHANNEL_NAMES:
+        panel = watched.panel(channel)
+        await expect(panel).to_have_attribute("data-stale", "")
+        assert "grayscale(1)" in await panel.evaluate("element => getComputedStyle(element).filter")
+    await watched.page.clock.run_for(60_000)
+    await expect(banner).to_contain_text("Offline since")
+    await expect(watched.panel("queue").locator("[data-connection]")).to_have_text("offline")
+    assert [problem for problem in watched.problems if not REFUSED_WHILE_DOWN.match(problem)] == []
+
+
+async def test_a_live_socket_to_a_failed_source_says_error_and_unknown(client, open_page):
+    """The test settings point webhook-status at a closed port: live socket, failed source."""
+    watched = await open_page(f"http://127.0.0.1:{client.port}/")
+    await watched.expect_connection("queue", "live")
+    await watched.expect_connection("webhook-status", "live")  # the socket is live ...
+    pill = watched.panel("webhook-status").locator("[data-connection]")
+    await expect(pill).to_have_text("error")  # ... but what it shows is the source's error
+    await expect(pill).to_have_attribute("data-shown", "error")
+    await expect(watched.panel("queue").locator("[data-connection]")).to_have_text("live")
+    rows = watched.panel("webhook-status").locator(".rows").first
+    assert await rows.evaluate("element => getComputedStyle(element, '::after').content") == '"unknown"'
+    assert watched.problems == []
