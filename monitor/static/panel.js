@@ -6,6 +6,24 @@ function ago(seconds) {
   return seconds < 3600 ? `${Math.floor(seconds / 60)} min ago` : `${Math.floor(seconds / 3600)} h ago`;
 }
 
+const MARK_MS = 4000;
+
+// A changed row or figure is marked for a few seconds (CSS: a highlight, or a still outline
+// under prefers-reduced-motion); a removed row fades out, no longer one of the panel's rows.
+function mark(el) {
+  el.removeAttribute('data-changed');
+  void el.offsetWidth; // restart the highlight of a row that changes again
+  el.setAttribute('data-changed', '');
+  clearTimeout(el.unmark);
+  el.unmark = setTimeout(() => el.removeAttribute('data-changed'), MARK_MS);
+}
+
+function leave(row) {
+  delete row.dataset.key;
+  row.setAttribute('data-leaving', '');
+  setTimeout(() => row.remove(), matchMedia('(prefers-reduced-motion: reduce)').matches ? 0 : 600);
+}
+
 export class Panel {
   constructor(root, board) {
     this.root = root;
@@ -54,21 +72,26 @@ export class Panel {
     for (const key of this.dirty) {
       const item = own(items, key), row = this.rows.get(key);
       if (item === undefined) {
-        if (row) { row.remove(); this.rows.delete(key); counts.removed += 1; }
+        if (row) { leave(row); this.rows.delete(key); counts.removed += 1; }
       } else if (row) {
+        const before = row.textContent;
         fillRow(row, item, key);
+        if (row.textContent !== before) mark(row);
         counts.changed += 1;
       } else {
         const fresh = this.template.cloneNode(true);
         fresh.dataset.key = key;
         fillRow(fresh, item, key);
+        if (this.everLive) mark(fresh); // not the rows a first snapshot brings
         this.rows.set(key, fresh);
         counts.added += 1;
       }
     }
     this.dirty.clear();
     this.place(items);
+    const figures = [...this.root.querySelectorAll('[data-summary]')], before = figures.map((el) => el.textContent);
     fillSummary(this.root, this.state.summary || {});
+    figures.forEach((el, i) => el.textContent !== before[i] && this.everLive && mark(el));
     this.showMeta(this.state.meta || {});
     this.filter();
     Object.assign(this.root.dataset, this.at); // the (epoch, seq) on screen

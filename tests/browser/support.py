@@ -13,7 +13,8 @@ PANEL_CONTENTS_JS = """() => [...document.querySelectorAll('[data-channel]')].ma
   error: panel.querySelector('[data-meta-error]').textContent,
   summary: [...panel.querySelectorAll('[data-summary]')].map((el) => el.textContent),
   groups: [...panel.querySelectorAll('[data-rows]')].map((group) =>
-    [...group.children].map((row) => [row.dataset.key, row.textContent.replace(/\\s+/g, ' ').trim()])),
+    [...group.querySelectorAll(':scope > :not([data-leaving])')]  // a removed row fading out is gone already
+      .map((row) => [row.dataset.key, row.textContent.replace(/\\s+/g, ' ').trim()])),
 }))"""
 
 

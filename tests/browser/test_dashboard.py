@@ -142,3 +142,25 @@ async def test_route_search_and_method_filter_narrow_the_rows(client, open_page)
     paths = watched.panel("routes").locator("[data-rows] > [data-key]:visible [data-field=path]")
     await expect(paths).to_have_text(["/logout"])
     assert watched.problems == []
+
+
+async def test_a_change_is_marked_and_a_removed_row_leaves(client, queue_table, open_page):
+    """A changed row and figure are highlighted for a few seconds; a removed row fades out and is gone."""
+    keep = queue_table.insert(title="stays", queue_position=1)
+    going = queue_table.insert(title="goes", queue_position=2)
+    await poll_queue(client)
+    watched = await open_page(f"http://127.0.0.1:{client.port}/")
+    await watched.expect_connection("queue", "live")
+    rows = watched.panel("queue").locator("#queue-active [data-rows] > [data-key]")
+    await expect(rows).to_have_count(2)
+    assert await watched.panel("queue").locator("[data-changed]").count() == 0  # the first snapshot is no change
+    queue_table.update(keep, status="ready")
+    queue_table.delete(going)
+    await poll_queue(client)
+    await expect(rows).to_have_count(1)
+    await expect(rows.first).to_have_attribute("data-changed", "")
+    await expect(watched.panel("queue").locator("[data-summary='by_status.ready']")).to_have_attribute(
+        "data-changed", "")
+    await expect(watched.panel("queue").locator("[data-leaving]")).to_have_count(0)  # faded, then removed
+    await expect(rows.first).not_to_have_attribute("data-changed", "", timeout=10_000)  # the mark goes
+    assert watched.problems == []

@@ -43,8 +43,10 @@ SUMMARY = {
 }
 
 # Each element as (tag, sorted attributes, children): attribute order may differ, nothing else may.
+# data-changed is the few seconds' mark of a live change (panel.js), not the row's content.
 SHAPES_JS = """(panel) => {
-  const shape = (el) => [el.tagName, [...el.attributes].map((a) => [a.name, a.value]).sort(),
+  const attributes = (el) => [...el.attributes].filter((a) => a.name !== 'data-changed').map((a) => [a.name, a.value]);
+  const shape = (el) => [el.tagName, attributes(el).sort(),
     [...el.childNodes].map((n) => (n.nodeType === 1 ? shape(n) : n.textContent.replace(/\\s+/g, ' ')))];
   return [...panel.querySelectorAll('[data-rows] > [data-key], [data-summary]')].map(shape);
 }"""
