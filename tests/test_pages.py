@@ -1,5 +1,6 @@
 """Server-rendered pages, their security headers and the static bundle."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -81,3 +82,16 @@ async def test_markup_from_a_source_is_escaped(console, queue_table):
     page = await (await console.get("/queue")).text()
     assert "<img" not in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
+
+
+async def test_failed_and_blocked_phases_lead_the_first_queue_tab(console, queue_table):
+    """What needs someone is the first thing on the queue, not behind the "Completed" label."""
+    urgent = queue_table.insert(title="urgent", status="queued", priority=10)
+    failed = queue_table.insert(title="broken", status="failed", priority=50, error_message="boom")
+    blocked = queue_table.insert(title="stuck", status="blocked", priority=90)
+    done = queue_table.insert(title="shipped", status="completed")
+    await console.app[POLLERS]["queue"].poll()
+    page = await (await console.get("/queue")).text()
+    active, completed = page.split('id="queue-active"')[1].split('id="queue-done"')
+    assert re.findall(r'<tr data-key="([^"]+)"', active) == [failed, blocked, urgent]
+    assert re.findall(r'<tr data-key="([^"]+)"', completed.split("<template")[0]) == [done]
