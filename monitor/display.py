@@ -13,8 +13,9 @@ from typing import Any
 
 from monitor import adw
 
-# Formats whose element also carries the raw value in data-value, for colour and symbols.
-VALUE_FORMATS = frozenset({"badge", "active", "errors", "paused", "quickwin"})
+# Formats whose element also carries the raw value in data-value: for colour and symbols, and
+# for the page's ticker (times).
+VALUE_FORMATS = frozenset({"badge", "active", "errors", "paused", "quickwin", "time"})
 SAFE_URL_SCHEMES = ("http://", "https://")
 
 

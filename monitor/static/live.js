@@ -7,6 +7,24 @@ import { setText } from './render.js';
 const ANNOUNCE_EVERY_MS = 3000;
 const RETRY_BUDGET_MS = 60000; // down this long is "offline", not "reconnecting"
 const clock = (ms) => new Date(ms).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+const ZONED = { dateStyle: 'medium', timeStyle: 'long' };
+
+function since(seconds) {
+  const s = Math.abs(seconds), [n, unit] = s < 60 ? [s, 's'] : s < 3600 ? [s / 60, 'min'] : s < 86400
+    ? [s / 3600, 'h'] : [s / 86400, 'd'];
+  return seconds < 0 ? `in ${Math.floor(n)} ${unit}` : `${Math.floor(n)} ${unit} ago`;
+}
+
+// Times read as the server shows them (naive = UTC); the ticker adds how long ago, and the
+// full time with its zone on hover.
+function ageTimes(now) {
+  for (const el of document.querySelectorAll('[data-format="time"][data-value]')) {
+    const raw = el.dataset.value, ms = Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(raw) ? raw : `${raw.replace(' ', 'T')}Z`);
+    if (!raw || Number.isNaN(ms)) { el.removeAttribute('data-ago'); continue; }
+    el.dataset.ago = since(Math.round((now - ms) / 1000));
+    el.title = `${new Date(ms).toLocaleString([], ZONED)} (${raw})`;
+  }
+}
 
 class Board {
   constructor() {
@@ -59,6 +77,7 @@ class Board {
     }
     setText(this.pauseNote, this.paused ? `Paused: ${waiting} update${waiting === 1 ? '' : 's'} waiting` : '');
     this.showOffline(now);
+    ageTimes(now);
   }
 
   // A socket down longer than a heartbeat: the whole page says so.

@@ -1,5 +1,7 @@
 """The dashboard in a real browser: server-rendered, then kept live row by row."""
 
+import datetime as dt
+
 from playwright.async_api import expect
 
 from monitor.channels.registry import CHANNEL_NAMES
@@ -163,4 +165,23 @@ async def test_a_change_is_marked_and_a_removed_row_leaves(client, queue_table, 
         "data-changed", "")
     await expect(watched.panel("queue").locator("[data-leaving]")).to_have_count(0)  # faded, then removed
     await expect(rows.first).not_to_have_attribute("data-changed", "", timeout=10_000)  # the mark goes
+    assert watched.problems == []
+
+
+async def test_times_say_how_long_ago_and_their_zone_on_hover(client, queue_table, open_page):
+    queue_table.insert(title="aware", queue_position=1, updated_at="2026-03-01T11:55:00+00:00")
+    queue_table.insert(title="naive", queue_position=2, updated_at="2026-03-01 09:00:00")  # read as UTC
+    await poll_queue(client)
+
+    async def frozen(page):
+        await page.clock.install(time=dt.datetime(2026, 3, 1, 12, 0, 30, tzinfo=dt.UTC))
+
+    watched = await open_page(f"http://127.0.0.1:{client.port}/", before=frozen)
+    await watched.expect_connection("queue", "live")
+    times = watched.panel("queue").locator("#queue-active [data-field=updated_at]")
+    await expect(times).to_have_text(["2026-03-01 11:55", "2026-03-01 09:00"])  # the absolute time stays
+    await watched.page.clock.run_for(1_000)
+    await expect(times.nth(0)).to_have_attribute("data-ago", "5 min ago")
+    await expect(times.nth(1)).to_have_attribute("data-ago", "3 h ago")
+    assert "(2026-03-01T11:55:00+00:00)" in await times.nth(0).get_attribute("title")
     assert watched.problems == []

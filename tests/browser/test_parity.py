@@ -43,9 +43,10 @@ SUMMARY = {
 }
 
 # Each element as (tag, sorted attributes, children): attribute order may differ, nothing else may.
-# data-changed is the few seconds' mark of a live change (panel.js), not the row's content.
+# data-changed (a change's mark) and a time's data-ago and title are added live, not content.
 SHAPES_JS = """(panel) => {
-  const attributes = (el) => [...el.attributes].filter((a) => a.name !== 'data-changed').map((a) => [a.name, a.value]);
+  const live = (el, a) => a.name === 'data-changed' || ('ago' in el.dataset && ['data-ago', 'title'].includes(a.name));
+  const attributes = (el) => [...el.attributes].filter((a) => !live(el, a)).map((a) => [a.name, a.value]);
   const shape = (el) => [el.tagName, attributes(el).sort(),
     [...el.childNodes].map((n) => (n.nodeType === 1 ? shape(n) : n.textContent.replace(/\\s+/g, ' ')))];
   return [...panel.querySelectorAll('[data-rows] > [data-key], [data-summary]')].map(shape);
