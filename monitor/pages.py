@@ -41,6 +41,7 @@ def page_context(request: web.Request, channels: tuple[str, ...]) -> dict[str, A
     rendered_at = dt.datetime.now(dt.UTC).strftime("%H:%M:%S UTC")
     return {"panels": [panel_context(request, name) for name in channels],
             "channels": CHANNELS, "rendered_at": rendered_at, "single": len(channels) == 1,
+            "current": channels[0] if len(channels) == 1 else "",  # the channel whose page this is
             # The page calls a socket down longer than a heartbeat stale (live.js), as the server would.
             "heartbeat_ms": round(request.app[SETTINGS].server.heartbeat * 1000)}
 

@@ -95,3 +95,10 @@ async def test_failed_and_blocked_phases_lead_the_first_queue_tab(console, queue
     active, completed = page.split('id="queue-active"')[1].split('id="queue-done"')
     assert re.findall(r'<tr data-key="([^"]+)"', active) == [failed, blocked, urgent]
     assert re.findall(r'<tr data-key="([^"]+)"', completed.split("<template")[0]) == [done]
+
+
+async def test_the_navigation_marks_the_current_page(console):
+    queue_page = await (await console.get("/queue")).text()
+    assert re.findall(r'<a href="(/[^"]*)" aria-current="page"', queue_page) == ["/queue"]
+    dashboard = await (await console.get("/")).text()
+    assert re.findall(r'<a href="(/[^"]*)" aria-current="page"', dashboard) == ["/"]
