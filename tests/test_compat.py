@@ -376,7 +376,7 @@ def test_every_document_is_built_from_whatever_a_source_held(channel):
         published = ChannelState(channel, "e")  # what a source's values become before any builder sees them
         published.accept(ChannelData({**summary, "paused": value}, items))
         state = published.state
-        message = json.loads(render(channel, state))
+        message = json.loads(render(channel, state).frame)
         assert message["type"] == DOCUMENTS[channel].message_type
 
 

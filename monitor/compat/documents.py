@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -42,27 +42,28 @@ DOCUMENTS = {
 }
 
 
-def render(channel: str, state: dict[str, Any], previous: bytes | None = None) -> bytes:
-    """``channel``'s message for ``state``; ``previous`` itself when only its time stamp would change.
+class Rendered(NamedTuple):
+    """A document as sent (``frame``), and as compared: without its time stamp (``plain``)."""
+
+    plain: bytes
+    frame: bytes
+
+
+def render(channel: str, state: dict[str, Any], previous: Rendered | None = None) -> Rendered:
+    """``channel``'s message for ``state``; ``previous`` itself when nothing but its time stamp would change.
 
     A stamped document is compared without its stamp: a new time alone is no change to send.
     """
     document = DOCUMENTS[channel]
     data = document.build(state)
-    if document.stamp is None:
-        return encode(document.message_type, data)
-    unstamped = encode(document.message_type, data)
-    if previous is not None and _unstamped(previous, document.stamp) == unstamped:
+    plain = encode(document.message_type, data)  # a stamped document's builder leaves its stamp ""
+    if previous is not None and previous.plain == plain:
         return previous
-    return encode(document.message_type, {**data, document.stamp: runs.local_now()})
+    if document.stamp is None:
+        return Rendered(plain, plain)
+    return Rendered(plain, encode(document.message_type, {**data, document.stamp: runs.local_now()}))
 
 
 def encode(message_type: str, data: Any) -> bytes:
     """The message as compact JSON, keys in the order built."""
     return orjson.dumps({"type": message_type, "data": data})
-
-
-def _unstamped(frame: bytes, stamp: str) -> bytes:
-    message = orjson.loads(frame)
-    message["data"][stamp] = ""
-    return orjson.dumps(message)

@@ -14,7 +14,7 @@ import structlog
 from aiohttp import web
 
 from monitor.broker import Broker
-from monitor.compat.documents import render
+from monitor.compat.documents import Rendered, render
 from monitor.hub import Hub
 from monitor.websocket import serve_socket
 
@@ -22,44 +22,48 @@ log = structlog.get_logger(__name__)
 
 
 class CompatFanout:
-    """Compat connections by channel, and each channel's current document frame."""
+    """Compat connections by channel, and each channel's current document."""
 
     def __init__(self, broker: Broker, channels: tuple[str, ...]) -> None:
         self.broker = broker
         self.hub = Hub(channels)
-        self._frames: dict[str, tuple[tuple[str, int], bytes]] = {}  # channel -> ((epoch, seq), frame)
+        self._rendered: dict[str, tuple[tuple[str, int], Rendered]] = {}  # channel -> ((epoch, seq), document)
         self._failed: set[str] = set()  # channels whose state could not be rendered (logged once)
 
     def frame(self, channel: str) -> bytes | None:
         """The current document of ``channel`` as one message; None until one could be rendered."""
-        view = self.broker.current(channel)
-        cached = self._frames.get(channel)
-        if cached is not None and cached[0] == (view.epoch, view.seq):
-            return cached[1]
-        try:
-            frame = render(channel, view.state, cached[1] if cached is not None else None)
-        except Exception:  # a state no builder foresaw: the clients keep the last good document
-            if channel not in self._failed:
-                self._failed.add(channel)
-                log.exception("compat_render_failed", channel=channel, seq=view.seq)
-            return cached[1] if cached is not None else None
-        if channel in self._failed:
-            self._failed.discard(channel)
-            log.info("compat_render_recovered", channel=channel, seq=view.seq)
-        if cached is not None and cached[1] == frame:
-            frame = cached[1]  # the same bytes: ``deliver`` sees it by identity and sends nothing
-        self._frames[channel] = ((view.epoch, view.seq), frame)
-        return frame
+        rendered = self._current(channel)
+        return rendered.frame if rendered is not None else None
 
     def deliver(self, channel: str, _patch: bytes) -> None:
         """A broker listener: render ``channel``'s new document for its compat clients, if it has any."""
         if not self.hub.count(channel):
             return  # rendered on the next connect instead
-        before = self._frames.get(channel)
-        frame = self.frame(channel)
-        if frame is None or (before is not None and before[1] is frame):
-            return
-        self.hub.deliver(channel, frame)
+        before = self._rendered.get(channel)
+        rendered = self._current(channel)
+        if rendered is not None and (before is None or before[1] is not rendered):
+            self.hub.deliver(channel, rendered.frame)
+
+    def _current(self, channel: str) -> Rendered | None:
+        """The document for the broker's current state: rendered once per (epoch, seq); the same
+        object as before when its content did not change."""
+        view = self.broker.current(channel)
+        cached = self._rendered.get(channel)
+        if cached is not None and cached[0] == (view.epoch, view.seq):
+            return cached[1]
+        previous = cached[1] if cached is not None else None
+        try:
+            rendered = render(channel, view.state, previous)
+        except Exception:  # a state no builder foresaw: the clients keep the last good document
+            if channel not in self._failed:
+                self._failed.add(channel)
+                log.exception("compat_render_failed", channel=channel, seq=view.seq)
+            return previous
+        if channel in self._failed:
+            self._failed.discard(channel)
+            log.info("compat_render_recovered", channel=channel, seq=view.seq)
+        self._rendered[channel] = ((view.epoch, view.seq), rendered)
+        return rendered
 
     async def socket(self, request: web.Request, channel: str) -> web.StreamResponse:
         """Serve one compat client of ``channel``: its current document, then every changed one."""
