@@ -27,8 +27,9 @@ import structlog
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from monitor.headers import add_security_headers
-from monitor.keys import AUTH, AUTH_USER, COMPAT, METRICS, SETTINGS
+from monitor.compat.surface import surface_for
+from monitor.headers import add_security_headers, is_websocket
+from monitor.keys import AUTH, AUTH_USER, METRICS, SETTINGS
 from monitor.protocol import UNAUTHENTICATED
 from monitor.sessions import COOKIE, Malformed, SignedOut, session_expiry
 from monitor.settings import AuthSettings
@@ -204,7 +205,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     if isinstance(found, Throttle.Refused):
         raise too_many_failures(found)
-    if path.startswith("/api/v1/ws/") or request.headers.get("Upgrade", "").lower() == "websocket":
+    if path.startswith("/api/v1/ws/") or is_websocket(request):
         if found is None:
             log.debug("ws_refused", reason="auth", peer=request.remote, path=path[:200])
         return await refuse_socket(request)
@@ -213,15 +214,10 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if auth.mode == "basic":
         raise web.HTTPUnauthorized(headers={"WWW-Authenticate": 'Basic realm="monitor", charset="UTF-8"'},
                                    text="sign in required")
-    if path.startswith("/api/") or path == "/metrics" or auth.mode == "proxy" or _under_compat_prefix(request):
+    # Under the compat prefix is the tac-webbuilder client's API: it reads a 401, not a sign-in page.
+    if path.startswith("/api/") or path == "/metrics" or auth.mode == "proxy" or surface_for(request) is not None:
         raise web.HTTPUnauthorized(text="authentication required")
     raise web.HTTPSeeOther(f"/login?next={quote(request.path_qs, safe='')}")
-
-
-def _under_compat_prefix(request: web.Request) -> bool:
-    """Requests for the tac-webbuilder client's API: it reads a 401, not a sign-in page."""
-    surface = request.app.get(COMPAT)
-    return surface is not None and surface.owns(request.path)
 
 
 def too_many_failures(refused: Throttle.Refused) -> web.HTTPTooManyRequests:

@@ -18,7 +18,8 @@ import structlog
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
-from monitor.keys import COMPAT, SETTINGS
+from monitor.compat.surface import surface_for
+from monitor.keys import SETTINGS
 from monitor.settings import ServerSettings
 
 log = structlog.get_logger(__name__)
@@ -125,7 +126,7 @@ async def host_guard(request: web.Request, handler: Handler) -> web.StreamRespon
         raise web.HTTPMisdirectedRequest(text="this console does not answer to that host name; "
                                               "list it in server.allowed_hosts or server.public_host")
     origin = request.headers.get(hdrs.ORIGIN)
-    upgrade = request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
+    upgrade = is_websocket(request)
     if (upgrade and origin is not None and not origin_allowed(origin, host, server)
             and not _compat_origin(request, origin)):
         log.info("ws_refused", reason="origin", origin=origin[:200], peer=request.remote, path=request.path[:200])
@@ -135,5 +136,10 @@ async def host_guard(request: web.Request, handler: Handler) -> web.StreamRespon
 
 def _compat_origin(request: web.Request, origin: str) -> bool:
     """True for a socket under the compat prefix opened from one of the client's own origins."""
-    surface = request.app.get(COMPAT)
-    return surface is not None and surface.owns(request.path) and surface.origin_listed(origin)
+    surface = surface_for(request)
+    return surface is not None and surface.origin_listed(origin)
+
+
+def is_websocket(request: web.Request) -> bool:
+    """True for a request asking to upgrade to a WebSocket."""
+    return request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"

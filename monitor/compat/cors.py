@@ -10,13 +10,13 @@ answered before authentication: a browser never sends credentials with one.
 from __future__ import annotations
 
 import re
-from collections.abc import MutableMapping
 
 import structlog
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 from multidict import CIMultiDict
 
+from monitor.compat.surface import surface_for
 from monitor.headers import origin_allowed
 from monitor.keys import COMPAT, SETTINGS
 
@@ -38,7 +38,7 @@ def cors_headers(request: web.Request) -> dict[str, str]:
             hdrs.VARY: hdrs.ORIGIN}
 
 
-def add_cors_headers(headers: MutableMapping[str, str], request: web.Request) -> None:
+def add_cors_headers(headers: CIMultiDict[str], request: web.Request) -> None:
     """Set ``request``'s CORS headers on ``headers`` (a response's, or an HTTP error's).
 
     ``Origin`` is added to a ``Vary`` already there (a backend's ``Accept-Encoding``, say),
@@ -49,8 +49,7 @@ def add_cors_headers(headers: MutableMapping[str, str], request: web.Request) ->
     headers.update(cors)
     if vary is None:
         return
-    present = headers.getall(hdrs.VARY, []) if isinstance(headers, CIMultiDict) else (
-        [headers[hdrs.VARY]] if hdrs.VARY in headers else [])
+    present = headers.getall(hdrs.VARY, [])
     tokens = {token.strip().lower() for value in present for token in value.split(",")}
     if "*" not in tokens and vary.lower() not in tokens:
         headers[hdrs.VARY] = ", ".join([*present, vary])
@@ -59,15 +58,15 @@ def add_cors_headers(headers: MutableMapping[str, str], request: web.Request) ->
 @web.middleware
 async def compat_cors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Answer preflights and add CORS headers under the prefix; refuse foreign unsafe requests."""
-    surface = request.app.get(COMPAT)
-    if surface is None or not surface.owns(request.path):
+    if surface_for(request) is None:
         return await handler(request)
-    origin = request.headers.get(hdrs.ORIGIN)
-    if origin is not None and not _origin_accepted(request, origin, exact=request.method not in SAFE_METHODS):
-        if request.method == hdrs.METH_OPTIONS or request.method not in SAFE_METHODS:
-            log.info("compat_cors_refused", origin=origin[:200], method=request.method, peer=request.remote,
-                     path=request.path[:200])
-            raise web.HTTPForbidden(text=f"origin {origin[:200]} is not in compat.tac_webbuilder.allowed_origins")
+    origin, unsafe = request.headers.get(hdrs.ORIGIN), request.method not in SAFE_METHODS
+    # A foreign GET passes (without CORS headers, the browser keeps the answer from the page).
+    if (origin is not None and (unsafe or request.method == hdrs.METH_OPTIONS)
+            and not _origin_accepted(request, origin, exact=unsafe)):
+        log.info("compat_cors_refused", origin=origin[:200], method=request.method, peer=request.remote,
+                 path=request.path[:200])
+        raise web.HTTPForbidden(text=f"origin {origin[:200]} is not in compat.tac_webbuilder.allowed_origins")
     if request.method == hdrs.METH_OPTIONS and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers:
         return _preflight(request)
     try:

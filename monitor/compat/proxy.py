@@ -30,6 +30,8 @@ log = structlog.get_logger(__name__)
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
                         "trailers", "transfer-encoding", "upgrade", "proxy-connection", "host"})
 CHUNK = 64 * 1024
+# Forwarding headers a client may have made up: the console sets its own.
+SET_HERE = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip"})
 REQUEST_CONNECTIONS = 256  # connections to the backend at once for HTTP requests; more wait for one
 IDLE_BODY_TIMEOUT = 300.0  # seconds a body may stop moving, either way, before the exchange is given up
 
@@ -116,10 +118,14 @@ class Backend:
             log.info("compat_backend_up", backend=redact_url(self.url))
 
 
+def hop_by_hop(headers: CIMultiDictProxy[str]) -> frozenset[str]:
+    """The headers of one hop only: the standard ones and those its ``Connection`` names (lower case)."""
+    return HOP_BY_HOP | {token.strip().lower() for token in headers.get(hdrs.CONNECTION, "").split(",")}
+
+
 def forward_headers(request: web.Request) -> CIMultiDict[str]:
     """The request's headers for the backend: no hop-by-hop ones, no console credentials, X-Forwarded-* set."""
-    named = {token.strip().lower() for token in request.headers.get(hdrs.CONNECTION, "").split(",")}
-    drop = HOP_BY_HOP | named | {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", "x-real-ip"}
+    drop = hop_by_hop(request.headers) | SET_HERE
     if request.app[SETTINGS].auth.mode in ("token", "basic"):
         drop = drop | {"authorization"}  # the console's credential, not the backend's
     headers = CIMultiDict((name, value) for name, value in request.headers.items() if name.lower() not in drop)
@@ -154,10 +160,9 @@ def response_headers(upstream: CIMultiDictProxy[str], path: str) -> CIMultiDict[
     headers on top. The backend's pages are served from the console's origin: its CSP keeps
     their scripts from reaching the console's own API with the operator's session.
     """
-    named = {token.strip().lower() for token in upstream.get(hdrs.CONNECTION, "").split(",")}
+    drop = hop_by_hop(upstream) | {"server"}
     headers = CIMultiDict((name, value) for name, value in upstream.items()
-                          if name.lower() not in HOP_BY_HOP and name.lower() not in named
-                          and name.lower() != "server" and not _sets_console_cookie(name, value)
+                          if name.lower() not in drop and not _sets_console_cookie(name, value)
                           and (not name.lower().startswith("access-control-")
                                or name.lower() == "access-control-expose-headers"))
     add_security_headers(headers, path)

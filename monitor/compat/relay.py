@@ -24,11 +24,6 @@ HANDSHAKE_HEADERS = {"sec-websocket-key", "sec-websocket-version", "sec-websocke
                      "sec-websocket-protocol", "origin"}
 
 
-def is_websocket(request: web.Request) -> bool:
-    """True for a request asking to upgrade to a WebSocket."""
-    return request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"
-
-
 async def relay(request: web.Request, backend: Backend, prefix: str) -> web.StreamResponse:
     """Open the backend's socket, then the client's, and pass frames between them until either closes."""
     url = backend.target(request, prefix).with_scheme("wss" if backend.url.startswith("https") else "ws")

@@ -9,8 +9,9 @@ from aiohttp import web
 from monitor.channels.registry import CHANNEL_NAMES, is_channel
 from monitor.compat.fanout import CompatFanout
 from monitor.compat.proxy import Backend, pass_through
-from monitor.compat.relay import is_websocket, relay
+from monitor.compat.relay import relay
 from monitor.compat.surface import CompatSurface
+from monitor.headers import is_websocket
 from monitor.keys import BROKER, COMPAT, METRICS, SETTINGS
 
 
