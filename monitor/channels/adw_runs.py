@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.adw import FINAL_RUN_STATUSES, PHASES, canonical_phase, in_order, template_phases
+from monitor.channels.base import finite_number
 from monitor.sources.errorlog import clip_tail
 
 TITLE_CHARS = 100
@@ -55,7 +56,7 @@ def task_progress(rows: list[dict[str, Any]]) -> dict[str, TaskProgress]:
             continue
         adw_id = str(adw_id)
         runs_costs = costs.setdefault(adw_id, [])
-        if _number(row.get("cost_usd")):
+        if finite_number(row.get("cost_usd")):
             runs_costs.append(float(row["cost_usd"]))
         if phase is None or status not in _STATUS_WEIGHT:
             continue
@@ -66,10 +67,6 @@ def task_progress(rows: list[dict[str, Any]]) -> dict[str, TaskProgress]:
     return {adw_id: TaskProgress({p: s for p, (_, s) in latest.get(adw_id, {}).items()},
                                  round(math.fsum(c), 4) if c else None)
             for adw_id, c in costs.items()}
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def run_status(run: RunSources) -> str:

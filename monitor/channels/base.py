@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from monitor.sources.database import Rows
 from monitor.sources.schema import Query, verbatim
@@ -123,6 +124,11 @@ class DecodedRecords:
             records.append(record)
         self._last = fresh
         return records
+
+
+def finite_number(value: Any) -> TypeGuard[int | float]:
+    """A real, finite number: not a bool (JSON's true is no count), not NaN or infinity."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def percentage(part: int | float, whole: int | float) -> float | None:

@@ -35,7 +35,14 @@ from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from monitor.channels.base import ChannelData, DecodedRecords, channel_queries, parse_time, percentage
+from monitor.channels.base import (
+    ChannelData,
+    DecodedRecords,
+    channel_queries,
+    finite_number,
+    parse_time,
+    percentage,
+)
 from monitor.channels.history_tail import NEWEST, HistoryParts, HistoryTail, WholeHistory
 from monitor.channels.spec import DATABASE, ChannelSpec
 from monitor.sources.database import Database, Rows
@@ -80,6 +87,7 @@ TREND_WINDOWS = {"cost_trend_7d": dt.timedelta(days=7), "cost_trend_30d": dt.tim
 WINDOW_EDGES = tuple(sorted({*COST_WINDOWS.values(), *TREND_WINDOWS.values(),
                              *(2 * window for window in TREND_WINDOWS.values())}))
 Clock = Callable[[], dt.datetime]
+DatedCosts = list[tuple[dt.datetime, float]]
 
 
 def utc_now() -> dt.datetime:
@@ -137,10 +145,11 @@ def build_summary(totals: Rows, costs: Rows | None, now: dt.datetime) -> dict[st
                       if status is not None} or None,
         **(_whole_table_means(totals, by_status) if costs is not None else {}),
     }
+    dated = _dated_costs(costs) if costs is not None else None  # each start parsed once, for every window
     for field, window in COST_WINDOWS.items():
-        summary[field] = round(math.fsum(_costs_between(costs, now - window)), 4) if costs is not None else None
+        summary[field] = round(math.fsum(_costs_between(dated, now - window)), 4) if dated is not None else None
     for field, window in TREND_WINDOWS.items():
-        summary[field] = _trend(costs, now, window) if costs is not None else None
+        summary[field] = _trend(dated, now, window) if dated is not None else None
     return {key: value for key, value in summary.items() if value is not None}
 
 
@@ -157,7 +166,7 @@ def _whole_table_means(totals: Rows, by_status: dict[Any, dict[str, float]]) -> 
     }
 
 
-def _trend(costs: Rows, now: dt.datetime, window: dt.timedelta) -> float | None:
+def _trend(costs: DatedCosts, now: dt.datetime, window: dt.timedelta) -> float | None:
     """Change of the mean cost per costed run, ``window`` against the one before, in %; None without a before."""
     before = _costs_between(costs, now - 2 * window, now - window)
     if not before:
@@ -179,19 +188,23 @@ def _add_up(rows: Rows, columns: Iterable[str]) -> dict[str, float]:
     return {column: math.fsum(float(row.get(column) or 0) for row in rows) for column in columns}
 
 
-def _costs_between(rows: Rows, since: dt.datetime, before: dt.datetime | None = None) -> list[float]:
+def _dated_costs(rows: Rows) -> DatedCosts:
+    """(start, cost) of each costed run whose start and cost can be read."""
+    dated = []
+    for row in rows:
+        started, cost = parse_time(row.get("start_time")), row.get("actual_cost_total")
+        if started is not None and finite_number(cost):
+            dated.append((started, float(cost)))
+    return dated
+
+
+def _costs_between(costs: DatedCosts, since: dt.datetime, before: dt.datetime | None = None) -> list[float]:
     """Costs of the runs started from ``since`` (and before ``before``, when given).
 
     A current window has no end: a run whose start reads as later than now (naive local
     times east of UTC, a skewed clock) is in it, not left out until its start comes round.
     """
-    costs = []
-    for row in rows:
-        started, cost = parse_time(row.get("start_time")), row.get("actual_cost_total")
-        if (started is not None and started >= since and (before is None or started < before)
-                and isinstance(cost, (int, float)) and not isinstance(cost, bool) and math.isfinite(cost)):
-            costs.append(float(cost))
-    return costs
+    return [cost for started, cost in costs if started >= since and (before is None or started < before)]
 
 
 def since_date(now: dt.datetime, window: dt.timedelta) -> str:

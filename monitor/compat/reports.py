@@ -7,11 +7,10 @@ figures where it computed them its own way (a success rate over every run, say).
 
 from __future__ import annotations
 
-import math
 from typing import Any
 from urllib.parse import urlsplit
 
-from monitor.channels.base import parse_time
+from monitor.channels.base import finite_number, parse_time
 from monitor.channels.webhook_status import NOT_CONFIGURED, UNREACHABLE
 from monitor.compat.runs import items
 
@@ -146,14 +145,14 @@ def _analytics(summary: dict[str, Any]) -> dict[str, Any]:
 
 def _float(value: Any, default: float | None) -> float | None:
     """A finite number as a float; ``default`` for anything else (text, "NaN", a bool)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+    if finite_number(value):
         return float(value)
     return default
 
 
 def _int(value: Any) -> int:
     """A count as the original sends it: an integer JSON parsers take whole; 0 for anything else."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+    if finite_number(value):
         return int(value) if abs(value) < 2**53 else 0
     return 0
 

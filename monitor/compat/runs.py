@@ -12,7 +12,7 @@ import datetime as dt
 import re
 from typing import Any
 
-from monitor.channels.base import parse_time
+from monitor.channels.base import finite_number, parse_time
 
 QUEUE_LIMIT = 100  # the original's SELECT … LIMIT 100
 QUEUE_KEYS = ("queue_id", "feature_id", "phase_number", "issue_number", "status", "current_phase",
@@ -47,7 +47,7 @@ def _queue_order(item: dict[str, Any]) -> tuple[Any, ...]:
 
 
 def _number_or_inf(value: Any) -> float:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else float("inf")
+    return float(value) if finite_number(value) else float("inf")
 
 
 def _phase(item: dict[str, Any]) -> dict[str, Any]:
