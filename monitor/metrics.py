@@ -21,6 +21,22 @@ AUTH_MODES = ("login", "bearer", "basic")  # where a secret can be guessed: the 
 POLL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
+def hub_families(hub: Hub, prefix: str, kind: str) -> list[Metric]:
+    """A hub's sockets, frames, bytes by channel and its evictions by reason (``monitor_<prefix>ws_*``)."""
+    name = f"monitor_{prefix}ws"
+    sockets = GaugeMetricFamily(f"{name}_connections", f"Open {kind}WebSocket connections", labels=["channel"])
+    frames = CounterMetricFamily(f"{name}_messages_sent", f"Frames handed to {kind}sockets", labels=["channel"])
+    sent = CounterMetricFamily(f"{name}_bytes_sent", f"Bytes of frames handed to {kind}sockets", labels=["channel"])
+    for channel in hub.channels:
+        sockets.add_metric([channel], hub.count(channel))
+        frames.add_metric([channel], hub.frames_sent[channel])
+        sent.add_metric([channel], hub.bytes_sent[channel])
+    evictions = CounterMetricFamily(f"{name}_evictions", f"{kind}connections cut off".capitalize(), labels=["reason"])
+    for reason in EVICTION_REASONS:
+        evictions.add_metric([reason], hub.evictions.get(reason, 0))
+    return [sockets, frames, sent, evictions]
+
+
 class LiveCollector:
     """Reads the hub's and broker's counters when Prometheus scrapes."""
 
@@ -30,23 +46,14 @@ class LiveCollector:
 
     def collect(self) -> Iterator[Metric]:
         """Yield the live metric families."""
-        sockets = GaugeMetricFamily("monitor_ws_connections", "Open WebSocket connections", labels=["channel"])
-        frames = CounterMetricFamily("monitor_ws_messages_sent", "Frames handed to sockets", labels=["channel"])
-        sent = CounterMetricFamily("monitor_ws_bytes_sent", "Bytes of frames handed to sockets", labels=["channel"])
         patches = CounterMetricFamily("monitor_patches", "Patches published", labels=["channel"])
         for channel in self.hub.channels:
-            sockets.add_metric([channel], self.hub.count(channel))
-            frames.add_metric([channel], self.hub.frames_sent[channel])
-            sent.add_metric([channel], self.hub.bytes_sent[channel])
             patches.add_metric([channel], self.broker.published[channel])
-        evictions = CounterMetricFamily("monitor_ws_evictions", "Connections cut off", labels=["reason"])
-        for reason in EVICTION_REASONS:
-            evictions.add_metric([reason], self.hub.evictions.get(reason, 0))
         resumes = CounterMetricFamily("monitor_ws_resumes", "Connections by how they were caught up",
                                       labels=["outcome"])
         for outcome in sorted(CATCH_UP_OUTCOMES):
             resumes.add_metric([outcome], self.broker.catch_ups[outcome])
-        yield from (sockets, frames, sent, patches, evictions, resumes)
+        yield from (*hub_families(self.hub, "", ""), patches, resumes)
 
 
 class CompatCollector:
@@ -58,23 +65,9 @@ class CompatCollector:
 
     def collect(self) -> Iterator[Metric]:
         """Yield the compat clients, what they were sent, their evictions, and whether the backend answers."""
-        sockets = GaugeMetricFamily("monitor_compat_ws_connections", "Open compat WebSocket connections",
-                                    labels=["channel"])
-        frames = CounterMetricFamily("monitor_compat_ws_messages_sent", "Documents handed to compat sockets",
-                                     labels=["channel"])
-        sent = CounterMetricFamily("monitor_compat_ws_bytes_sent", "Bytes handed to compat sockets",
-                                   labels=["channel"])
-        for channel in self.hub.channels:
-            sockets.add_metric([channel], self.hub.count(channel))
-            frames.add_metric([channel], self.hub.frames_sent[channel])
-            sent.add_metric([channel], self.hub.bytes_sent[channel])
-        evictions = CounterMetricFamily("monitor_compat_ws_evictions", "Compat connections cut off",
-                                        labels=["reason"])
-        for reason in EVICTION_REASONS:
-            evictions.add_metric([reason], self.hub.evictions.get(reason, 0))
         backend = GaugeMetricFamily("monitor_compat_backend_up", "1 unless the last request to the backend failed",
                                     value=0 if self.backend_down() else 1)
-        yield from (sockets, frames, sent, evictions, backend)
+        yield from (*hub_families(self.hub, "compat_", "compat "), backend)
 
 
 class GcCollector:
