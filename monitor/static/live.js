@@ -2,7 +2,7 @@
 // pause toggle, the freshness ticker and a polite, summarised announcer.
 import { Panel } from './panel.js';
 import { ChannelSocket } from './socket.js';
-import { setText } from './render.js';
+import { setAttr, setText } from './render.js';
 
 const ANNOUNCE_EVERY_MS = 3000;
 const RETRY_BUDGET_MS = 60000; // down this long is "offline", not "reconnecting"
@@ -21,8 +21,8 @@ function ageTimes(now) {
   for (const el of document.querySelectorAll('[data-format="time"][data-value]')) {
     const raw = el.dataset.value, ms = Date.parse(/[zZ]|[+-]\d\d:?\d\d$/.test(raw) ? raw : `${raw.replace(' ', 'T')}Z`);
     if (!raw || Number.isNaN(ms)) { el.removeAttribute('data-ago'); continue; }
-    el.dataset.ago = since(Math.round((now - ms) / 1000));
-    el.title = `${new Date(ms).toLocaleString([], ZONED)} (${raw})`;
+    setAttr(el, 'data-ago', since(Math.round((now - ms) / 1000)));
+    if (!el.title.endsWith(`(${raw})`)) el.title = `${new Date(ms).toLocaleString([], ZONED)} (${raw})`;
   }
 }
 

@@ -1,5 +1,5 @@
 // One panel: its channel state, and the DOM rows kept in step with it key by key.
-import { applyPatch, fillRow, fillSummary, own, setText, sorter, text, where } from './render.js';
+import { applyPatch, fillRow, fillSummary, own, setAttr, setText, sorter, text, where } from './render.js';
 
 function ago(seconds) {
   if (seconds < 60) return `${seconds} s ago`;
@@ -142,8 +142,9 @@ export class Panel {
     let shown = this.connection;
     if (shown === 'live' && this.root.dataset.source === 'error') shown = 'error';
     if (shown === 'reconnecting' && Date.now() - this.downSince >= this.board.offlineAfterMs) shown = 'offline';
-    this.conn.dataset.connection = this.connection; // the socket's own state
-    setText(this.conn, this.conn.dataset.shown = shown);
+    setAttr(this.conn, 'data-connection', this.connection); // the socket's own state
+    setAttr(this.conn, 'data-shown', shown);
+    setText(this.conn, shown);
   }
 
   stale(now) { // down longer than a heartbeat

@@ -118,7 +118,7 @@ export function setText(el, value) {
   if (el.textContent !== value) el.textContent = value;
 }
 
-function setAttr(el, name, value) {
+export function setAttr(el, name, value) {
   if (el.getAttribute(name) !== value) el.setAttribute(name, value);
 }
 
