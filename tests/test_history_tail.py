@@ -66,6 +66,14 @@ def _numbered(sql: str) -> str:
     return "".join(f"{part}${i}" if i < len(parts) else part for i, part in enumerate(parts, 1))
 
 
+@pytest.fixture
+async def db(db_path):
+    """A SqliteDatabase on the test file (it connects at its first read); closed afterwards."""
+    database = SqliteDatabase(f"sqlite:///{db_path}", busy_timeout=0.5)
+    yield database
+    await database.close()
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 async def history(request, tmp_path):
     """(History, Database) with SMALL_TABLE_ROWS + 100 runs; the database closed afterwards."""
@@ -178,57 +186,45 @@ async def test_a_tail_past_its_limit_rebases(history):
     assert after == await readers.reference() and readers.tail.source.rebases == 2
 
 
-async def test_a_small_table_is_read_whole_on_every_commit(db_path):
+async def test_a_small_table_is_read_whole_on_every_commit(db_path, db):
     table = History("sqlite", str(db_path))
     await table.insert(*(run_row(i) for i in range(20)))
-    db = SqliteDatabase(f"sqlite:///{db_path}", busy_timeout=0.5)
-    try:
-        readers = Readers(db)
-        before = await readers.read()
-        await table.write("UPDATE workflow_history SET status = 'running' WHERE adw_id = 'run00000'")
-        after = await readers.read()
-        assert after["summary"]["running"] == before["summary"]["running"] + 1
-        assert after == await readers.reference() and readers.tail.source.rebases == 1
-    finally:
-        await db.close()
+    readers = Readers(db)
+    before = await readers.read()
+    await table.write("UPDATE workflow_history SET status = 'running' WHERE adw_id = 'run00000'")
+    after = await readers.read()
+    assert after["summary"]["running"] == before["summary"]["running"] + 1
+    assert after == await readers.reference() and readers.tail.source.rebases == 1
 
 
-async def test_a_table_without_an_id_column_is_read_whole(db_path):
+async def test_a_table_without_an_id_column_is_read_whole(db_path, db):
     with sqlite3.connect(db_path) as conn:
         conn.execute("DROP TABLE workflow_history")
         conn.execute("CREATE TABLE workflow_history (adw_id TEXT, status TEXT, start_time TEXT)")
         conn.execute("INSERT INTO workflow_history VALUES ('a1', 'completed', '2026-03-01T10:00:00')")
     conn.close()
-    db = SqliteDatabase(f"sqlite:///{db_path}", busy_timeout=0.5)
-    try:
-        state = await Readers(db).read()
-        assert list(state["items"]) == ["a1"] and state["summary"]["completed"] == 1
-    finally:
-        await db.close()
+    state = await Readers(db).read()
+    assert list(state["items"]) == ["a1"] and state["summary"]["completed"] == 1
 
 
-async def test_a_replaced_database_file_is_read_afresh(db_path, tmp_path):
+async def test_a_replaced_database_file_is_read_afresh(db_path, db, tmp_path):
     table = History("sqlite", str(db_path))
     await table.insert(*(run_row(i) for i in range(SMALL_TABLE_ROWS + 100)))
-    db = SqliteDatabase(f"sqlite:///{db_path}", busy_timeout=0.5)
-    try:
-        readers = Readers(db)
-        await readers.read()
-        other = tmp_path / "other.db"
-        source, copy = sqlite3.connect(db_path), sqlite3.connect(other)
-        source.backup(copy)  # the same schema and rows, then another history
-        copy.execute("DELETE FROM workflow_history WHERE id > 5")
-        copy.commit()
-        source.close()
-        copy.close()
-        other.replace(db_path)
-        state = await readers.read()
-        assert state["summary"]["total"] == 5 and state == await readers.reference()
-    finally:
-        await db.close()
+    readers = Readers(db)
+    await readers.read()
+    other = tmp_path / "other.db"
+    source, copy = sqlite3.connect(db_path), sqlite3.connect(other)
+    source.backup(copy)  # the same schema and rows, then another history
+    copy.execute("DELETE FROM workflow_history WHERE id > 5")
+    copy.commit()
+    source.close()
+    copy.close()
+    other.replace(db_path)
+    state = await readers.read()
+    assert state["summary"]["total"] == 5 and state == await readers.reference()
 
 
-async def test_ids_that_are_not_integers_are_read_whole_not_written_into_sql(db_path):
+async def test_ids_that_are_not_integers_are_read_whole_not_written_into_sql(db_path, db):
     with sqlite3.connect(db_path) as conn:
         conn.execute("DROP TABLE workflow_history")
         conn.execute("CREATE TABLE workflow_history (id, adw_id TEXT, status TEXT, start_time TEXT)")
@@ -237,11 +233,7 @@ async def test_ids_that_are_not_integers_are_read_whole_not_written_into_sql(db_
         conn.execute("UPDATE workflow_history SET id = '1) OR (1=1' WHERE id = 5")  # hostile text: sorts last
         conn.execute("UPDATE workflow_history SET id = 1500.5 WHERE id = 1500")  # among the base's newest 500
     conn.close()
-    db = SqliteDatabase(f"sqlite:///{db_path}", busy_timeout=0.5)
-    try:
-        readers = Readers(db)
-        state = await readers.read()
-        assert state["summary"]["total"] == SMALL_TABLE_ROWS + 10 and state == await readers.reference()
-        assert readers.tail.source.rebases == 0  # read whole: no id went into SQL text
-    finally:
-        await db.close()
+    readers = Readers(db)
+    state = await readers.read()
+    assert state["summary"]["total"] == SMALL_TABLE_ROWS + 10 and state == await readers.reference()
+    assert readers.tail.source.rebases == 0  # read whole: no id went into SQL text
