@@ -28,12 +28,13 @@ from monitor.settings_table import (
     ServerSettings,
     SourcesSettings,
     TacWebbuilderSettings,
+    UiSettings,
 )
 from monitor.settings_values import BadValue, coerce
 
 # The table's sections are part of this module's interface: callers import them from here.
 __all__ = ["SECTIONS", "AuthSettings", "ChannelSettings", "CheckSettings", "ConfigError", "LogSettings",
-           "ServerSettings", "Settings", "SourcesSettings", "TacWebbuilderSettings", "DEFAULTS_LABEL",
+           "ServerSettings", "Settings", "SourcesSettings", "TacWebbuilderSettings", "UiSettings", "DEFAULTS_LABEL",
            "default_channel_settings", "env_var_name", "find_config", "load_settings", "settings_from_mapping"]
 
 DEFAULT_CONFIG_PATHS = (Path("config.toml"), Path("/etc/monitor/config.toml"))
@@ -52,6 +53,7 @@ class Settings:
     sources: SourcesSettings = field(default_factory=SourcesSettings)
     auth: AuthSettings = field(default_factory=AuthSettings)
     log: LogSettings = field(default_factory=LogSettings)
+    ui: UiSettings = field(default_factory=UiSettings)
     channels: Mapping[str, ChannelSettings] = field(default_factory=dict)
     checks: tuple[CheckSettings, ...] = ()
     queries: Mapping[str, str] = field(default_factory=dict)

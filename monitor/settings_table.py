@@ -140,6 +140,15 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class UiSettings:
+    """[ui]: how the pages look."""
+
+    wall: bool = _opt(False, "wall mode by default: type sized for across a room, panels that never scroll "
+                             "(each list shows what fits and \"+N more\"), no search boxes; ?wall=0 or ?wall=1 "
+                             "overrides it per page")
+
+
+@dataclass(frozen=True)
 class CheckSettings:
     """[[checks]]: one extra health check on system-status."""
 
@@ -171,4 +180,5 @@ SECTIONS: dict[str, type] = {
     "sources": SourcesSettings,
     "auth": AuthSettings,
     "log": LogSettings,
+    "ui": UiSettings,
 }
