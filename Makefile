@@ -1,4 +1,4 @@
-# make test  — install what the tests need (Chromium, PostgreSQL, a virtualenv), lint, type-check, run them all
+# make test  — install what the tests need (Chromium, PostgreSQL, a virtualenv, axe-core), lint, type-check, run them all
 # make lint  — ruff on everything, mypy --strict on monitor/ (both configured in pyproject.toml)
 # make demo  — install into a virtualenv and run the console on a changing demo workspace
 # make dist  — build dist/monitor.pyz, one file that runs with nothing but Python 3.11+
@@ -7,9 +7,11 @@ PYTHON ?= python3
 VENV ?= .venv
 PORT ?= 8080
 
-.PHONY: test lint demo dist system-deps clean
+AXE_JS := .cache/axe-core/axe.min.js
 
-test: system-deps lint
+.PHONY: test lint demo dist system-deps axe-core clean
+
+test: system-deps axe-core lint
 	$(VENV)/bin/python -m pytest
 
 lint: $(VENV)/.test-installed
@@ -28,6 +30,13 @@ system-deps:
 		echo "installing:$$missing"; \
 		$$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing; \
 	fi
+
+# axe-core for the accessibility browser tests: the npm tarball, pinned and integrity-checked
+# by tests/browser/axe_source.py (Python's urllib; no node or npm needed).
+axe-core: $(AXE_JS)
+
+$(AXE_JS): tests/browser/axe_source.py
+	$(PYTHON) -m tests.browser.axe_source
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,4 +60,4 @@ $(VENV)/.dist-installed: $(VENV)/bin/python setup.cfg
 	touch $@
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info
+	rm -rf $(VENV) build dist *.egg-info .cache

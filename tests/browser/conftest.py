@@ -9,6 +9,7 @@ import pytest
 from playwright.async_api import async_playwright
 
 from monitor.app import create_app
+from tests.browser.axe_source import AXE_JS, AXE_VERSION, FETCH_COMMAND
 from tests.browser.support import WatchedPage
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -16,14 +17,25 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 
 
-def require_chromium() -> None:
-    """Skip without Chromium, except in CI, where a missing browser must fail the run."""
-    if CHROMIUM.exists():
-        return
-    message = f"Chromium not found at {CHROMIUM} (the browser tests never download one)"
+def missing_part(message: str) -> None:
+    """Skip for a part this machine lacks, except in CI, where a missing part must fail the run."""
     if os.environ.get("CI") == "true":
         pytest.fail(message)
     pytest.skip(message)
+
+
+def require_chromium() -> None:
+    """Skip without Chromium (fail in CI)."""
+    if not CHROMIUM.exists():
+        missing_part(f"Chromium not found at {CHROMIUM} (the browser tests never download one)")
+
+
+@pytest.fixture(scope="session")
+def axe_source() -> str:
+    """The pinned axe-core script (``axe.min.js``) that ``make test`` fetched; skips without it (fails in CI)."""
+    if not AXE_JS.exists():
+        missing_part(f"axe-core {AXE_VERSION} not found at {AXE_JS}: run `{FETCH_COMMAND}` first")
+    return AXE_JS.read_text(encoding="utf-8")
 
 
 @pytest.fixture
