@@ -19,12 +19,15 @@ from monitor.compat.routes import setup_compat
 from monitor.gcpolicy import GcPolicy
 from monitor.headers import host_guard, security_headers
 from monitor.heartbeat import Heartbeat
+from monitor.history.paths import history_path
+from monitor.history.recorder import History, history_ctx
 from monitor.hub import Hub
 from monitor.keys import (
     BROKER,
     COMPAT,
     GC,
     HEARTBEAT,
+    HISTORY,
     HUB,
     METRICS,
     POLLERS,
@@ -67,10 +70,12 @@ def create_app(settings: Settings) -> web.Application:
     app[GC] = GcPolicy(hub)
     app[METRICS] = Metrics(hub, app[BROKER])
     app[METRICS].watch_gc(app[GC])
+    app[HISTORY] = History(settings.history, history_path(settings.history.path))
     app[BROKER].listen(hub.deliver)
     setup_templates(app)
     app.cleanup_ctx.append(sources_ctx)
     app.cleanup_ctx.append(pollers_ctx)
+    app.cleanup_ctx.append(history_ctx)  # after the pollers: its first sample has every channel's first poll
     app.cleanup_ctx.append(watcher_ctx)
     app.cleanup_ctx.append(heartbeat_ctx)
     app.cleanup_ctx.append(gc_ctx)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from monitor.compat.surface import CompatSurface
     from monitor.gcpolicy import GcPolicy
     from monitor.heartbeat import Heartbeat
+    from monitor.history.recorder import History
     from monitor.hub import Hub
     from monitor.limits import ConnectionBudget
     from monitor.metrics import Metrics
@@ -38,6 +39,7 @@ METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 WATCHER: web.AppKey[Watcher | None] = web.AppKey("watcher")
 CONNECTIONS: web.AppKey[ConnectionBudget] = web.AppKey("connections")
 AUTH: web.AppKey[AuthState] = web.AppKey("auth")
+HISTORY: web.AppKey[History] = web.AppKey("history")
 COMPAT: web.AppKey[CompatSurface] = web.AppKey("compat")  # only with [compat.tac_webbuilder]
 # Who the auth middleware found; None: no valid credentials.
 AUTH_USER: web.RequestKey[str | None] = web.RequestKey("auth_user")

@@ -24,6 +24,7 @@ from monitor.settings_table import (
     AuthSettings,
     ChannelSettings,
     CheckSettings,
+    HistorySettings,
     LogSettings,
     ServerSettings,
     SourcesSettings,
@@ -33,9 +34,10 @@ from monitor.settings_table import (
 from monitor.settings_values import BadValue, coerce
 
 # The table's sections are part of this module's interface: callers import them from here.
-__all__ = ["SECTIONS", "AuthSettings", "ChannelSettings", "CheckSettings", "ConfigError", "LogSettings",
-           "ServerSettings", "Settings", "SourcesSettings", "TacWebbuilderSettings", "UiSettings", "DEFAULTS_LABEL",
-           "default_channel_settings", "env_var_name", "find_config", "load_settings", "settings_from_mapping"]
+__all__ = ["SECTIONS", "AuthSettings", "ChannelSettings", "CheckSettings", "ConfigError", "HistorySettings",
+           "LogSettings", "ServerSettings", "Settings", "SourcesSettings", "TacWebbuilderSettings", "UiSettings",
+           "DEFAULTS_LABEL", "default_channel_settings", "env_var_name", "find_config", "load_settings",
+           "settings_from_mapping"]
 
 DEFAULT_CONFIG_PATHS = (Path("config.toml"), Path("/etc/monitor/config.toml"))
 DEFAULTS_LABEL = "<defaults>"  # Settings.path when no config file was read
@@ -54,6 +56,7 @@ class Settings:
     auth: AuthSettings = field(default_factory=AuthSettings)
     log: LogSettings = field(default_factory=LogSettings)
     ui: UiSettings = field(default_factory=UiSettings)
+    history: HistorySettings = field(default_factory=HistorySettings)
     channels: Mapping[str, ChannelSettings] = field(default_factory=dict)
     checks: tuple[CheckSettings, ...] = ()
     queries: Mapping[str, str] = field(default_factory=dict)

@@ -149,6 +149,19 @@ class UiSettings:
 
 
 @dataclass(frozen=True)
+class HistorySettings:
+    """[history]: the console's own record of each channel's summary figures (sparklines, trends)."""
+
+    enabled: bool = _opt(True, "record each channel's summary figures every step, for sparklines and "
+                               "GET /api/v1/<channel>/history")
+    path: str = _opt("", "the history's SQLite file; empty = $STATE_DIRECTORY/history.sqlite under systemd, else "
+                         "$XDG_STATE_HOME/monitor/history.sqlite, else ~/.local/state/monitor/history.sqlite")
+    days: int = _opt(30, "days of hourly history kept (points of every step are kept two days)", minimum=1,
+                     maximum=3650)
+    step: float = _opt(60.0, "seconds between two samples of every channel's figures", minimum=1.0)
+
+
+@dataclass(frozen=True)
 class CheckSettings:
     """[[checks]]: one extra health check on system-status."""
 
@@ -181,4 +194,5 @@ SECTIONS: dict[str, type] = {
     "auth": AuthSettings,
     "log": LogSettings,
     "ui": UiSettings,
+    "history": HistorySettings,
 }

@@ -6,6 +6,7 @@ from aiohttp import web
 
 from monitor import api, login, pages, websocket
 from monitor.compat.routes import add_compat_routes
+from monitor.history import api as history_api
 
 
 def setup_routes(app: web.Application) -> None:
@@ -19,6 +20,7 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_post("/logout", login.logout)
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/metrics", api.metrics)
+    app.router.add_get("/api/v1/{channel}/history", history_api.channel_history)
     app.router.add_get("/api/v1/{channel}", api.channel_json)
     app.router.add_get("/", pages.dashboard)
     app.router.add_static("/static/", pages.STATIC_DIR, name="static")

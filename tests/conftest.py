@@ -21,6 +21,15 @@ from tests.support import QueueTable, Triggers, merged
 pytest_plugins = ["tests.pgserver"]
 
 
+@pytest.fixture(autouse=True)
+def state_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A state directory of the test's own: a console with an empty [history] path never writes to ~/.local/state."""
+    path = tmp_path_factory.mktemp("state")
+    monkeypatch.setenv("XDG_STATE_HOME", str(path))
+    monkeypatch.delenv("STATE_DIRECTORY", raising=False)
+    return path
+
+
 @pytest.fixture
 def db_path(tmp_path: Path) -> Path:
     """An ADW database file with the five tables and the queue not paused."""
@@ -50,6 +59,7 @@ def make_settings(tmp_path: Path, db_path: Path) -> Callable[..., Settings]:
                         "trees_dir": str(tmp_path / "trees"), "webhook_url": "http://127.0.0.1:9/webhook-status",
                         "openapi_url": "", "backend_url": "", "watch": False},
             "channels": {name: {"interval": 3600.0, "timeout": 2.0} for name in CHANNEL_NAMES},
+            "history": {"path": str(tmp_path / "history.sqlite")},
         }
         return settings_from_mapping(merged(raw, overrides or {}), label="<test>")
 

@@ -1,0 +1,312 @@
+"""The console's history: sampling, the file (restart, roll-up, retention, recovery) and its endpoint.
+
+Real SQLite files in tmp_path, a clock the test moves (``Clock``), and the real app for the endpoint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from monitor.history.paths import history_path
+from monitor.history.recorder import History
+from monitor.history.store import FINE_HOURS, HOUR
+from monitor.keys import BROKER, HISTORY, POLLERS
+from monitor.settings import HistorySettings
+
+DAY = 86_400
+T0 = dt.datetime(2026, 3, 2, tzinfo=dt.UTC).timestamp()  # a UTC midnight
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self, at: float = T0) -> None:
+        self.at = at
+
+    def __call__(self) -> float:
+        return self.at
+
+    def advance(self, seconds: float) -> None:
+        self.at += seconds
+
+
+def state(summary: dict[str, Any], items: dict[str, Any] | None = None, source: str = "ok") -> dict[str, Any]:
+    """A channel's state as the broker holds it."""
+    return {"summary": summary, "items": items or {}, "meta": {"source": source}}
+
+
+def queue_state(total: int, completed: int, running: int, source: str = "ok") -> dict[str, Any]:
+    by_status = {"queued": total - completed - running, "ready": 0, "running": running, "completed": completed,
+                 "blocked": 0, "failed": 0}
+    return state({"total": total, "paused": False, "by_status": by_status}, source=source)
+
+
+def checks_state(**statuses: str) -> dict[str, Any]:
+    items = {name: {"name": name, "status": status} for name, status in statuses.items()}
+    healthy = sum(status == "healthy" for status in statuses.values())
+    return state({"healthy": healthy, "total": len(items), "health_percentage": 100.0 * healthy / len(items)}, items)
+
+
+def history_state(*runs: tuple[str, float]) -> dict[str, Any]:
+    """workflow-history with one item per (start_time, actual_cost_total)."""
+    items = {f"run{i}": {"adw_id": f"run{i}", "start_time": start, "actual_cost_total": cost}
+             for i, (start, cost) in enumerate(runs)}
+    return state({"total": len(items), "success_rate": 75.0}, items)
+
+
+def iso(at: float) -> str:
+    return dt.datetime.fromtimestamp(at, dt.UTC).isoformat()
+
+
+def values(series) -> list[float | None]:
+    return [value for _, value in series.points]
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def open_history(tmp_path, clock):
+    """Opens Histories (default: tmp_path/history.sqlite, the test's clock); closes them after the test."""
+    opened = []
+
+    async def open_(path: Path | None = None, **settings: Any) -> History:
+        history = History(HistorySettings(**settings), path or tmp_path / "history.sqlite", now=clock)
+        await history.open()
+        opened.append(history)
+        return history
+
+    yield open_
+    for history in opened:
+        await history.close()
+
+
+async def test_a_sample_records_each_series_of_each_channel(open_history, clock):
+    history = await open_history()
+    await history.sample({"queue": queue_state(10, 4, 2), "adw-monitor": state({"running": 3, "failed": 1})})
+    queue = history.recent("queue")
+    assert set(queue) == {"depth", "running"} and len(queue["depth"].points) == 90
+    assert queue["depth"].points[-1] == (T0, 6.0) and values(queue["running"])[-1] == 2.0
+    assert values(queue["depth"])[:-1] == [None] * 89  # nothing before the console ran: gaps, not zeros
+    assert queue["depth"].step == 60.0 and queue["depth"].format == ""
+    assert values(history.recent("adw-monitor")["failed"])[-1] == 1.0
+
+
+async def test_a_channel_in_error_records_none(open_history, clock):
+    history = await open_history()
+    await history.sample({"queue": queue_state(10, 4, 2)})
+    clock.advance(60)
+    await history.sample({"queue": queue_state(10, 4, 2, source="error"),
+                          "webhook-status": state({}, source="pending")})
+    assert values(history.recent("queue")["depth"])[-2:] == [6.0, None]
+    assert values(history.recent("webhook-status")["success_rate"])[-1] is None
+    assert await history.store.count("fine") == 2  # a gap is no row
+
+
+async def test_each_check_has_a_health_series(open_history):
+    history = await open_history()
+    await history.sample({"system-status": checks_state(database="healthy", webhook="degraded", backend="error",
+                                                        probe="unknown")})
+    series = history.recent("system-status")
+    assert [name for name in series] == ["health_percentage", "check:backend", "check:database", "check:webhook"]
+    assert {name: values(one)[-1] for name, one in series.items()} == {
+        "health_percentage": 25.0, "check:backend": 0.0, "check:database": 1.0, "check:webhook": 0.5}
+    assert series["check:database"].label == "database" and series["health_percentage"].format == "percent"
+
+
+async def test_cost_per_day_is_the_cost_of_runs_started_that_utc_day(open_history, clock):
+    history = await open_history()
+    clock.advance(10 * HOUR)
+    await history.sample({"workflow-history": history_state((iso(T0 + HOUR), 1.25), (iso(T0 + 2 * HOUR), 0.5),
+                                                            (iso(T0 - HOUR), 9.0), (iso(T0 + 3 * HOUR), 0.0),
+                                                            ("not a time", 4.0))})
+    series = history.recent("workflow-history")
+    assert values(series["cost_per_day"])[-1] == 1.75 and series["cost_per_day"].format == "money"
+    assert values(series["success_rate"])[-1] == 75.0
+
+
+async def test_the_newest_slots_survive_a_restart(open_history, tmp_path, clock):
+    first = await open_history()
+    for depth in (3, 4, 5):
+        await first.sample({"queue": queue_state(depth, 0, 1)})
+        clock.advance(60)
+    await first.close()
+    clock.advance(120)  # the console was down two slots
+    second = await open_history()
+    await second.sample({"queue": queue_state(9, 0, 1)})
+    assert values(second.recent("queue")["depth"])[-6:] == [3.0, 4.0, 5.0, None, None, 9.0]
+
+
+async def test_hours_roll_up_by_each_series_aggregate(open_history, clock):
+    history = await open_history()
+    for minute, (depth, cost, health) in enumerate([(2, 1.0, "healthy"), (4, 3.0, "degraded"), (9, 2.0, "healthy")]):
+        clock.at = T0 + HOUR + minute * 60
+        await history.sample({"queue": queue_state(depth, 0, 0), "system-status": checks_state(db=health),
+                              "workflow-history": history_state((iso(T0), cost))})
+    clock.at = T0 + 4 * DAY  # the fine points are gone: only the hourly ones answer
+    await history.sample({})
+    assert await history.store.count("fine") == 0
+    got = await history.query("queue", T0, clock.at, HOUR)
+    assert values(got["depth"])[:3] == [None, 5.0, None]
+    checks = await history.query("system-status", T0, clock.at, HOUR)
+    assert values(checks["check:db"])[1] == 0.5 and values(checks["health_percentage"])[1] == 0.0
+    days = await history.query("workflow-history", T0, clock.at, DAY)
+    assert values(days["cost_per_day"]) == [3.0, None, None, None, None]
+
+
+async def test_fine_points_are_bucketed_by_step_from_the_file_as_from_memory(open_history, clock):
+    history = await open_history()
+    for depth in range(10):
+        await history.sample({"queue": queue_state(depth, 0, 0)})
+        clock.advance(60)
+    clock.advance(-60)
+    from_memory = await history.query("queue", T0, clock.at, 300)
+    history.window.size = 1  # the range is now older than the window: the file answers
+    from_file = await history.query("queue", T0, clock.at, 300)
+    assert values(from_memory["depth"]) == values(from_file["depth"]) == [2.0, 7.0]
+
+
+async def test_history_older_than_its_days_is_dropped(open_history, clock):
+    history = await open_history(days=3)
+    await history.sample({"queue": queue_state(5, 0, 0)})
+    clock.advance(HOUR)
+    await history.sample({"queue": queue_state(6, 0, 0)})
+    assert await history.store.count("hourly") == 2  # the first hour of depth and running
+    clock.advance(FINE_HOURS * HOUR + HOUR)
+    await history.sample({})
+    assert await history.store.count("fine") == 0 and await history.store.count("hourly") == 4  # both hours
+    clock.advance(DAY)  # both hours are now more than three days old
+    await history.sample({})
+    assert await history.store.count("hourly") == 0
+    assert values((await history.query("queue", T0, clock.at, HOUR))["depth"]) == [None] * 75
+
+
+async def test_a_corrupt_file_is_set_aside_and_recreated(open_history, tmp_path):
+    path = tmp_path / "history.sqlite"
+    path.write_bytes(b"this is no database" * 100)
+    with structlog.testing.capture_logs() as logs:
+        history = await open_history(path)
+    assert [entry["event"] for entry in logs] == ["history_file_recreated"]
+    assert "not a usable SQLite file" in logs[0]["reason"]
+    aside = list(tmp_path.glob("history.sqlite.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_bytes() == b"this is no database" * 100
+    await history.sample({"queue": queue_state(2, 1, 1)})
+    assert values(history.recent("queue")["depth"])[-1] == 1.0 and await history.store.count("fine") == 2
+
+
+async def test_a_file_of_another_schema_is_set_aside(open_history, tmp_path):
+    path = tmp_path / "history.sqlite"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE fine (x)")
+    conn.close()
+    with structlog.testing.capture_logs() as logs:
+        history = await open_history(path)
+    assert logs[0]["event"] == "history_file_recreated" and "not a history file" in logs[0]["reason"]
+    assert history.store is not None and len(list(tmp_path.glob("history.sqlite.corrupt-*"))) == 1
+
+
+async def test_a_missing_file_is_created_quietly(open_history, tmp_path):
+    with structlog.testing.capture_logs() as logs:
+        history = await open_history(tmp_path / "new" / "dir" / "history.sqlite")
+    assert logs == [] and history.store is not None and (tmp_path / "new" / "dir" / "history.sqlite").exists()
+
+
+async def test_a_failing_write_is_logged_once_and_retried(open_history, tmp_path, clock):
+    history = await open_history()
+    with sqlite3.connect(tmp_path / "history.sqlite") as conn:
+        conn.execute("DROP TABLE fine")
+    conn.close()
+    with structlog.testing.capture_logs() as logs:
+        for _ in range(3):
+            await history.sample({"queue": queue_state(3, 0, 0)})
+            clock.advance(60)
+    assert [entry["event"] for entry in logs] == ["history_write_failed"] and history.write_errors == 3
+    assert values(history.recent("queue")["depth"])[-3:] == [3.0, 3.0, 3.0]  # memory still has them
+
+
+async def test_disabled_history_keeps_nothing(open_history, tmp_path):
+    history = await open_history(enabled=False)
+    await history.sample({"queue": queue_state(3, 0, 0)})
+    assert {name: one.points for name, one in history.recent("queue").items()} == {"depth": [], "running": []}
+    assert not (tmp_path / "history.sqlite").exists()
+
+
+def test_the_default_path_follows_systemd_then_xdg_then_home():
+    assert history_path("/srv/h.sqlite", {"STATE_DIRECTORY": "/var/lib/monitor"}) == Path("/srv/h.sqlite")
+    assert history_path("", {"STATE_DIRECTORY": "/var/lib/monitor:/var/lib/other"}) == Path(
+        "/var/lib/monitor/history.sqlite")
+    assert history_path("", {"XDG_STATE_HOME": "/x/state", "HOME": "/home/u"}) == Path(
+        "/x/state/monitor/history.sqlite")
+    assert history_path("", {"XDG_STATE_HOME": "relative", "HOME": "/home/u"}) == Path(
+        "/home/u/.local/state/monitor/history.sqlite")
+
+
+async def test_an_unwritable_path_leaves_the_console_serving(make_client, tmp_path):
+    (tmp_path / "a-file").write_text("not a directory")
+    with structlog.testing.capture_logs() as logs:
+        client = await make_client({"history": {"path": str(tmp_path / "a-file" / "history.sqlite")}})
+    assert "history_disabled" in [entry["event"] for entry in logs]
+    assert client.app[HISTORY].store is None
+    assert (await client.get("/queue")).status == 200
+    answer = await client.get("/api/v1/queue/history")
+    assert answer.status == 200 and set((await answer.json())["series"]) == {"depth", "running"}
+
+
+async def test_the_endpoint_serves_bucketed_series(client, queue_table):
+    for status in ("running", "completed", "queued"):
+        queue_table.insert(status)
+    await client.app[POLLERS]["queue"].poll()
+    history = client.app[HISTORY]
+    # As the sampler does (and may do again meanwhile, from the same state): the newest slot holds depth 2.
+    await history.sample({"queue": client.app[BROKER].current("queue").state})
+    recent = await client.get("/api/v1/queue/history", params={"since": str(history.now() - 600)})
+    assert recent.status == 200 and recent.content_type == "application/json"
+    body = await recent.json()
+    assert body["channel"] == "queue" and body["step"] == 60 and body["until"] >= body["since"]
+    depth = body["series"]["depth"]
+    assert depth["label"] and depth["format"] == "" and depth["points"][-1][1] == 2.0
+    assert body["series"]["running"]["points"][-1][1] == 1.0
+    assert len(depth["points"]) == 11 and all(ts % 60 == 0 for ts, _ in depth["points"])
+    whole_day = await (await client.get("/api/v1/queue/history")).json()  # older than memory: from the file
+    assert len(whole_day["series"]["depth"]["points"]) == 1441 and whole_day["series"]["depth"]["points"][-1][1] == 2.0
+    wide = await (await client.get("/api/v1/queue/history", params={"step": "7200"})).json()
+    assert wide["step"] == 7200 and all(ts % 7200 == 0 for ts, _ in wide["series"]["depth"]["points"])
+
+
+async def test_the_endpoint_reads_iso_times(client):
+    since = dt.datetime.fromtimestamp(client.app[HISTORY].now() - 3600, dt.UTC).isoformat().replace("+00:00", "Z")
+    answer = await client.get("/api/v1/system-status/history", params={"since": since, "step": "3600"})
+    assert answer.status == 200 and "health_percentage" in (await answer.json())["series"]
+
+
+async def test_the_endpoint_404s_an_unknown_channel(client):
+    answer = await client.get("/api/v1/nope/history")
+    assert answer.status == 404 and "unknown channel" in await answer.text()
+
+
+@pytest.mark.parametrize("params, expected", [
+    ({"since": "yesterday"}, "since: expected unix seconds or an ISO-8601 time"),
+    ({"since": "nan"}, "since: expected a time after 1970"),
+    ({"since": "4102444800"}, "is in the future"),
+    ({"step": "10"}, "step: expected seconds from 60"),
+    ({"step": "86401"}, "step: expected seconds from 60"),
+    ({"step": "often"}, "step: expected seconds"),
+    ({"since": "0", "step": "60"}, "is more than 10000; use a larger step or a later since"),
+])
+async def test_the_endpoint_refuses_bad_parameters(client, params, expected):
+    answer = await client.get("/api/v1/queue/history", params=params)
+    assert answer.status == 400 and expected in (await answer.json())["error"]
+
+
+async def test_writes_are_counted_in_metrics(client):
+    await client.app[HISTORY].sample({"queue": queue_state(1, 0, 0)})
+    text = await (await client.get("/metrics")).text()
+    assert "monitor_history_writes_total" in text and "monitor_history_write_errors_total 0.0" in text
