@@ -189,10 +189,15 @@ def grouped_rows(items: Mapping[str, Any], spec: str, where: str) -> list[tuple[
     return [(key, item) for key, item in sorted_items(items, spec) if matches_where(item, where)]
 
 
+def count_where(items: Mapping[str, Any], where: str) -> int:
+    """How many of ``items`` belong in the row group ``where``."""
+    return sum(1 for item in items.values() if matches_where(item, where))
+
+
 def template_globals() -> dict[str, Any]:
     """The helpers the panel templates call."""
     return {
         "show": show, "value_attr": value_attr, "lookup": lookup, "safe_url": safe_url,
-        "phase_states": phase_states, "grouped_rows": grouped_rows, "VALUE_FORMATS": VALUE_FORMATS,
-        "adw": adw,
+        "phase_states": phase_states, "grouped_rows": grouped_rows, "count_where": count_where,
+        "VALUE_FORMATS": VALUE_FORMATS, "adw": adw,
     }

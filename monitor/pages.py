@@ -16,7 +16,7 @@ from aiohttp import web
 from monitor import display
 from monitor.channels.registry import CHANNEL_NAMES, CHANNELS, channel_spec
 from monitor.keys import BROKER, SETTINGS
-from monitor.params import channel_or_404
+from monitor.params import channel_or_404, flag_param
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -29,18 +29,19 @@ def setup_templates(app: web.Application) -> None:
     env.globals.update(display.template_globals())
 
 
-def panel_context(request: web.Request, name: str) -> dict[str, Any]:
+def panel_context(request: web.Request, name: str, wall: bool = False) -> dict[str, Any]:
     """What one panel's template renders: its channel's state at one (epoch, seq)."""
     view = request.app[BROKER].current(name)
     return {"name": name, "title": channel_spec(name).title, "epoch": view.epoch, "seq": view.seq,
-            "state": view.state, "template": f"panels/{name}.html"}
+            "state": view.state, "template": f"panels/{name}.html", "wall": wall}
 
 
 def page_context(request: web.Request, channels: tuple[str, ...]) -> dict[str, Any]:
     """The context of a page showing ``channels``."""
     rendered_at = dt.datetime.now(dt.UTC).strftime("%H:%M:%S UTC")
-    return {"panels": [panel_context(request, name) for name in channels],
-            "channels": CHANNELS, "rendered_at": rendered_at, "single": len(channels) == 1,
+    wall = flag_param(request, "wall", request.app[SETTINGS].ui.wall)
+    return {"panels": [panel_context(request, name, wall) for name in channels],
+            "channels": CHANNELS, "rendered_at": rendered_at, "wall": wall, "single": len(channels) == 1,
             "current": channels[0] if len(channels) == 1 else "",  # the channel whose page this is
             # The page calls a socket down longer than a heartbeat stale (live.js), as the server would.
             "heartbeat_ms": round(request.app[SETTINGS].server.heartbeat * 1000)}

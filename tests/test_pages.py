@@ -11,7 +11,8 @@ from monitor.headers import CONTENT_SECURITY_POLICY
 from monitor.keys import POLLERS
 from monitor.pages import STATIC_DIR
 
-SCRIPT_BUDGET_BYTES = 24 * 1024  # was 20 KB; the page-level offline state (issue 16) took it past
+# was 20 KB, then 24; the offline state, wall fitting and sparklines (issue 16) took it past
+SCRIPT_BUDGET_BYTES = 30 * 1024
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 import { Panel } from './panel.js';
 import { ChannelSocket } from './socket.js';
 import { setAttr, setText } from './render.js';
+import { tickClock } from './wall.js';
 
 const ANNOUNCE_EVERY_MS = 3000;
 const RETRY_BUDGET_MS = 60000; // down this long is "offline", not "reconnecting"
@@ -36,6 +37,8 @@ class Board {
     this.banner = document.querySelector('[data-offline-banner]');
     this.heartbeatMs = Number(document.body.dataset.heartbeatMs) || 30000;
     this.offlineAfterMs = Math.max(RETRY_BUDGET_MS, 2 * this.heartbeatMs);
+    this.wall = document.documentElement.classList.contains('wall');
+    this.clock = document.querySelector('[data-clock]');
   }
 
   note(title, update) {
@@ -78,6 +81,7 @@ class Board {
     setText(this.pauseNote, this.paused ? `Paused: ${waiting} update${waiting === 1 ? '' : 's'} waiting` : '');
     this.showOffline(now);
     ageTimes(now);
+    tickClock(this.clock, now);
   }
 
   // A socket down longer than a heartbeat: the whole page says so.
@@ -99,6 +103,10 @@ function start() {
     board.panels.push(panel);
     new ChannelSocket(root.dataset.channel, root.dataset.epoch, Number(root.dataset.seq), panel);
   }
+  document.documentElement.classList.add('live'); // the script now fits the wall's lists itself
+  const refit = () => board.panels.forEach((panel) => panel.fit());
+  addEventListener('resize', refit);
+  document.fonts?.ready.then(refit);
   const button = document.querySelector('[data-pause]');
   button.hidden = false;
   button.addEventListener('click', () => board.togglePause(button));

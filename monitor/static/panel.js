@@ -1,5 +1,6 @@
 // One panel: its channel state, and the DOM rows kept in step with it key by key.
 import { applyPatch, fillRow, fillSummary, own, setAttr, setText, sorter, text, where } from './render.js';
+import { fit } from './wall.js';
 
 function ago(seconds) {
   if (seconds < 60) return `${seconds} s ago`;
@@ -32,7 +33,8 @@ export class Panel {
     this.state = JSON.parse(root.querySelector('script[data-state]').textContent);
     this.template = root.querySelector('template[data-row-template]').content.firstElementChild;
     this.groups = [...root.querySelectorAll('[data-rows]')].map((el) =>
-      ({ el, sort: sorter(el.dataset.sort), where: where(el.dataset.where) }));
+      ({ el, sort: sorter(el.dataset.sort), where: where(el.dataset.where),
+        moreEl: (el.tagName === 'TBODY' ? el.parentElement : el).nextElementSibling?.closest('[data-more]') }));
     this.rows = new Map([...root.querySelectorAll('[data-rows] > [data-key]')].map((el) => [el.dataset.key, el]));
     this.dirty = new Set();
     this.waiting = 0;
@@ -94,6 +96,7 @@ export class Panel {
     figures.forEach((el, i) => el.textContent !== before[i] && this.everLive && mark(el));
     this.showMeta(this.state.meta || {});
     this.filter();
+    this.fit();
     Object.assign(this.root.dataset, this.at); // the (epoch, seq) on screen
     this.waiting = 0;
     this.shownAt = Date.now();
@@ -114,6 +117,10 @@ export class Panel {
       }
     }
     for (const [key, row] of this.rows) if (!placed.has(key)) row.remove();
+  }
+
+  fit() {
+    if (this.board.wall) fit(this.root, this.groups);
   }
 
   showMeta(meta) {
@@ -166,7 +173,7 @@ export class Panel {
     this.select = this.root.querySelector('[data-filter-field]');
     this.showing = this.root.querySelector('[data-showing]');
     const controls = this.root.querySelector('[data-filters]');
-    if (!controls) return;
+    if (!controls || this.board.wall) return; // nobody types into a wall screen
     controls.hidden = false;
     for (const control of [this.search, this.select]) control?.addEventListener('input', () => this.filter());
     this.filter();
@@ -188,7 +195,7 @@ export class Panel {
 
   setUpTabs() {
     const list = this.root.querySelector('[data-tabs]');
-    if (!list) return;
+    if (!list || this.board.wall) return; // nobody clicks one either: the first view stands alone
     const tabs = [...list.querySelectorAll('[role=tab]')];
     const select = (tab, focus) => {
       for (const t of tabs) {

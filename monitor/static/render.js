@@ -134,6 +134,7 @@ function fillValue(el, value, item) {
   const format = el.dataset.format || '';
   if (format === 'pipeline') fillPipeline(el, item);
   else setText(el, show(format, value));
+  if (el.hasAttribute('data-clip')) setAttr(el, 'title', el.textContent);
   if (el.hasAttribute('data-value')) setAttr(el, 'data-value', valueAttr(value));
 }
 
