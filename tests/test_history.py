@@ -5,7 +5,9 @@ Real SQLite files in tmp_path, a clock the test moves (``Clock``), and the real 
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import random
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -13,11 +15,14 @@ from typing import Any
 import pytest
 import structlog
 
+from monitor.demo.history_seed import seed_history
+from monitor.demo.run import demo_settings
+from monitor.demo.workspace import Workspace
 from monitor.history.paths import history_path
-from monitor.history.recorder import History
+from monitor.history.recorder import History, run_sampler
 from monitor.history.store import FINE_HOURS, HOUR
 from monitor.keys import BROKER, HISTORY, POLLERS
-from monitor.settings import HistorySettings
+from monitor.settings import HistorySettings, settings_from_mapping
 
 DAY = 86_400
 T0 = dt.datetime(2026, 3, 2, tzinfo=dt.UTC).timestamp()  # a UTC midnight
@@ -174,6 +179,15 @@ async def test_fine_points_are_bucketed_by_step_from_the_file_as_from_memory(ope
     assert values(from_memory["depth"]) == values(from_file["depth"]) == [2.0, 7.0]
 
 
+async def test_short_buckets_show_an_hours_rolled_up_point_where_its_fine_points_are_gone(open_history, clock):
+    history = await open_history()
+    await history.sample({"queue": queue_state(4, 0, 0)})
+    clock.at = T0 + FINE_HOURS * HOUR + 2 * HOUR
+    await history.sample({"queue": queue_state(8, 0, 0)})
+    got = values((await history.query("queue", T0, clock.at, 600))["depth"])
+    assert got[0] == 4.0 and got[-1] == 8.0 and set(got[1:-1]) == {None}
+
+
 async def test_history_older_than_its_days_is_dropped(open_history, clock):
     history = await open_history(days=3)
     await history.sample({"queue": queue_state(5, 0, 0)})
@@ -310,3 +324,47 @@ async def test_writes_are_counted_in_metrics(client):
     await client.app[HISTORY].sample({"queue": queue_state(1, 0, 0)})
     text = await (await client.get("/metrics")).text()
     assert "monitor_history_writes_total" in text and "monitor_history_write_errors_total 0.0" in text
+
+
+async def test_the_sampler_samples_at_once_and_outlives_a_failing_pass(open_history, clock):
+    history = await open_history()
+    clock.at = T0 + 59.99  # the next slot starts a hundredth of a second from now
+    calls, second = [], asyncio.Event()
+
+    def states():
+        calls.append(clock())
+        if len(calls) == 1:
+            raise RuntimeError("a state no series can read")
+        clock.at = T0 + 60
+        second.set()
+        return {"queue": queue_state(4, 1, 1)}
+
+    with structlog.testing.capture_logs() as logs:
+        task = asyncio.get_running_loop().create_task(run_sampler(history, states))
+        await asyncio.wait_for(second.wait(), timeout=30)
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert [entry["event"] for entry in logs] == ["history_sample_failed"]
+    assert history.recent("queue")["depth"].points[-1] == (T0 + 60, 3.0)
+
+
+async def test_the_demo_seeds_a_week_once(open_history, tmp_path, clock):
+    settings = settings_from_mapping({"history": {"path": str(tmp_path / "history.sqlite")},
+                                      "checks": [{"name": "webhook port", "kind": "tcp", "target": "127.0.0.1:9"}]})
+    assert await seed_history(settings, random.Random(7), now=clock.at + 30)
+    assert not await seed_history(settings, random.Random(8), now=clock.at + 30)  # a workspace run before keeps its own
+    history = await open_history()
+    depth = values(history.recent("queue")["depth"])
+    assert None not in depth and all(15 <= value <= 28 and value == int(value) for value in depth)
+    checks = history.recent("system-status")
+    assert set(checks) == {"health_percentage", "check:backend", "check:console", "check:database", "check:webhook",
+                           "check:webhook port"}
+    week = await history.query("workflow-history", T0 - 7 * DAY, clock.at, DAY)
+    assert all(4.0 <= total <= 11.0 for total in values(week["cost_per_day"])[:7])
+    rates = values((await history.query("webhook-status", T0 - 7 * DAY, clock.at, HOUR))["success_rate"])
+    assert None not in rates[:-1] and all(80.0 <= rate <= 100.0 for rate in rates[:-1])
+
+
+def test_the_demo_keeps_its_history_in_its_workspace(tmp_path):
+    settings = demo_settings(Workspace.at(tmp_path / "demo"), "127.0.0.1", 0, 9)
+    assert settings.history.path == str((tmp_path / "demo" / "history.sqlite").absolute())

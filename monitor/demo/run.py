@@ -11,6 +11,7 @@ from pathlib import Path
 import structlog
 
 from monitor.channels.registry import CHANNEL_NAMES
+from monitor.demo.history_seed import seed_history
 from monitor.demo.simulator import Simulator
 from monitor.demo.webhook_service import ApiCatalog, DemoDeliveries, WebhookStats, start_webhook_service
 from monitor.demo.workspace import Workspace, create_workspace
@@ -49,6 +50,8 @@ def demo_settings(ws: Workspace, host: str, port: int, service_port: int) -> Set
             {"name": "webhook port", "kind": "tcp", "target": f"127.0.0.1:{service_port}"},
             {"name": "webhook health", "kind": "http", "target": f"{service}/health"},
         ],
+        # The console's own history lives with the workspace (seeded with a week: history_seed.py).
+        "history": {"path": str((ws.root / "history.sqlite").absolute())},
         # tac-webbuilder's client can be tried against the demo: README, "Fronting an existing tac-webbuilder".
         "compat": {"tac_webbuilder": {"backend_url": service, "allowed_origins": ["http://localhost:5173"]}},
     }
@@ -64,6 +67,7 @@ async def _demo(root: Path, host: str, port: int) -> None:
     simulator = Simulator(ws, rng, DemoDeliveries(stats, rng), api=api)
     simulation = asyncio.get_running_loop().create_task(simulator.run(stop, period=1.0))
     settings = demo_settings(ws, host, port, service_port)
+    await seed_history(settings, rng)
     log.info("demo_started", workspace=str(ws.root.absolute()), webhook_service=f"http://127.0.0.1:{service_port}",
              hint="open the URL of the 'listening' line; Ctrl-C stops")
     try:

@@ -21,7 +21,7 @@ from aiohttp import web
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from monitor.channels.registry import CHANNEL_NAMES
-from monitor.history.buckets import bucket_index, bucket_start, bucketed, filled
+from monitor.history.buckets import DIGITS, bucket_index, bucket_start, bucketed, filled
 from monitor.history.recovery import HistoryUnavailable, open_store
 from monitor.history.series import DAY, SERIES, Series, State, sample_channel, series_spec
 from monitor.history.store import FINE_HOURS, HOUR, HistoryStore, Row
@@ -150,8 +150,8 @@ class History:
         window_start = self.window.slot_start(self.window.first_index(now))
         if self.store is None or bucket_start(first, step) >= window_start:
             return self._from_window(channel, first, count, step, now)
-        boundary = int(now // HOUR * HOUR) - FINE_HOURS * HOUR  # fine points are kept from here on
-        values = await self.store.bucketed(channel, bucket_start(first, step), until, step, boundary)
+        rolled = self._rolled_until if self._rolled_until is not None else int(now // HOUR * HOUR)
+        values = await self.store.bucketed(channel, bucket_start(first, step), until, step, rolled, DIGITS)
         names = [spec.name for spec in SERIES.get(channel, ())]
         names += sorted(set(values) - set(names))
         return {name: Series(name, spec.label, spec.format, step, filled(values.get(name, {}), first, count, step))

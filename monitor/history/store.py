@@ -39,12 +39,20 @@ SELECT p.series, (p.ts / {HOUR}) * {HOUR} AS hour, {AGGREGATED}
 FROM fine p JOIN series s ON s.id = p.series
 WHERE p.ts >= :start AND p.ts < :end GROUP BY p.series, hour
 """
-# Older than ``boundary`` from the hourly table, from it on from the fine one; bucketed by ``step``.
-BUCKETED = f"""
-WITH p(series, ts, value) AS (
-    SELECT series, ts, value FROM hourly WHERE ts >= :hourly_since AND ts < :boundary
+# The points a query buckets. Coarse (buckets of an hour or more): the hourly points of the hours rolled up,
+# then the fine points of the hour under way, so each hour weighs the same. Fine (shorter buckets): the fine
+# points, and the hourly point of each hour without any (older than FINE_HOURS, or seeded by the demo).
+COARSE_POINTS = """
+    SELECT series, ts, value FROM hourly WHERE ts >= :hourly_since AND ts < :rolled
     UNION ALL
-    SELECT series, ts, value FROM fine WHERE ts >= :fine_since AND ts <= :until)
+    SELECT series, ts, value FROM fine WHERE ts >= :rolled AND ts >= :since AND ts <= :until"""
+FINE_POINTS = f"""
+    SELECT series, ts, value FROM hourly h WHERE ts >= :hourly_since AND ts <= :until
+        AND NOT EXISTS (SELECT 1 FROM fine f WHERE f.series = h.series AND f.ts >= h.ts AND f.ts < h.ts + {HOUR})
+    UNION ALL
+    SELECT series, ts, value FROM fine WHERE ts >= :since AND ts <= :until"""
+BUCKETED = f"""
+WITH p(series, ts, value) AS ({{points}})
 SELECT s.name, CAST(p.ts / :step AS INTEGER) AS bucket, {AGGREGATED}
 FROM p JOIN series s ON s.id = p.series
 WHERE s.channel = :channel
@@ -106,16 +114,17 @@ class HistoryStore:
             "ORDER BY p.ts", (since,))
         return [(channel, name, ts, value) for channel, name, ts, value in rows]
 
-    async def bucketed(self, channel: str, since: float, until: float, step: float,
-                       boundary: int) -> dict[str, dict[int, float]]:
-        """``channel``'s values by series and bucket index: hourly points before ``boundary``, fine ones after."""
-        params = {"channel": channel, "hourly_since": since - since % HOUR, "boundary": boundary,
-                  "fine_since": max(since, boundary), "until": until, "step": float(step)}
-        rows = await self.conn.execute_fetchall(BUCKETED, params)
+    async def bucketed(self, channel: str, since: float, until: float, step: float, rolled: int,
+                       digits: int) -> dict[str, dict[int, float]]:
+        """``channel``'s values by series and bucket index, rounded to ``digits`` (``rolled``: hourly points end)."""
+        points = COARSE_POINTS if step >= HOUR else FINE_POINTS
+        params = {"channel": channel, "hourly_since": since - since % HOUR, "rolled": rolled, "since": since,
+                  "until": until, "step": float(step)}
+        rows = await self.conn.execute_fetchall(BUCKETED.format(points=points), params)
         result: dict[str, dict[int, float]] = {}
         for name, bucket, value in rows:
             if value is not None:
-                result.setdefault(name, {})[bucket] = value
+                result.setdefault(name, {})[bucket] = round(value, digits)
         return result
 
     async def count(self, table: str) -> int:
