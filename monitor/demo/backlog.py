@@ -25,13 +25,20 @@ _PATTERNS = ("api_endpoint", "db_migration", "ui_component", "background_job", "
 _PLAN_STEPS = ("Data model and migration", "Backend endpoint", "Frontend wiring", "Tests", "Docs and rollout")
 _FILES = ("app/server/routes/{}.py", "app/server/services/{}_service.py", "app/client/src/components/{}.tsx",
           "app/server/tests/test_{}.py")
-# planned-feature action -> (status it applies to, SET clause; :now and :factor are bound per call)
+# Hours a planned feature has been in progress at :now, and the same cut down to whole tenths.
+_HOURS_IN_PROGRESS = "((julianday(:now) - julianday(started_at)) * 24)"
+_TENTHS_IN_PROGRESS = f"(CAST({_HOURS_IN_PROGRESS} * 10 AS INTEGER) / 10.0)"
+# planned-feature action -> (the items it applies to, SET clause; :now and :factor are bound per call).
+# Nobody logs more hours than have passed since the work started, and work is finished after an hour at least.
 _FEATURE_MOVES = {
-    "start": ("planned", "status = 'in_progress', started_at = :now"),
-    "finish": ("in_progress", "status = 'completed', completed_at = :now, completion_notes = 'Merged and deployed.',"
-               " actual_hours = ROUND(COALESCE(estimated_hours, 1.0) * :factor, 1)"),
-    "cancel": ("planned", "status = 'cancelled'"),
-    "log_hours": ("in_progress", "actual_hours = COALESCE(actual_hours, 0) + 0.5"),
+    "start": ("status = 'planned'", "status = 'in_progress', started_at = :now"),
+    "finish": (f"status = 'in_progress' AND {_HOURS_IN_PROGRESS} >= 1",
+               "status = 'completed', completed_at = :now, completion_notes = 'Merged and deployed.', actual_hours ="
+               f" MIN(MAX(COALESCE(actual_hours, 0), ROUND(COALESCE(estimated_hours, 1.0) * :factor, 1)),"
+               f" {_TENTHS_IN_PROGRESS})"),
+    "cancel": ("status = 'planned'", "status = 'cancelled'"),
+    "log_hours": (f"status = 'in_progress' AND COALESCE(actual_hours, 0) + 0.5 <= {_HOURS_IN_PROGRESS}",
+                  "actual_hours = COALESCE(actual_hours, 0) + 0.5"),
 }
 _FEATURE_ACTIONS = ("start", "start", "finish", "finish", "log_hours", "cancel", "add", "add", "add")  # by weight
 _PROMOTE_NEXT_QUEUED = (  # the most urgent queued phase (FIFO among equals) whose earlier phases are done
@@ -63,15 +70,19 @@ def phase_title(title: str, phase_number: int) -> str:
     return f"{title} (phase {phase_number})"
 
 
-def queue_row(rng: random.Random, feature: Feature, phase_number: int, status: str, position: int, now: datetime,
-              started: datetime | None = None) -> dict[str, Any]:
-    """A phase_queue row: created_at <= ready_timestamp <= started_timestamp <= updated_at <= now."""
-    ready = None
-    if status not in ("queued", "blocked"):
-        ready = min(feature.created + timedelta(minutes=rng.uniform(1, 30)), started or now, now)
-        if started is None and status in ("running", "completed", "failed"):
-            started = min(ready + timedelta(minutes=rng.uniform(0, 10)), now)
-    last = started or ready or feature.created
+@dataclass(frozen=True)
+class PhaseTimes:
+    """When a queued phase became ready, started and last changed; None: not yet (updated: at creation)."""
+
+    ready: datetime | None = None
+    started: datetime | None = None
+    updated: datetime | None = None
+
+
+def queue_row(rng: random.Random, feature: Feature, phase_number: int, status: str, position: int,
+              times: PhaseTimes = PhaseTimes()) -> dict[str, Any]:
+    """A phase_queue row of a feature's phase at `times` (created with its feature, as the real queue does)."""
+    updated = times.updated or times.started or times.ready or feature.created
     return {
         "queue_id": str(uuid.UUID(int=rng.getrandbits(128), version=4)), "feature_id": feature.feature_id,
         "phase_number": phase_number, "issue_number": None, "status": status,
@@ -82,12 +93,11 @@ def queue_row(rng: random.Random, feature: Feature, phase_number: int, status: s
             "externalDocs": rng.sample(["docs/api.md", "docs/architecture.md", "README.md", "docs/testing.md"], 2),
             "predicted_patterns": rng.sample(_PATTERNS, 2),
         }),
-        "created_at": utc_iso(feature.created), "updated_at": utc_iso(min(now, last + timedelta(
-            minutes=rng.uniform(0, 50) if status in ("completed", "failed", "blocked") else 0))),
+        "created_at": utc_iso(feature.created), "updated_at": utc_iso(updated),
         "error_message": "Dependency phase failed" if status == "blocked" else None,
         "priority": feature.priority, "queue_position": position,
-        "ready_timestamp": utc_iso(ready) if ready else None,
-        "started_timestamp": utc_iso(started) if started else None,
+        "ready_timestamp": utc_iso(times.ready) if times.ready else None,
+        "started_timestamp": utc_iso(times.started) if times.started else None,
         "current_phase": "init",
     }
 
@@ -124,20 +134,24 @@ def slug_word(text: str) -> str:
 
 
 def feature_row(rng: random.Random, now: datetime, item: WorkItem, status: str, parent_id: int | None,
-                session: int | None, fresh: bool = False) -> dict[str, Any]:
-    """A planned_features row for work `item` (a feature, bug or enhancement); `fresh` = created now."""
+                session: int | None, created: datetime) -> dict[str, Any]:
+    """A planned_features row for work `item` (a feature, bug or enhancement) planned at `created`."""
     title, issue_class, _, _ = item
     estimate = rng.choice((0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0))
-    created = now if fresh else now - timedelta(days=rng.uniform(0, 20))
-    started = min(created + timedelta(hours=2), now) if status in ("in_progress", "completed") else None
-    hours = round(estimate * rng.uniform(0.6, 1.6), 1)
-    completed = min(started + timedelta(hours=hours), now) if status == "completed" and started else None
+    started = None
+    if status in ("in_progress", "completed"):  # a completed item had some hours to be worked on
+        latest = now - timedelta(hours=rng.uniform(1, 6)) if status == "completed" else now
+        started = max(created, min(created + timedelta(hours=rng.uniform(2, 48)), latest))
+    completed = hours = None
+    if status == "completed" and started is not None:  # worked no longer than the time it had
+        hours = min(round(estimate * rng.uniform(0.6, 1.6), 1), _hours_between(started, now))
+        completed = started + timedelta(hours=hours)
     planned = rng.random() < (0.8 if started else 0.2 if status == "cancelled" else 0.5)  # plans come before work
     return {
         "item_type": {"/bug": "bug", "/patch": "bug", "/chore": "enhancement"}.get(issue_class, "feature"),
         "title": title, "description": f"{title}. Acceptance criteria in the linked issue.", "status": status,
         "priority": rng.choice(("high", "medium", "medium", "low")), "estimated_hours": estimate,
-        "actual_hours": hours if completed else None, "session_number": session,
+        "actual_hours": hours, "session_number": session,
         "github_issue_number": rng.randrange(100, 400), "parent_id": parent_id,
         "tags": json.dumps(rng.sample(TAGS, rng.randint(1, 3))),
         "completion_notes": "Shipped behind a feature flag." if completed else None,
@@ -145,6 +159,11 @@ def feature_row(rng: random.Random, now: datetime, item: WorkItem, status: str, 
         "started_at": utc_iso(started) if started else None, "completed_at": utc_iso(completed) if completed else None,
         "generated_plan": generated_plan(rng, title, estimate) if planned else None,
     }
+
+
+def _hours_between(start: datetime, end: datetime) -> float:
+    """Whole tenths of an hour from `start` to `end`, rounded down (so they never exceed the span)."""
+    return int((end - start).total_seconds() / 360) / 10
 
 
 def queue_paused(conn: sqlite3.Connection) -> bool:
@@ -181,7 +200,7 @@ def _add_feature(conn: sqlite3.Connection, rng: random.Random, now: datetime) ->
     feature = Feature(feature_id, rng.choice(items)[0], pick_priority(rng), now)
     with conn:
         for n in range(1, rng.randint(1, 3) + 1):  # new rows go to the back of the queue: FIFO among equals
-            insert_row(conn, "phase_queue", queue_row(rng, feature, n, "queued", position + n, now))
+            insert_row(conn, "phase_queue", queue_row(rng, feature, n, "queued", position + n))
 
 
 def _retry_failed(conn: sqlite3.Connection, ws: Workspace, stamp: str) -> None:
@@ -204,12 +223,14 @@ def tick_features(conn: sqlite3.Connection, rng: random.Random, now: datetime, a
     """With `act_chance`, add a planned feature or start, finish, cancel or log hours on one."""
     if rng.random() >= act_chance:
         return
-    counts = dict(conn.execute("SELECT status, COUNT(*) FROM planned_features WHERE item_type != 'session'"
-                               " GROUP BY status").fetchall())
+    stamp = utc_iso(now)
     items = unused_items(conn, "planned_features")
-    can_add = sum(counts.values()) < _MAX_FEATURES and bool(items)
+    total = conn.execute("SELECT COUNT(*) FROM planned_features WHERE item_type != 'session'").fetchone()[0]
+    targets = {action: [row[0] for row in conn.execute(
+        f"SELECT id FROM planned_features WHERE item_type != 'session' AND {where} ORDER BY id", {"now": stamp})]
+        for action, (where, _) in _FEATURE_MOVES.items()}
     # only moves that apply right now, so a tick that acts always changes something
-    moves = [a for a in _FEATURE_ACTIONS if (can_add if a == "add" else counts.get(_FEATURE_MOVES[a][0]))]
+    moves = [a for a in _FEATURE_ACTIONS if (total < _MAX_FEATURES and bool(items) if a == "add" else targets[a])]
     if not moves:
         return
     action = rng.choice(moves)
@@ -217,11 +238,8 @@ def tick_features(conn: sqlite3.Connection, rng: random.Random, now: datetime, a
         if action == "add":
             session = conn.execute("SELECT id, session_number FROM planned_features WHERE item_type = 'session'"
                                    " ORDER BY id DESC LIMIT 1").fetchone() or (None, None)
-            row = feature_row(rng, now, rng.choice(items), "planned", session[0], session[1], fresh=True)
+            row = feature_row(rng, now, rng.choice(items), "planned", session[0], session[1], now)
             insert_row(conn, "planned_features", row)
             return
-        wanted, assignments = _FEATURE_MOVES[action]
-        rows = conn.execute("SELECT id FROM planned_features WHERE status = ? AND item_type != 'session'"
-                            " ORDER BY id", (wanted,)).fetchall()
-        conn.execute(f"UPDATE planned_features SET {assignments}, updated_at = :now WHERE id = :id",
-                     {"now": utc_iso(now), "id": rng.choice(rows)[0], "factor": rng.uniform(0.6, 1.6)})
+        conn.execute(f"UPDATE planned_features SET {_FEATURE_MOVES[action][1]}, updated_at = :now WHERE id = :id",
+                     {"now": stamp, "id": rng.choice(targets[action]), "factor": rng.uniform(0.6, 1.6)})

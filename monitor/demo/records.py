@@ -28,6 +28,7 @@ from monitor.demo.vocabulary import (
     insert_row,
     phase_actuals,
     phase_script,
+    seconds_between,
     slug,
     utc_iso,
 )
@@ -126,7 +127,7 @@ def history_row(state: dict[str, Any], status: str, start: datetime, end: dateti
         "github_url": state["github_url"], "gh_issue_state": "closed" if status == "completed" else "open",
         "workflow_template": state["workflow_template"], "model_used": state["model_used"], "status": status,
         "start_time": utc_iso(start), "end_time": utc_iso(end) if end else None,
-        "duration_seconds": round((end - start).total_seconds()) if end else None,
+        "duration_seconds": seconds_between(start, end) if end else None,  # as end_time - start_time reads
         "error_message": error, "phase_count": len(usage),
         # the history sync copies the state file's current_phase, which only older files carry
         "current_phase": state.get("current_phase"), "retry_count": 0, "worktree_path": state["worktree_path"],
@@ -181,6 +182,7 @@ class Run:
     completed: list[str] = field(default_factory=list)  # as the PhaseTracker records them
     error: str | None = None
     paused: bool = False
+    updated: datetime | None = None  # when its records last changed
 
     @property
     def adw_id(self) -> str:
@@ -248,7 +250,7 @@ def finish_phase(conn: sqlite3.Connection, ws: Workspace, run: Run, rng: random.
     if phase is None:
         raise ValueError(f"run {run.adw_id}: no phase has begun")
     run.usage[phase] = phase_actuals(rng, run.state["estimated_cost_breakdown"].get(phase, 0.0))
-    duration = round(max(0.1, (when - (run.phase_started or when)).total_seconds()), 1)
+    duration = seconds_between(run.phase_started or when, when)  # completed_at - started_at, to the second
     error = f"{phase} phase failed: {FAILURES[phase]}" if failed else None
     insert_task_log(conn, run.state, phase, "failed" if failed else "completed", when, *run.usage[phase],
                     duration, error)
@@ -277,7 +279,7 @@ def end_run(conn: sqlite3.Connection, ws: Workspace, run: Run, when: datetime, s
 
 def save_run(conn: sqlite3.Connection, ws: Workspace, run: Run, status: str, when: datetime) -> None:
     """Write the run's status to its history row, its queue row and its state file."""
-    ended = status in FINAL_RUN_STATUSES
+    ended, run.updated = status in FINAL_RUN_STATUSES, when
     row = history_row(run.state, status, run.started, when if ended else None, run.usage, when, run.error)
     assignments = ", ".join(f"{column} = :{column}" for column in row)
     conn.execute(f"UPDATE workflow_history SET {assignments} WHERE adw_id = :adw_id", row)

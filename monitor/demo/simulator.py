@@ -15,6 +15,7 @@ import random
 import shutil
 import sqlite3
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -25,12 +26,10 @@ from monitor.demo.backlog import queue_paused, tick_features, tick_queue
 from monitor.demo.processes import StandInProcesses
 from monitor.demo.records import Run, begin_phase, end_run, finish_phase, new_state, open_run
 from monitor.demo.vocabulary import NON_CRITICAL, Workspace, new_adw_id, phase_script, utc_iso, work_item_for
-from monitor.demo.webhook_service import ApiCatalog
+from monitor.demo.webhook_service import ApiCatalog, draw_unlaunched_reason
 
 log = structlog.get_logger(__name__)
 
-_WEBHOOK_ERRORS = ("Invalid webhook signature", "Issue is closed", "No ADW command in comment",
-                   "GitHub API returned 502", "Duplicate delivery ignored")
 _KEEP = {"completed_queue_rows": 15, "history_rows": 100, "closed_features": 20}  # what pruning leaves
 # Chance that a phase fails when it ends: the non-critical ones are the flaky ones.
 _FAIL_CHANCE = {"critical": 0.025, "non_critical": 0.12}
@@ -39,19 +38,21 @@ _FAIL_CHANCE = {"critical": 0.025, "non_critical": 0.12}
 class Deliveries(Protocol):
     """Where the simulator reports webhook deliveries (the service's `WebhookStats`, or a wrapper)."""
 
-    def record_success(self, issue: int, adw_id: str, workflow: str) -> None:
-        """A delivery that launched the workflow of run `adw_id`."""
+    def record_success(self, issue: int, adw_id: str, workflow: str) -> bool:
+        """A delivery that launches the workflow of run `adw_id`; False when it failed and launched nothing."""
 
-    def record_failure(self, issue: int, error: str) -> None:
-        """A delivery that launched nothing."""
+    def record_unlaunched(self, issue: int, reason: str) -> None:
+        """A delivery that launched nothing for `reason` (a key of `webhook_service.DELIVERY_OUTCOMES`)."""
 
 
 class Simulator:
     """Drives a demo `Workspace`: one `step` is one tick of ADW activity."""
 
     def __init__(self, workspace: Workspace, rng: random.Random, webhook: Deliveries, *,
-                 api: ApiCatalog | None = None, max_live: int = 6, max_agents: int = 14) -> None:
+                 api: ApiCatalog | None = None, max_live: int = 6, max_agents: int = 14,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._ws, self._rng, self._webhook, self._api = workspace, rng, webhook, api
+        self._clock = clock  # a test steps a simulated day without sleeping through it
         self._max_live, self._max_agents = max_live, max_agents
         self._runs: dict[str, Run] = {}
         self._processes = StandInProcesses(workspace.root)
@@ -74,15 +75,15 @@ class Simulator:
         with self._lock:
             if self._closed:
                 return
-            now, conn = datetime.now(UTC), self._connection()
+            now, conn = self._clock(), self._connection()
             if not self._adopted:
-                self._adopt(conn, now)
+                self._adopt(conn)
             for run in list(self._runs.values()):
                 self._tick_run(conn, run, now)
             tick_queue(conn, self._rng, self._ws, now, pause_chance=self._busy(0.01, warm_up=0.0))
             self._maybe_start_run(conn, now)
             tick_features(conn, self._rng, now, act_chance=self._busy(0.7))
-            self._tick_webhook()
+            self._tick_webhook(conn)
             self._prune(conn)
             self._tend_dev_server(conn)
             self._ticks += 1
@@ -121,31 +122,34 @@ class Simulator:
         # the first ticks always act (and never pause the queue): a new user sees every panel move at once
         return warm_up if self._ticks < 2 else probability
 
-    def _adopt(self, conn: sqlite3.Connection, now: datetime) -> None:
+    def _adopt(self, conn: sqlite3.Connection) -> None:
         """Pick up the runs the seed (or a previous demo) left pending or running."""
         self._adopted = True
         rows = conn.execute("SELECT adw_id, status FROM workflow_history WHERE status IN ('pending', 'running')"
                             " ORDER BY start_time DESC").fetchall()
         for adw_id, status in rows:
-            run = self._resume(conn, adw_id, status, now)
+            run = self._resume(conn, adw_id, status)
             if run is not None:
                 self._runs[adw_id] = run
             if len(self._runs) >= self._max_live:
                 break
 
-    def _resume(self, conn: sqlite3.Connection, adw_id: str, status: str, now: datetime) -> Run | None:
+    def _resume(self, conn: sqlite3.Connection, adw_id: str, status: str) -> Run | None:
         """A run rebuilt from its state file and task logs; None when its state file is unreadable."""
         try:
             state = json.loads((self._ws.agents_dir / adw_id / "adw_state.json").read_text(encoding="utf-8"))
-            run = Run(state, None, datetime.fromisoformat(state["start_time"]), phase_started=now)
+            start = datetime.fromisoformat(state["start_time"])
+            run = Run(state, None, start, phase_started=start)
             phases = run.phases
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None  # a run without a readable state file stays mere history
         queue = conn.execute("SELECT queue_id FROM phase_queue WHERE adw_id = ?", (adw_id,)).fetchone()
         run.queue_id = queue and queue[0]
-        for name, outcome, cost, tokens in conn.execute(
-                "SELECT phase_name, phase_status, cost_usd, tokens_used FROM task_logs WHERE adw_id = ? ORDER BY id",
-                (adw_id,)).fetchall():
+        for name, outcome, cost, tokens, ended in conn.execute(
+                "SELECT phase_name, phase_status, cost_usd, tokens_used, completed_at FROM task_logs WHERE adw_id = ?"
+                " ORDER BY id", (adw_id,)).fetchall():
+            if ended:  # its current phase began as the last one ended
+                run.phase_started = datetime.fromisoformat(ended)
             phase = canonical_phase(name)
             if phase in phases:
                 run.usage[phase] = (cost or 0.0, tokens or 0)
@@ -211,20 +215,26 @@ class Simulator:
         if ready is None:
             return
         queue_id, issue, data = ready
-        issue = issue or self._next_issue(conn)  # the phase's GitHub issue is opened when it starts
+        if issue is None:  # the hopper opens the phase's GitHub issue before it launches the workflow
+            issue = self._next_issue(conn)
+            with conn:
+                conn.execute("UPDATE phase_queue SET issue_number = ?, updated_at = ? WHERE queue_id = ?",
+                             (issue, utc_iso(now), queue_id))
         adw_id = new_adw_id(self._rng)
         while (self._ws.agents_dir / adw_id).exists() or conn.execute(
                 "SELECT 1 FROM workflow_history WHERE adw_id = ?", (adw_id,)).fetchone():
             adw_id = new_adw_id(self._rng)
         item = work_item_for(json.loads(data or "{}").get("title", ""))
+        state = new_state(self._ws, self._rng, adw_id, issue, item, now)
+        if not self._webhook.record_success(issue, adw_id, state["workflow_template"]):
+            return  # the delivery failed (a GitHub outage): nothing launched, the phase stays ready
         with conn:
-            run = open_run(conn, self._ws, new_state(self._ws, self._rng, adw_id, issue, item, now), queue_id)
+            run = open_run(conn, self._ws, state, queue_id)
             conn.execute("UPDATE phase_queue SET status = 'running', adw_id = ?, issue_number = ?,"
                          " started_timestamp = ?, updated_at = ?, current_phase = 'init' WHERE queue_id = ?",
                          (adw_id, issue, utc_iso(now), utc_iso(now), queue_id))
         self._runs[adw_id] = run
         self._processes.ensure(adw_id, run.state["issue_number"], run.state["workflow_template"])
-        self._webhook.record_success(issue, adw_id, run.state["workflow_template"])
         log.debug("demo_run_started", adw_id=adw_id, issue=issue, workflow=run.state["workflow_template"])
 
     @staticmethod
@@ -233,13 +243,17 @@ class Simulator:
                                    " UNION ALL SELECT MAX(issue_number) FROM workflow_history)").fetchone()[0]
         return 1 + newest
 
-    def _tick_webhook(self) -> None:
+    def _tick_webhook(self, conn: sqlite3.Connection) -> None:
         roll = self._rng.random()
         if roll < 0.3 and self._runs:  # follow-up deliveries (comments, reviews) on a live run's issue
             state = self._rng.choice(list(self._runs.values())).state
             self._webhook.record_success(int(state["issue_number"]), state["adw_id"], state["workflow_template"])
-        elif roll < 0.45:
-            self._webhook.record_failure(self._rng.randrange(100, 500), self._rng.choice(_WEBHOOK_ERRORS))
+        elif roll < 0.45:  # on an issue the other panels show, so a listed failure can be looked up
+            issues = [row[0] for row in conn.execute("SELECT issue_number FROM workflow_history UNION SELECT"
+                                                     " issue_number FROM phase_queue WHERE issue_number IS NOT NULL"
+                                                     " ORDER BY 1")]
+            if issues:
+                self._webhook.record_unlaunched(self._rng.choice(issues), draw_unlaunched_reason(self._rng))
 
     def _tend_dev_server(self, conn: sqlite3.Connection) -> None:
         """Keep one dev server left behind by the latest finished run that is still on disk."""

@@ -86,6 +86,11 @@ def utc_iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="seconds")
 
 
+def seconds_between(start: datetime, end: datetime) -> int:
+    """end - start in seconds as their `utc_iso` texts read (each cut to the second), so the two agree."""
+    return int((end.replace(microsecond=0) - start.replace(microsecond=0)).total_seconds())
+
+
 def new_adw_id(rng: random.Random) -> str:
     """Eight lowercase hex characters, the ADW run id format."""
     return f"{rng.getrandbits(32):08x}"

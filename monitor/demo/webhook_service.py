@@ -12,10 +12,10 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -41,15 +41,15 @@ _DESCRIPTIONS = {
 }
 
 
-def _utc_now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 class WebhookStats:
     """Delivery counters of the demo webhook service; the simulator records, the app reports."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
-        self._clock = clock
+    def __init__(self, clock: Callable[[], float] = time.monotonic, now: Callable[[], datetime] = _utc_now) -> None:
+        self._clock, self._now = clock, now  # uptime from `clock`; delivery timestamps from `now`
         self._started = clock()
         self._lock = threading.Lock()  # the simulator records from a worker thread while the app reads
         self.total_received = 0
@@ -63,14 +63,15 @@ class WebhookStats:
         with self._lock:
             self.total_received += 1
             self.successful += 1
-            self.last_successful = {"issue": issue, "adw_id": adw_id, "workflow": workflow, "timestamp": _utc_now()}
+            self.last_successful = {"issue": issue, "adw_id": adw_id, "workflow": workflow, "timestamp": self._stamp()}
 
     def record_failure(self, issue: int, error: str) -> None:
         """Count a delivery whose processing raised `error`."""
         with self._lock:
             self.total_received += 1
             self.failed += 1
-            self.recent_failures.append({"issue": issue, "timestamp": _utc_now(), "error": error[:ERROR_CHARS]})
+            self.recent_failures.append({"issue": issue, "timestamp": self._stamp(),
+                                         "error": error[:ERROR_CHARS]})
 
     def record_inconclusive(self) -> None:
         """Count a delivery that started processing and ended early (no workflow found, a lock held)."""
@@ -87,6 +88,9 @@ class WebhookStats:
         uptime = max(0.0, self._clock() - self._started)
         with self._lock:
             return self._status(uptime)
+
+    def _stamp(self) -> str:
+        return self._now().astimezone(UTC).isoformat(timespec="seconds")
 
     def _rate(self) -> float:
         processed = self.successful + self.failed
@@ -110,27 +114,50 @@ class WebhookStats:
         }
 
 
-_PROCESSING_ERRORS = ("Failed to launch workflow: git worktree add exited with status 128",
-                      "Error fetching issue: gh api returned HTTP 502",
-                      "Error classifying issue: claude CLI timed out after 120s")
+# Why a delivery launched no workflow, counted as the real service (adws/adw_triggers/trigger_webhook.py)
+# counts it. "ignored": answered before processing (bad signature, the bot's own comment, no adw_..._iso
+# named, an issue closed or reopened), counted nowhere. "ended_early": processing returned without a
+# launch (no workflow found, a pre-flight check or another run's lock refused), counted as received only.
+# "failed": processing raised; counted failed and listed. Only failures lower the success rate.
+DeliveryOutcome = Literal["ignored", "ended_early", "failed"]
+DELIVERY_OUTCOMES: dict[str, DeliveryOutcome] = {
+    "Invalid webhook signature": "ignored",
+    "Comment posted by the ADW bot": "ignored",
+    "Comment names no adw_..._iso workflow": "ignored",
+    "Issue closed: workflow history updated": "ignored",
+    "Issue reopened: workflow history updated": "ignored",
+    "No workflow detected in the comment": "ended_early",
+    "Could not parse the adw_ workflow command": "ended_early",
+    "Workflow extraction failed: claude CLI timed out after 120s": "ended_early",
+    "adw_build_iso needs an existing ADW ID": "ended_early",
+    "Pre-flight check failed: 15/15 worktrees in use": "ended_early",
+    "Issue is already being processed by another ADW workflow": "ended_early",  # e.g. a redelivered trigger
+    "Command '['git', 'remote', 'get-url', 'origin']' returned non-zero exit status 128.": "failed",
+    "[Errno 2] No such file or directory: 'uv'": "failed",
+    "[Errno 28] No space left on device": "failed",
+}
+# The mix of deliveries that launch nothing: mostly ignored, some ended early, a few failed.
+UNLAUNCHED_MIX: dict[DeliveryOutcome, float] = {"ignored": 0.6, "ended_early": 0.25, "failed": 0.15}
 _OUTAGE_ERRORS = ("Error fetching issue: gh api returned HTTP 503 Service Unavailable",
                   "Error posting issue comment: gh api returned HTTP 502 Bad Gateway")
+
+
+def draw_unlaunched_reason(rng: random.Random) -> str:
+    """A reason a delivery launched nothing, drawn from the service's usual mix (`UNLAUNCHED_MIX`)."""
+    outcome = rng.choices(list(UNLAUNCHED_MIX), weights=list(UNLAUNCHED_MIX.values()))[0]
+    return rng.choice([reason for reason, counted in DELIVERY_OUTCOMES.items() if counted == outcome])
 
 
 class DemoDeliveries:
     """The simulator's webhook deliveries, counted on `WebhookStats` by the real service's rules.
 
     The simulator reports launches (`record_success`) and deliveries that launched nothing
-    (`record_failure`; its reason is not used). Of the latter, most are ones the real
-    service ignores and never counts (bot comments, comments without an ADW trigger,
-    closed issues, bad signatures), some end early (received, neither successful nor
-    failed) and a few fail. Now and then GitHub's API has an outage: every delivery fails
-    until the success rate is down to `OUTAGE_ENDS_AT`, so the service's status visibly
-    turns "degraded" and, as launches succeed again, back to "healthy". The first outage
-    comes within about a minute and a half, so a new viewer sees it soon.
+    (`record_unlaunched`, for a reason in `DELIVERY_OUTCOMES`). Now and then GitHub's API has
+    an outage: every delivery the service processes fails (launches too: nothing launches)
+    until the success rate is down to `OUTAGE_ENDS_AT`, so the status visibly turns "degraded"
+    and back; ignored deliveries stay ignored. The first outage comes within a minute and a half.
     """
 
-    IGNORED, ENDED_EARLY = 0.6, 0.25  # shares of the deliveries that launch nothing; the rest fail
     FIRST_OUTAGE_AFTER = 12  # deliveries that launch nothing (about one in seven simulator ticks)
     OUTAGE_CHANCE = 0.01  # per such delivery after that: an outage every ten minutes or so
     OUTAGE_ENDS_AT = 79.0
@@ -138,27 +165,48 @@ class DemoDeliveries:
     def __init__(self, stats: WebhookStats, rng: random.Random) -> None:
         self.stats, self._rng = stats, rng
         self.outage = False
+        self.outcomes: Counter[DeliveryOutcome] = Counter()  # how each unlaunched delivery was counted
         self._until_first_outage = self.FIRST_OUTAGE_AFTER
 
-    def record_success(self, issue: int, adw_id: str, workflow: str) -> None:
-        """A delivery that launches run `adw_id`; during an outage the launch fails."""
+    def record_success(self, issue: int, adw_id: str, workflow: str) -> bool:
+        """A delivery that launches run `adw_id`; False when an outage fails it, so nothing launched."""
         if self.outage:
             self._outage_failure(issue)
-        else:
-            self.stats.record_success(issue, adw_id, workflow)
+            return False
+        self.stats.record_success(issue, adw_id, workflow)
+        return True
 
-    def record_failure(self, issue: int, error: str) -> None:
-        """A delivery that launches nothing: ignored, ended early or failed, as the service would count it."""
-        if self.outage:
+    def record_unlaunched(self, issue: int, reason: str) -> None:
+        """A delivery that launched nothing for `reason`, a key of `DELIVERY_OUTCOMES`."""
+        if reason not in DELIVERY_OUTCOMES:
+            raise ValueError(f"unknown delivery outcome {reason!r}: not one of DELIVERY_OUTCOMES")
+        self._count(issue, reason, DELIVERY_OUTCOMES[reason])
+
+    def record_failure(self, issue: int, reason: str) -> None:
+        """A delivery that launched nothing, for a reason the caller may not have classified.
+
+        A reason in `DELIVERY_OUTCOMES` counts as it says; any other text ("Duplicate delivery
+        ignored") is no error the service raised, so it is ignored or ends early, never a failure.
+        """
+        outcome = DELIVERY_OUTCOMES.get(reason) or self._rng.choices(
+            ("ignored", "ended_early"), weights=(UNLAUNCHED_MIX["ignored"], UNLAUNCHED_MIX["ended_early"]))[0]
+        self._count(issue, reason, outcome)
+
+    def _count(self, issue: int, reason: str, outcome: DeliveryOutcome) -> None:
+        if outcome == "ignored":  # answered before any processing: no counter moves, outage or not
+            self.outcomes["ignored"] += 1
+        elif self.outage:
+            self.outcomes["failed"] += 1
             self._outage_failure(issue)
             return
-        roll = self._rng.random()  # below IGNORED: ignored, so counted nowhere
-        if self.IGNORED <= roll < self.IGNORED + self.ENDED_EARLY:
+        elif outcome == "ended_early":
+            self.outcomes["ended_early"] += 1
             self.stats.record_inconclusive()
-        elif roll >= self.IGNORED + self.ENDED_EARLY:
-            self.stats.record_failure(issue, self._rng.choice(_PROCESSING_ERRORS))
+        else:
+            self.outcomes["failed"] += 1
+            self.stats.record_failure(issue, reason)
         self._until_first_outage -= 1
-        self.outage = self._until_first_outage == 0 or self._rng.random() < self.OUTAGE_CHANCE
+        self.outage = self.outage or self._until_first_outage == 0 or self._rng.random() < self.OUTAGE_CHANCE
 
     def _outage_failure(self, issue: int) -> None:
         self.stats.record_failure(issue, self._rng.choice(_OUTAGE_ERRORS))

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.adw import template_phases
-from monitor.demo.backlog import Feature, feature_row, pick_priority, queue_row
+from monitor.demo.backlog import Feature, PhaseTimes, feature_row, pick_priority, queue_row
 from monitor.demo.records import Run, begin_phase, end_run, finish_phase, history_row, new_state, open_run, similar_runs
 from monitor.demo.schema import SQLITE_SCHEMA
 from monitor.demo.vocabulary import (
@@ -61,8 +61,10 @@ def _seed(conn: sqlite3.Connection, ws: Workspace, rng: random.Random, now: date
     for row in old:  # oldest first, so each names earlier runs of its template as similar
         similar = similar_runs(conn, row["workflow_template"])
         insert_row(conn, "workflow_history", {**row, "similar_workflow_ids": similar})
-    # (outcome, phases done): one live run stands in Build, so the API changes on the first ticks
-    plan = [("running", "Build"), *[("running", None)] * 3, *[("completed", None)] * 3, ("failed", None)]
+    # (outcome, phases done): one live run stands in Build, so the API changes on the first ticks; one was
+    # just launched (the only pending one: the simulator adopts it, so no run stays pending for ever)
+    plan = [("running", "Build"), *[("running", None)] * 2, ("pending", None), *[("completed", None)] * 3,
+            ("failed", None)]
     runs = [(_seed_run(conn, ws, rng, now, 100 + i, items[i], outcome, at), outcome)
             for i, (outcome, at) in enumerate(plan)]
     _seed_queue(conn, rng, now, runs, items[len(plan):])
@@ -72,6 +74,8 @@ def _seed(conn: sqlite3.Connection, ws: Workspace, rng: random.Random, now: date
 
 def _phases_done(rng: random.Random, phases: tuple[str, ...], outcome: str, at: str | None) -> int:
     """How many of its phases a seeded run has finished."""
+    if outcome == "pending":
+        return 0
     if outcome == "completed":
         return len(phases)
     if outcome == "failed":  # only a critical phase ends a run, and not before it has done something
@@ -84,9 +88,11 @@ def _seed_run(conn: sqlite3.Connection, ws: Workspace, rng: random.Random, now: 
     """Walk one agent run (state file, tracker, task logs, worktree, errors) to where it stands now."""
     state = new_state(ws, rng, new_adw_id(rng), issue, item, now)
     done = _phases_done(rng, template_phases(state["workflow_template"]), outcome, at)
-    durations = [timedelta(seconds=rng.uniform(30, 240)) for _ in range(done + (outcome != "completed"))]
-    # a live run's current phase began a phase-length ago; finished runs ended hours ago
-    start = now - sum(durations, timedelta()) if outcome == "running" else now - timedelta(hours=rng.uniform(1, 30))
+    durations = [timedelta(seconds=rng.uniform(30, 240)) for _ in range(done + (outcome in ("running", "failed")))]
+    # a live run's current phase began a phase-length ago (a pending one was launched seconds ago);
+    # finished runs ended hours ago
+    live = now - sum(durations, timedelta()) - timedelta(seconds=rng.uniform(5, 40) if outcome == "pending" else 0)
+    start = live if outcome in ("running", "pending") else now - timedelta(hours=rng.uniform(1, 30))
     state["start_time"] = utc_iso(start)
     run, when = open_run(conn, ws, state), start
     for index, duration in enumerate(durations):
@@ -96,27 +102,24 @@ def _seed_run(conn: sqlite3.Connection, ws: Workspace, rng: random.Random, now: 
             finish_phase(conn, ws, run, rng, when, failed=phase in NON_CRITICAL and rng.random() < 0.25)
     if outcome == "failed":
         finish_phase(conn, ws, run, rng, when, failed=True)
-    if outcome != "running":
+    if outcome in ("completed", "failed"):
         end_run(conn, ws, run, when, outcome)
     return run
 
 
 def _old_run(ws: Workspace, rng: random.Random, now: datetime, issue: int, item: WorkItem) -> dict[str, Any]:
-    """The history row of a run whose agent dir was pruned long ago (no file is written)."""
-    roll = rng.random()
-    status = "pending" if roll < 0.04 else "failed" if roll < 0.24 else "completed"
-    age = timedelta(minutes=rng.uniform(1, 10)) if status == "pending" else timedelta(days=rng.uniform(0.2, 40))
-    start = now - age
+    """The history row of a finished run whose agent dir was pruned long ago (no file is written)."""
+    status = "failed" if rng.random() < 0.2 else "completed"
+    start = now - timedelta(days=rng.uniform(0.2, 40))
     state = new_state(ws, rng, new_adw_id(rng), issue, item, start)
     phases = template_phases(state["workflow_template"])
-    ran = 0 if status == "pending" else _phases_done(rng, phases, status, None) + (status == "failed")
+    ran = _phases_done(rng, phases, status, None) + (status == "failed")
     usage = {phase: phase_actuals(rng, state["estimated_cost_breakdown"][phase]) for phase in phases[:ran]}
-    end = None if status == "pending" else start + timedelta(seconds=rng.uniform(600, 3600) * ran / len(phases))
+    end = start + timedelta(seconds=rng.uniform(600, 3600) * ran / len(phases))
     error = f"{phases[ran - 1]} phase failed: {FAILURES[phases[ran - 1]]}" if status == "failed" else None
     if "status" in state:
         state.update(status=status, current_phase=phases[ran - 1] if ran else None)
-    if end is not None:
-        state["end_time"] = utc_iso(end)
+    state["end_time"] = utc_iso(end)
     return history_row(state, status, start, end, usage, now, error)
 
 
@@ -129,16 +132,43 @@ def _seed_queue(conn: sqlite3.Connection, rng: random.Random, now: datetime, run
         if not showcase and sum(len(plan[2]) for plan in plans) >= _QUEUE_ROWS:
             break
         statuses = showcase.pop(0) if showcase else _waiting_statuses(rng)
-        plans.append((now - timedelta(hours=rng.uniform(1, 72)), item[0], [(s, None) for s in statuses]))
+        plans.append((now - timedelta(hours=rng.uniform(3, 72)), item[0], [(s, None) for s in statuses]))
     plans.sort(key=lambda plan: plan[0])  # positions follow creation: the queue is FIFO
     position = 0
     for feature_id, (created, title, phases) in enumerate(plans, start=1):
         feature = Feature(feature_id, title, pick_priority(rng), created)
-        for number, (status, run) in enumerate(phases, start=1):
+        for number, ((status, run), times) in enumerate(zip(phases, _timeline(rng, created, phases, now),
+                                                            strict=True), start=1):
             position += 1
-            row = queue_row(rng, feature, number, status, position, now, run.started if run else None)
+            row = queue_row(rng, feature, number, status, position, times)
             _bind(rng, row, run, status, 300 + position)
             insert_row(conn, "phase_queue", row)
+
+
+def _timeline(rng: random.Random, created: datetime, phases: list[tuple[str, Run | None]],
+              now: datetime) -> list[PhaseTimes]:
+    """When each phase of a feature created at `created` got ready, started and last changed.
+
+    A phase gets ready only once the one before it completed, and one that waits behind a
+    failed phase was blocked when that phase failed; a phase an agent run works on started
+    with its run and last changed with it.
+    """
+    times, done = [], created  # done: when the phase before last changed
+    for status, run in phases:
+        if status in ("queued", "blocked"):
+            times.append(PhaseTimes(updated=done if status == "blocked" else None))
+            continue
+        ready = min(done + timedelta(minutes=rng.uniform(1, 30)), now)
+        if run is not None:
+            ready, started, updated = min(ready, run.started), run.started, run.updated or run.started
+        elif status == "ready":
+            started, updated = None, ready
+        else:  # completed or failed by a run long pruned from disk
+            started = min(ready + timedelta(minutes=rng.uniform(0, 10)), now)
+            updated = min(started + timedelta(minutes=rng.uniform(10, 50)), now)
+        times.append(PhaseTimes(ready, started, updated))
+        done = updated
+    return times
 
 
 def _run_feature(rng: random.Random, run: Run, outcome: str) -> tuple[datetime, str, list[tuple[str, Run | None]]]:
@@ -148,9 +178,10 @@ def _run_feature(rng: random.Random, run: Run, outcome: str) -> tuple[datetime, 
         after = ["blocked"] * rng.randint(1, 2)
     else:  # a later phase is ready only once every earlier one has completed
         after = ["ready" if outcome == "completed" and rng.random() < 0.5 else "queued", "queued"][: rng.randint(0, 2)]
-    created = run.started - timedelta(hours=rng.uniform(1, 6))  # queued well before its phases ran
+    created = run.started - timedelta(hours=rng.uniform(2, 6))  # queued well before its phases ran
     title = work_item_for(run.state["nl_input"])[0]
-    return created, title, [*before, (outcome, run), *((status, None) for status in after)]
+    status = "running" if outcome == "pending" else outcome  # the queue shows a launched run as running
+    return created, title, [*before, (status, run), *((status, None) for status in after)]
 
 
 def _waiting_statuses(rng: random.Random) -> list[str]:
@@ -172,18 +203,20 @@ def _bind(rng: random.Random, row: dict[str, Any], run: Run | None, status: str,
 
 
 def _seed_features(conn: sqlite3.Connection, rng: random.Random, now: datetime) -> None:
-    """Three planning sessions and 22 work items under them; every item type shows."""
+    """Three planning sessions, ten days apart, and 22 work items planned in them; every item type shows."""
     statuses = ["completed"] * 9 + ["cancelled"] * 2 + ["in_progress"] * 5 + ["planned"] * 6
     # distinct titles; 22 of 24 has a chore
     work = list(zip(rng.sample(WORK_ITEMS, len(statuses)), statuses, strict=True))
     for session in range(1, 4):
-        started = now - timedelta(days=30 - 10 * session)
+        started = now - timedelta(days=31 - 10 * session)  # the latest began a day ago and is still open
+        ended = started + timedelta(hours=2) if session < 3 else None
         parent = insert_row(conn, "planned_features", {
             "item_type": "session", "title": f"Planning session {session}", "description": "Roadmap grooming",
-            "status": "completed" if session < 3 else "in_progress", "priority": "medium", "estimated_hours": 2.0,
-            "session_number": session, "tags": "[]", "created_at": utc_iso(started), "updated_at": utc_iso(started),
-            "started_at": utc_iso(started),
-            "completed_at": utc_iso(started + timedelta(hours=2)) if session < 3 else None,
-            "completion_notes": "Backlog groomed and estimated." if session < 3 else None})
+            "status": "completed" if ended else "in_progress", "priority": "medium", "estimated_hours": 2.0,
+            "session_number": session, "tags": "[]", "created_at": utc_iso(started),
+            "updated_at": utc_iso(ended or started), "started_at": utc_iso(started),
+            "completed_at": utc_iso(ended) if ended else None,
+            "completion_notes": "Backlog groomed and estimated." if ended else None})
         for item, status in work[(session - 1) * 7: session * 7 + (session == 3)]:
-            insert_row(conn, "planned_features", feature_row(rng, now, item, status, parent, session))
+            planned = started + timedelta(hours=rng.uniform(0, 2))  # written down during the session
+            insert_row(conn, "planned_features", feature_row(rng, now, item, status, parent, session, planned))
