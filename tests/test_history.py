@@ -142,6 +142,7 @@ async def test_the_newest_slots_survive_a_restart(open_history, tmp_path, clock)
     first = await open_history()
     for depth in (3, 4, 5):
         await first.sample({"queue": queue_state(depth, 0, 1)})
+        assert values(first.recent("queue")["depth"])[-1] == depth  # each sample shows at once (never a stale copy)
         clock.advance(60)
     await first.close()
     clock.advance(120)  # the console was down two slots

@@ -82,7 +82,10 @@ class History:
             await store.close()
 
     def recent(self, channel: str) -> dict[str, Series]:
-        """``channel``'s series over the newest slots at the fine step, oldest first; from memory, no I/O."""
+        """``channel``'s series over the newest slots at the fine step, oldest first; from memory, no I/O.
+
+        The answer is shared by every caller until the next sample: read it, never change it.
+        """
         if not self.enabled:
             return {spec.name: Series(spec.name, spec.label, spec.format, self.step, [])
                     for spec in SERIES.get(channel, ())}

@@ -23,6 +23,8 @@ class RecentWindow:
         self.size = size
         self._slots: dict[str, dict[int, Values]] = {}  # channel -> slot start -> values, oldest first
         self._newest: int | None = None  # index of the newest slot sampled
+        # channel -> (newest slot shown, its series): pages ask on every render, the answer changes once a step.
+        self._recent: dict[str, tuple[int, dict[str, Series]]] = {}
 
     def slot_index(self, at: float) -> int:
         """The slot ``at`` (unix seconds) falls in."""
@@ -44,6 +46,7 @@ class RecentWindow:
     def put(self, channel: str, index: int, values: Values) -> None:
         """Record ``channel``'s values in slot ``index`` (a second sample of the slot replaces the first)."""
         slots = self._slots.setdefault(channel, {})
+        self._recent.pop(channel, None)
         start = self.slot_start(index)
         slots.pop(start, None)  # re-inserted last: the dict stays in slot order
         slots[start] = values
@@ -83,12 +86,16 @@ class RecentWindow:
         return points
 
     def recent(self, channel: str, now: float) -> dict[str, Series]:
-        """Each of ``channel``'s series over the window's slots, oldest first."""
+        """Each of ``channel``'s series over the window's slots, oldest first (shared: never change them)."""
         last = self.end_index(now)
+        cached = self._recent.get(channel)
+        if cached is not None and cached[0] == last:
+            return cached[1]
         first = last - self.size + 1
         result = {}
         for name in self.names(channel):
             spec = series_spec(channel, name)
             if spec is not None:
                 result[name] = Series(name, spec.label, spec.format, self.step, self.points(channel, name, first, last))
+        self._recent[channel] = (last, result)
         return result
