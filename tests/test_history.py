@@ -264,6 +264,12 @@ def test_the_default_path_follows_systemd_then_xdg_then_home():
         "/home/u/.local/state/monitor/history.sqlite")
 
 
+async def test_an_empty_path_puts_the_file_in_the_state_directory(make_client, state_home):
+    client = await make_client({"history": {"path": ""}})
+    path = state_home / "monitor" / "history.sqlite"
+    assert client.app[HISTORY].path == path and client.app[HISTORY].store is not None and path.is_file()
+
+
 async def test_an_unwritable_path_leaves_the_console_serving(make_client, tmp_path):
     (tmp_path / "a-file").write_text("not a directory")
     with structlog.testing.capture_logs() as logs:

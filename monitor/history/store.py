@@ -97,7 +97,10 @@ class HistoryStore:
     async def rolled_until(self) -> int | None:
         """The hour (unix seconds) up to which fine points have been rolled up; None: never."""
         rows = list(await self.conn.execute_fetchall("SELECT value FROM meta WHERE key = 'rolled_until'"))
-        return int(rows[0][0]) if rows else None
+        try:
+            return int(rows[0][0]) if rows else None
+        except (TypeError, ValueError):  # edited by hand: rolling up the two days of fine points again is harmless
+            return None
 
     async def roll_up_and_prune(self, start: int, end: int, fine_before: int, hourly_before: int) -> None:
         """Roll the fine points of the hours in [start, end) up into hourly ones, drop the expired, commit."""
