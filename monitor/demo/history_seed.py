@@ -1,8 +1,8 @@
 """A week of plausible history for ``monitor demo``, so sparklines and health bars show something on the first run.
 
 Hourly points for the seven days before the current hour and fine points for the last 90
-slots, on the demo's scale: a queue of 15–28 open items with a few running, up to six
-runs at once, a success rate in the mid seventies, $5–11 of runs a day (recorded as the
+slots, on the demo's scale: a queue of 15–34 open items with a few running, up to six
+runs at once, a success rate in the mid seventies, $2–14 of runs a day (recorded as the
 day-so-far sum, as the sampler does), a webhook service mostly above 90 % and health
 checks that are healthy but for the odd degraded or failed hour. A history file that
 already holds points (a workspace run before) is left as it is.
@@ -51,12 +51,12 @@ def _wave(rng: random.Random, middle: float, swing: float, noise: float, low: fl
 
 
 def _cost_so_far(rng: random.Random) -> Figure:
-    """The cost of the runs started so far that UTC day: a day's total of $5–11, mostly spent in working hours."""
+    """The cost of the runs started so far that UTC day: a day's total of $2–14, mostly spent in working hours."""
     totals: dict[int, float] = {}
 
     def figure(start: float, span: float) -> float:
         at = start + span - 1  # the last moment of the span: the day-so-far sum only grows, so that is its max
-        total = totals.setdefault(int(at // DAY), rng.uniform(5.0, 11.0))
+        total = totals.setdefault(int(at // DAY), rng.uniform(2.0, 14.0))
         elapsed = (at % DAY) / DAY
         return round(total * (elapsed - math.sin(2 * math.pi * elapsed) / (2 * math.pi)), 4)
     return figure
@@ -77,13 +77,13 @@ def _health(rng: random.Random) -> Figure:
 def demo_figures(rng: random.Random, checks: list[str]) -> dict[tuple[str, str], Figure]:
     """Every seeded series, by (channel, name), as a function of time."""
     figures = {
-        ("queue", "depth"): _wave(rng, 22.0, 4.0, 1.5, 15.0, 28.0),
+        ("queue", "depth"): _wave(rng, 25.0, 4.0, 1.5, 15.0, 34.0),
         ("queue", "running"): _wave(rng, 4.0, 1.5, 0.8, 0.0, 6.0),
         ("adw-monitor", "running"): _wave(rng, 4.0, 1.5, 0.8, 1.0, 6.0),
         ("adw-monitor", "failed"): _wave(rng, 2.5, 1.0, 0.4, 0.0, 5.0),
-        ("workflow-history", "success_rate"): _wave(rng, 75.0, 2.0, 0.6, 65.0, 85.0),
+        ("workflow-history", "success_rate"): _wave(rng, 76.0, 2.5, 0.6, 65.0, 88.0),
         ("workflow-history", "cost_per_day"): _cost_so_far(rng),
-        ("planned-features", "completion_rate"): _wave(rng, 57.0, 1.0, 0.3, 50.0, 65.0),
+        ("planned-features", "completion_rate"): _wave(rng, 55.0, 2.0, 0.3, 45.0, 65.0),
         ("webhook-status", "success_rate"): _wave(rng, 94.0, 3.0, 1.5, 80.0, 100.0),
     }
     figures.update({("system-status", CHECK_PREFIX + name): _health(rng) for name in checks})
