@@ -76,6 +76,7 @@ FORMATS: dict[str, Callable[[Any], str]] = {
     "errors": _numeric(lambda v: "no errors" if v == 0 else f"{text(v)} error{'' if v == 1 else 's'}"),
     "paused": lambda v: "" if v is None else ("paused" if v is True else "accepting work"),
     "quickwin": lambda v: "quick win" if is_number(v) and v <= 2 else "",
+    "overrun": lambda v: "over estimate" if v is True else "",
     "counts": lambda v: " · ".join(f"{k} {text(v[k])}" for k in sorted(v)) if isinstance(v, dict) else text(v),
 }
 

@@ -13,9 +13,10 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from monitor import display
+from monitor import display, sparklines
 from monitor.channels.registry import CHANNEL_NAMES, CHANNELS, channel_spec
-from monitor.keys import BROKER, SETTINGS
+from monitor.history.series import Series
+from monitor.keys import BROKER, HISTORY, SETTINGS
 from monitor.params import channel_or_404, flag_param
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -27,32 +28,51 @@ def setup_templates(app: web.Application) -> None:
     # one loader finds the same files in a checkout, an installed wheel and the .pyz.
     env = aiohttp_jinja2.setup(app, loader=jinja2.PackageLoader("monitor", "templates"), autoescape=True)
     env.globals.update(display.template_globals())
+    env.globals.update(sparklines.template_globals())
 
 
-def panel_context(request: web.Request, name: str, wall: bool = False) -> dict[str, Any]:
-    """What one panel's template renders: its channel's state at one (epoch, seq)."""
+DAY = 86_400
+DAILY_TRENDS = {"workflow-history": ("cost_per_day",)}  # drawn a bar a day over DAILY_SPAN, not from the recent slots
+DAILY_SPAN = 30 * DAY
+
+
+async def panel_trends(request: web.Request, name: str) -> dict[str, Series]:
+    """The history series one panel draws: its recent slots, and a day a point where a trend is daily."""
+    history = request.app[HISTORY]
+    trends = history.recent(name)
+    if name in DAILY_TRENDS:
+        now = history.now()
+        daily = await history.query(name, now - DAILY_SPAN + DAY, now, DAY)
+        trends.update({key: daily[key] for key in DAILY_TRENDS[name] if key in daily})
+    return trends
+
+
+async def panel_context(request: web.Request, name: str, wall: bool = False) -> dict[str, Any]:
+    """What one panel's template renders: its channel's state at one (epoch, seq), and its trends."""
     view = request.app[BROKER].current(name)
     return {"name": name, "title": channel_spec(name).title, "epoch": view.epoch, "seq": view.seq,
-            "state": view.state, "template": f"panels/{name}.html", "wall": wall}
+            "state": view.state, "template": f"panels/{name}.html", "wall": wall,
+            "trends": await panel_trends(request, name), "history_step": request.app[HISTORY].step}
 
 
-def page_context(request: web.Request, channels: tuple[str, ...]) -> dict[str, Any]:
+async def page_context(request: web.Request, channels: tuple[str, ...]) -> dict[str, Any]:
     """The context of a page showing ``channels``."""
     rendered_at = dt.datetime.now(dt.UTC).strftime("%H:%M:%S UTC")
     wall = flag_param(request, "wall", request.app[SETTINGS].ui.wall)
-    return {"panels": [panel_context(request, name, wall) for name in channels],
+    return {"panels": [await panel_context(request, name, wall) for name in channels],
             "channels": CHANNELS, "rendered_at": rendered_at, "wall": wall, "single": len(channels) == 1,
             "current": channels[0] if len(channels) == 1 else "",  # the channel whose page this is
             # The page calls a socket down longer than a heartbeat stale (live.js), as the server would.
-            "heartbeat_ms": round(request.app[SETTINGS].server.heartbeat * 1000)}
+            "heartbeat_ms": round(request.app[SETTINGS].server.heartbeat * 1000),
+            "history_step": request.app[HISTORY].step}  # trend.js redraws the trends this often
 
 
 async def dashboard(request: web.Request) -> web.Response:
     """``GET /``: all eight panels, rendered from current state."""
-    return aiohttp_jinja2.render_template("dashboard.html", request, page_context(request, CHANNEL_NAMES))
+    return aiohttp_jinja2.render_template("dashboard.html", request, await page_context(request, CHANNEL_NAMES))
 
 
 async def channel_page(request: web.Request) -> web.Response:
     """``GET /<channel>``: one panel as a full page."""
     channel = channel_or_404(request)  # the page of a channel is named as the channel
-    return aiohttp_jinja2.render_template("dashboard.html", request, page_context(request, (channel,)))
+    return aiohttp_jinja2.render_template("dashboard.html", request, await page_context(request, (channel,)))

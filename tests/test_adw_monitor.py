@@ -127,7 +127,7 @@ EXPECTED_RUNNING = {
     # 2 of 10 phases done, half of Build: 2.5 / 10
     "phase_progress": 25.0, "phases_completed": ["Plan", "Validate"], "phases_skipped": [], "total_phases": 10,
     "current_cost": 0.75, "error_count": 1, "last_error": "claude CLI timed out, retried\n" + TRACEBACK.strip(),
-    "is_process_active": True, "pr_number": 42,
+    "is_process_active": True, "pr_number": 42, "cost_over_estimate": False,  # $0.75 of an estimated $3.10
 }
 EXPECTED_OTHERS = {
     # completed (said by the older state file); from_build skips Plan and Validate: all 8 others done
@@ -316,3 +316,11 @@ async def test_both_state_file_channels_read_a_changed_file_once(sources, agents
     assert (await runs.read()).items["dddd0001"]["last_error"] == "Error: second"
     assert (await workflows.read()) is not None
     assert sources.state_files.files_read == before + 1
+
+
+def test_a_run_over_its_estimate_is_flagged_and_an_unknown_estimate_is_not():
+    assert adw_monitor.over_estimate(3.5, 3.1) is True
+    assert adw_monitor.over_estimate(3.1, 3.1) is False
+    assert adw_monitor.over_estimate(1.0, 0) is None  # no estimate to be over
+    assert adw_monitor.over_estimate(None, 3.1) is None
+    assert adw_monitor.over_estimate(float("nan"), 3.1) is None

@@ -22,7 +22,7 @@ from monitor.channels.adw_runs import (
     run_status,
     task_progress,
 )
-from monitor.channels.base import ChannelData, channel_queries, parse_time
+from monitor.channels.base import ChannelData, channel_queries, finite_number, parse_time
 from monitor.channels.dbreader import QueryCache
 from monitor.channels.spec import AGENTS, DATABASE, TREES, ChannelSpec
 from monitor.sources.agentfiles import ERROR_FIELD
@@ -83,6 +83,13 @@ def _known(*values: Any) -> Any:
     return next((value for value in values if value is not None and value != ""), None)
 
 
+def over_estimate(cost: Any, estimate: Any) -> bool | None:
+    """Whether a run has cost more than its estimate; None when either is unknown (or the estimate is 0)."""
+    if not (finite_number(cost) and finite_number(estimate)) or estimate <= 0:
+        return None
+    return bool(cost > estimate)
+
+
 def _cost(run: RunSources) -> float | None:
     """What the run has cost so far: its task logs' costs, else its history row's (0.0 = none yet)."""
     for cost in (run.tasks.cost, run.history_row.get("actual_cost_total")):
@@ -106,6 +113,7 @@ def adw_item(adw_id: str, run: RunSources) -> dict[str, Any]:
         current_phase=line.current, phase_progress=phase_progress(status, line),
         phases_completed=line.completed, phases_skipped=line.skipped, failed_phase=line.failed,
         total_phases=len(line.phases), current_cost=_cost(run), error_count=error_count, last_error=last_error,
+        cost_over_estimate=over_estimate(_cost(run), item.get("estimated_cost_total")),
         is_process_active=run.live, pr_number=run.queue_row.get("pr_number"),
         duration_seconds=_known(item.get("duration_seconds"),
                                 _seconds_between(item.get("start_time"), end) if end is not None else None))

@@ -29,7 +29,11 @@ class BadParameter(Exception):
 
 
 def parse_since(raw: str | None, now: float) -> float:
-    """``since`` as unix seconds: a number, or an ISO-8601 time (naive = UTC); 24 hours before ``now`` when absent."""
+    """``since`` as unix seconds: a number, or an ISO-8601 time (naive = UTC); 24 hours before ``now`` when absent.
+
+    A negative number counts back from the server's now (``-5400``: the last 90 minutes), so a
+    browser whose clock is off still asks for the slots the server has.
+    """
     if raw is None or not raw.strip():
         return now - DEFAULT_SPAN
     text = raw.strip()
@@ -41,6 +45,8 @@ def parse_since(raw: str | None, now: float) -> float:
         except ValueError:
             raise BadParameter(f"since: expected unix seconds or an ISO-8601 time, got {raw[:60]!r}") from None
         since = (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).timestamp()
+    if math.isfinite(since) and since < 0:
+        since += now
     if not math.isfinite(since) or since < 0:
         raise BadParameter(f"since: expected a time after 1970, got {raw[:60]!r}")
     if since > now:

@@ -4,6 +4,7 @@ import { Panel } from './panel.js';
 import { ChannelSocket } from './socket.js';
 import { setAttr, setText } from './render.js';
 import { tickClock } from './wall.js';
+import { Trends } from './trend.js';
 
 const ANNOUNCE_EVERY_MS = 3000;
 const RETRY_BUDGET_MS = 60000; // down this long is "offline", not "reconnecting"
@@ -102,6 +103,7 @@ function start() {
     const panel = new Panel(root, board);
     board.panels.push(panel);
     new ChannelSocket(root.dataset.channel, root.dataset.epoch, Number(root.dataset.seq), panel);
+    new Trends(root, Number(document.body.dataset.historyStep) || 60);
   }
   document.documentElement.classList.add('live'); // the script now fits the wall's lists itself
   const refit = () => board.panels.forEach((panel) => panel.fit());

@@ -13,7 +13,7 @@ export function text(v) {
   return String(v);
 }
 
-function fixed(v, digits) {
+export function fixed(v, digits) {
   const scale = 10 ** digits, units = Math.floor(v * scale + 0.5), abs = Math.abs(units);
   const whole = (abs - (abs % scale)) / scale;
   return (units < 0 ? '-' : '') + whole + (digits ? '.' + String(abs % scale).padStart(digits, '0') : '');
@@ -41,6 +41,7 @@ const FORMATS = {
   errors: numeric((v) => (v === 0 ? 'no errors' : `${text(v)} error${v === 1 ? '' : 's'}`)),
   paused: (v) => (v == null ? '' : v === true ? 'paused' : 'accepting work'),
   quickwin: (v) => (isNumber(v) && v <= 2 ? 'quick win' : ''),
+  overrun: (v) => (v === true ? 'over estimate' : ''),
   counts: (v) => (isObject(v) ? Object.keys(v).sort().map((k) => `${k} ${text(v[k])}`).join(' · ') : text(v)),
 };
 

@@ -43,11 +43,12 @@ SUMMARY = {
 }
 
 # Each element as (tag, sorted attributes, children): attribute order may differ, nothing else may.
-# data-changed (a change's mark) and a time's data-ago and title are added live, not content.
+# data-changed (a change's mark) and a time's data-ago and title are added live, not content; a health
+# bar is drawn from the history on its own schedule (trend.js), not from the row's item.
 SHAPES_JS = """(panel) => {
   const live = (el, a) => a.name === 'data-changed' || ('ago' in el.dataset && ['data-ago', 'title'].includes(a.name));
   const attributes = (el) => [...el.attributes].filter((a) => !live(el, a)).map((a) => [a.name, a.value]);
-  const shape = (el) => [el.tagName, attributes(el).sort(),
+  const shape = (el) => el.hasAttribute('data-healthbar') ? ['trend'] : [el.tagName, attributes(el).sort(),
     [...el.childNodes].map((n) => (n.nodeType === 1 ? shape(n) : n.textContent.replace(/\\s+/g, ' ')))];
   return [...panel.querySelectorAll('[data-rows] > [data-key], [data-summary]')].map(shape);
 }"""
