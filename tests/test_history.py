@@ -308,6 +308,15 @@ async def test_the_endpoint_reads_iso_times(client):
     assert answer.status == 200 and "health_percentage" in (await answer.json())["series"]
 
 
+async def test_a_negative_since_counts_back_from_the_server_s_clock(client):
+    history = client.app[HISTORY]
+    relative = await (await client.get("/api/v1/queue/history", params={"since": "-600"})).json()
+    absolute = await (await client.get("/api/v1/queue/history", params={"since": str(history.now() - 600)})).json()
+    assert len(relative["series"]["depth"]["points"]) == len(absolute["series"]["depth"]["points"]) == 11
+    answer = await client.get("/api/v1/queue/history", params={"since": str(-history.now() - 60)})
+    assert answer.status == 400 and "since: expected a time after 1970" in (await answer.json())["error"]
+
+
 async def test_the_endpoint_404s_an_unknown_channel(client):
     answer = await client.get("/api/v1/nope/history")
     assert answer.status == 404 and "unknown channel" in await answer.text()

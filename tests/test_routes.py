@@ -144,4 +144,5 @@ async def test_the_panel_shows_descriptions(make_client, openapi_service):
     client = await make_client({"sources": {"openapi_url": openapi_service.url}})
     await poll(client, "routes")
     page = await (await client.get("/routes")).text()
-    assert '<span class="detail" data-field="description">Removes the item for good.</span>' in page
+    assert ('<span class="detail" data-field="description" data-clip title="Removes the item for good.">'
+            'Removes the item for good.</span>') in page
