@@ -10,9 +10,11 @@ from monitor.channels.registry import CHANNEL_NAMES
 from monitor.keys import BROKER
 from tests.browser.support import SilentRelay, free_port
 
-# While the console is down, Chromium itself logs each refused WebSocket attempt as an error.
+# While the console is down, Chromium itself logs each refused WebSocket attempt, and each
+# refused fetch of a panel's trends (trend.js), as an error.
 REFUSED_WHILE_DOWN = re.compile(r"console: WebSocket connection to "
-                                r"'ws://127\.0\.0\.1:\d+/api/v1/ws/[a-z-]+(\?[^']*)?' failed")
+                                r"'ws://127\.0\.0\.1:\d+/api/v1/ws/[a-z-]+(\?[^']*)?' failed"
+                                r"|console: Failed to load resource: net::ERR_CONNECTION_REFUSED$")
 
 
 async def start_console(settings) -> web.AppRunner:
