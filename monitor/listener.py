@@ -14,7 +14,10 @@ from monitor.limits import REFUSALS, ConnectionBudget, GatedConnection, address_
 
 log = structlog.get_logger(__name__)
 
-LISTEN_BACKLOG = 128  # the kernel's queue of connections not yet accepted (aiohttp's default)
+# The kernel's queue of connections not yet accepted (Linux caps it at net.core.somaxconn).
+# aiohttp's 128 overflows under a burst: the kernel then drops the handshake's last ACK, and
+# the client hears nothing, not even its 429, until SYN-ACK retransmits get it in (up to ~1 min).
+LISTEN_BACKLOG = 1024
 ACCEPT_BATCH = 128  # accepts per wake-up, as asyncio's own accept loop
 ACCEPT_RETRY = 0.1  # seconds accepting rests after running out of descriptors: short, so /healthz waits little
 ACCEPT_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
