@@ -127,8 +127,8 @@ async def test_without_scripts_the_wall_shows_the_server_s_guess_and_how_many_it
     await console.app[POLLERS]["queue"].poll()
     page = await (await console.get("/queue?wall=1")).text()
     active = page.split('id="queue-active"')[1].split("</div>")[0]
-    assert 'data-fit="5"' in active  # rows past the fifth are hidden by CSS until the script measures
-    assert '<p class="more" data-more>+4 more</p>' in active + page.split('id="queue-active"')[1][:20000]
+    assert 'data-fit="2"' in active  # rows past the second are hidden by CSS until the script measures
+    assert '<p class="more" data-more>+7 more</p>' in active + page.split('id="queue-active"')[1][:20000]
     assert page.index("phase 0") < page.index("phase 1") < page.index("phase 2")  # failed ones first
 
 
@@ -143,3 +143,10 @@ async def test_panels_draw_their_trends_from_the_history(console):
     assert '<path d="M97.8 0.0L98.9 12.0L100.0 24.0"/>' in running.split("</dd>")[0]
     assert "90 min: <span data-trend-range>0–2</span>" in running
     assert '<rect x="89" width=".8" height="1" class="ok"/>' in page
+
+
+async def test_every_fit_a_wall_page_uses_has_its_rule_in_the_stylesheet(console):
+    page = await (await console.get("/?wall=1")).text()
+    css = (Path(STATIC_DIR) / "monitor.css").read_text()
+    fits = set(re.findall(r'data-fit="(\d+)"', page))
+    assert fits and all(f'[data-fit="{n}"] > :nth-child(n+{int(n) + 1})' in css for n in fits)
