@@ -63,6 +63,20 @@ HISTORY_JSON = {"structured_input": dict, "cost_breakdown": dict, "token_breakdo
                 "optimization_recommendations": list, "similar_workflow_ids": list}
 
 
+class SimulatedClock:
+    """The simulator's clock: starts at the real now, moves `tick` seconds a reading (a step reads it once)."""
+
+    def __init__(self, tick: float = 0.0) -> None:
+        self.now, self.tick = datetime.now(UTC), timedelta(seconds=tick)
+
+    def __call__(self) -> datetime:
+        self.now += self.tick
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
 def query(ws: Workspace, sql: str, params: tuple = ()) -> list[tuple]:
     with contextlib.closing(sqlite3.connect(ws.db_path)) as conn:
         return conn.execute(sql, params).fetchall()
@@ -83,6 +97,9 @@ def run_statuses(ws: Workspace) -> dict[str, str]:
     return dict(query(ws, "SELECT adw_id, status FROM workflow_history"))
 
 
+TICK = 5.0  # simulated seconds a step: phases take tens of seconds, so a minute of steps is five of a demo
+
+
 def deliveries(seed: int) -> DemoDeliveries:
     return DemoDeliveries(WebhookStats(), random.Random(seed))
 
@@ -101,7 +118,7 @@ def workspace(tmp_path: Path) -> Workspace:
 def stepped(tmp_path_factory) -> Workspace:
     """A workspace after a minute of simulated activity (the simulator closed), for tests that only read."""
     ws = create_workspace(tmp_path_factory.mktemp("stepped") / "demo", random.Random(7))
-    sim = Simulator(ws, random.Random(11), deliveries(11), api=ApiCatalog())
+    sim = Simulator(ws, random.Random(11), deliveries(11), api=ApiCatalog(), clock=SimulatedClock(TICK))
     try:
         steps(sim, 60)
     finally:
@@ -111,7 +128,7 @@ def stepped(tmp_path_factory) -> Workspace:
 
 @pytest.fixture
 def simulator(workspace: Workspace):
-    sim = Simulator(workspace, random.Random(11), deliveries(11), api=ApiCatalog())
+    sim = Simulator(workspace, random.Random(11), deliveries(11), api=ApiCatalog(), clock=SimulatedClock(TICK))
     yield sim
     sim.close()
 
@@ -352,7 +369,8 @@ def test_create_workspace_reuses_an_existing_one(workspace):
 
 def test_steps_change_every_source(workspace):
     stats, api = WebhookStats(), ApiCatalog()
-    simulator = Simulator(workspace, random.Random(5), DemoDeliveries(stats, random.Random(5)), api=api)
+    simulator = Simulator(workspace, random.Random(5), DemoDeliveries(stats, random.Random(5)), api=api,
+                          clock=SimulatedClock(TICK))
     queue_sql = "SELECT queue_id, status FROM phase_queue"
     history_sql = "SELECT adw_id, status, current_phase, actual_cost_total FROM workflow_history"
     features_sql = "SELECT id, status, actual_hours FROM planned_features"
@@ -415,7 +433,7 @@ def test_many_steps_stay_bounded(workspace, simulator):
         assert len(simulator.live_processes()) <= 6
     assert len(list(workspace.agents_dir.iterdir())) <= 14
     assert query(workspace, "SELECT COUNT(*) FROM phase_queue")[0][0] <= 60
-    assert query(workspace, "SELECT COUNT(*) FROM workflow_history")[0][0] <= 110
+    assert query(workspace, "SELECT COUNT(*) FROM workflow_history")[0][0] <= 100 + 60 + 6  # today, older, live
     assert query(workspace, "SELECT COUNT(*) FROM planned_features")[0][0] <= 40
 
 
@@ -423,7 +441,7 @@ def test_a_new_simulator_adopts_the_runs_left_running(workspace, simulator):
     simulator.step()
     left_running = set(simulator.live_processes())
     simulator.close()
-    successor = Simulator(workspace, random.Random(12), deliveries(12))
+    successor = Simulator(workspace, random.Random(12), deliveries(12), clock=SimulatedClock(TICK))
     try:
         successor.step()
         assert left_running & set(successor.live_processes())
@@ -432,7 +450,8 @@ def test_a_new_simulator_adopts_the_runs_left_running(workspace, simulator):
 
 
 async def test_run_logs_a_failing_step_continues_and_cleans_up(workspace):
-    sim, stop, calls = Simulator(workspace, random.Random(3), deliveries(3)), asyncio.Event(), []
+    sim = Simulator(workspace, random.Random(3), deliveries(3), clock=SimulatedClock(TICK))
+    stop, calls = asyncio.Event(), []
     loop, real_step = asyncio.get_running_loop(), sim.step
 
     def flaky_step() -> None:

@@ -13,7 +13,7 @@ import random
 import sqlite3
 from collections import defaultdict
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,22 +22,10 @@ import pytest
 from monitor.demo.simulator import Simulator
 from monitor.demo.webhook_service import DELIVERY_OUTCOMES, ApiCatalog, DemoDeliveries, WebhookStats
 from monitor.demo.workspace import Workspace, create_workspace
+from tests.test_demo import SimulatedClock
 
 FINAL = ("completed", "failed")
 QUEUE_STATUS_OF_RUN = {"pending": "running", "running": "running", "completed": "completed", "failed": "failed"}
-
-
-class SimulatedClock:
-    """The simulator's clock: starts at the real now, moves only when the test says."""
-
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 def at(text: str | None) -> datetime | None:
@@ -161,32 +149,38 @@ def feature_problems(ws: Workspace, now: datetime) -> Iterator[str]:
 
 
 def title_problems(ws: Workspace) -> Iterator[str]:
-    """Distinct work has distinct titles; one issue number is one piece of work everywhere."""
+    """One title is one piece of work: one feature, one GitHub issue (its runs are that issue's retries)."""
     features = [row["title"] for row in rows(ws, "planned_features") if row["item_type"] != "session"]
     if len(features) != len(set(features)):
         yield f"planned features share titles: {sorted(t for t in features if features.count(t) > 1)}"
-    queue = rows(ws, "phase_queue")
-    titles: dict[int, str] = {}
+    queue, runs = rows(ws, "phase_queue"), rows(ws, "workflow_history")
+    feature_titles: dict[int, str] = {}
     for row in queue:
         title = json.loads(row["phase_data"])["title"].rsplit(" (phase ", 1)[0]
-        if titles.setdefault(row["feature_id"], title) != title:
-            yield f"feature {row['feature_id']} has phases titled {titles[row['feature_id']]!r} and {title!r}"
-    if len(set(titles.values())) != len(titles):
-        yield f"queued features share titles: {sorted(titles.values())}"
-    work: dict[int, str] = {}
-    for run in rows(ws, "workflow_history"):
-        title = run["nl_input"].split(" (see issue")[0]
-        if work.setdefault(run["issue_number"], title) != title:
-            yield f"issue #{run['issue_number']} is both {work[run['issue_number']]!r} and {title!r}"
-    live = [run["nl_input"].split(" (see issue")[0] for run in rows(ws, "workflow_history")
-            if run["status"] in ("pending", "running")]
-    if len(live) != len(set(live)):
-        yield f"live runs share titles: {sorted(live)}"
+        if feature_titles.setdefault(row["feature_id"], title) != title:
+            yield f"feature {row['feature_id']} has phases titled {feature_titles[row['feature_id']]!r} and {title!r}"
+    if len(set(feature_titles.values())) != len(feature_titles):
+        yield f"queued features share titles: {sorted(feature_titles.values())}"
+    run_titles = {run["adw_id"]: run["nl_input"].split(" (see issue")[0] for run in runs}
     for row in queue:
-        run_title = next((run["nl_input"] for run in rows(ws, "workflow_history") if run["adw_id"] == row["adw_id"]),
-                         None)
-        if run_title is not None and not run_title.startswith(titles[row["feature_id"]]):
-            yield f"queue {row['queue_id']} is {titles[row['feature_id']]!r}, its run {run_title!r}"
+        if row["adw_id"] in run_titles and run_titles[row["adw_id"]] != json.loads(row["phase_data"])["title"]:
+            yield f"queue {row['queue_id']} is {json.loads(row['phase_data'])['title']!r}, its run" \
+                  f" {run_titles[row['adw_id']]!r}"
+    issued = [*((run["issue_number"], run_titles[run["adw_id"]]) for run in runs),
+              *((row["issue_number"], json.loads(row["phase_data"])["title"]) for row in queue if row["issue_number"]),
+              *((row["github_issue_number"], row["title"]) for row in rows(ws, "planned_features")
+                if row["github_issue_number"])]
+    yield from _one_to_one(issued)
+
+
+def _one_to_one(issued: list[tuple[int, str]]) -> Iterator[str]:
+    titles: dict[int, str] = {}
+    issues: dict[str, int] = {}
+    for issue, title in issued:
+        if titles.setdefault(issue, title) != title:
+            yield f"issue #{issue} is both {titles[issue]!r} and {title!r}"
+        if issues.setdefault(title, issue) != issue:
+            yield f"{title!r} is both issue #{issues[title]} and #{issue}"
 
 
 def webhook_problems(ws: Workspace, stats: WebhookStats, now: datetime, issues: set[int]) -> Iterator[str]:
@@ -217,12 +211,12 @@ def test_a_simulated_day_keeps_every_record_consistent(tmp_path: Path, seed: int
     clock = SimulatedClock()
     stats, issues = WebhookStats(now=clock), set[int]()  # issues: every one the panels have shown so far
     assert day_problems(ws, stats, clock.now, issues) == []
-    rng, seen = random.Random(seed + 1), set[str]()  # seen: every run status the history has shown
+    rng, seen = random.Random(seed + 1), {run["status"] for run in rows(ws, "workflow_history")}  # statuses shown
     for restart in range(2):  # the demo is stopped and started again halfway: its runs are adopted
         sim = Simulator(ws, rng, DemoDeliveries(stats, rng), api=ApiCatalog(), clock=clock)
         try:
-            for step in range(1, 121):
-                clock.advance(1.0)
+            for step in range(1, 241):
+                clock.advance(5.0)  # twenty simulated minutes per half: runs finish, fail and start
                 sim.step()
                 if step % 10 == 0:
                     assert day_problems(ws, stats, clock.now, issues) == [], f"after step {step} of run {restart}"
@@ -265,9 +259,11 @@ def test_a_simulated_hour_counts_deliveries_as_the_real_service(tmp_path: Path):
     ws = create_workspace(tmp_path / "demo", random.Random(3))
     stats, rng = WebhookStats(), random.Random(4)
     deliveries = DemoDeliveries(stats, rng)
-    sim = Simulator(ws, rng, deliveries, clock=SimulatedClock())
+    clock = SimulatedClock()
+    sim = Simulator(ws, rng, deliveries, clock=clock)
     try:
         for _ in range(200):
+            clock.advance(5.0)
             sim.step()
     finally:
         sim.close()

@@ -28,19 +28,23 @@ _FILES = ("app/server/routes/{}.py", "app/server/services/{}_service.py", "app/c
 # Hours a planned feature has been in progress at :now, and the same cut down to whole tenths.
 _HOURS_IN_PROGRESS = "((julianday(:now) - julianday(started_at)) * 24)"
 _TENTHS_IN_PROGRESS = f"(CAST({_HOURS_IN_PROGRESS} * 10 AS INTEGER) / 10.0)"
+_MAX_IN_PROGRESS = 8  # a team works on this many planned items at once; the others wait
+_BACKLOG = (6, 10)  # planned items: fewer than the first are never cancelled, the last stops new ones
+_PLANNED = "(SELECT COUNT(*) FROM planned_features WHERE status = 'planned' AND item_type != 'session')"
 # planned-feature action -> (the items it applies to, SET clause; :now and :factor are bound per call).
 # Nobody logs more hours than have passed since the work started, and work is finished after an hour at least.
 _FEATURE_MOVES = {
-    "start": ("status = 'planned'", "status = 'in_progress', started_at = :now"),
+    "start": ("status = 'planned' AND (SELECT COUNT(*) FROM planned_features WHERE status = 'in_progress'"
+              f" AND item_type != 'session') < {_MAX_IN_PROGRESS}", "status = 'in_progress', started_at = :now"),
     "finish": (f"status = 'in_progress' AND {_HOURS_IN_PROGRESS} >= 1",
                "status = 'completed', completed_at = :now, completion_notes = 'Merged and deployed.', actual_hours ="
                f" MIN(MAX(COALESCE(actual_hours, 0), ROUND(COALESCE(estimated_hours, 1.0) * :factor, 1)),"
                f" {_TENTHS_IN_PROGRESS})"),
-    "cancel": ("status = 'planned'", "status = 'cancelled'"),
+    "cancel": (f"status = 'planned' AND {_PLANNED} > {_BACKLOG[0]}", "status = 'cancelled'"),
     "log_hours": (f"status = 'in_progress' AND COALESCE(actual_hours, 0) + 0.5 <= {_HOURS_IN_PROGRESS}",
                   "actual_hours = COALESCE(actual_hours, 0) + 0.5"),
 }
-_FEATURE_ACTIONS = ("start", "start", "finish", "finish", "log_hours", "cancel", "add", "add", "add")  # by weight
+_FEATURE_ACTIONS = ("log_hours",) * 3 + ("start",) * 2 + ("finish",) * 3 + ("add",) * 3 + ("cancel",)  # by weight
 _PROMOTE_NEXT_QUEUED = (  # the most urgent queued phase (FIFO among equals) whose earlier phases are done
     "UPDATE phase_queue SET status = 'ready', ready_timestamp = :now, updated_at = :now WHERE queue_id ="
     " (SELECT q.queue_id FROM phase_queue q WHERE q.status = 'queued' AND NOT EXISTS (SELECT 1 FROM phase_queue d"
@@ -102,13 +106,13 @@ def queue_row(rng: random.Random, feature: Feature, phase_number: int, status: s
     }
 
 
-def unused_items(conn: sqlite3.Connection, table: str) -> list[tuple[str, str, str, str]]:
-    """Work items no row of `table` (phase_queue or planned_features) is about yet."""
-    if table == "phase_queue":
-        titles = {json.loads(data or "{}").get("title", "").rsplit(" (phase ", 1)[0]
-                  for (data,) in conn.execute("SELECT phase_data FROM phase_queue")}
-    else:
-        titles = {title for (title,) in conn.execute("SELECT title FROM planned_features")}
+def unused_items(conn: sqlite3.Connection) -> list[WorkItem]:
+    """Work items no run, queued feature or planned feature is about: new work takes one, so titles stay distinct."""
+    titles = {json.loads(data or "{}").get("title", "").rsplit(" (phase ", 1)[0]
+              for (data,) in conn.execute("SELECT phase_data FROM phase_queue")}
+    titles.update(title for (title,) in conn.execute("SELECT title FROM planned_features"))
+    titles.update(text.split(" (see issue")[0].rsplit(" (phase ", 1)[0]
+                  for (text,) in conn.execute("SELECT nl_input FROM workflow_history WHERE nl_input IS NOT NULL"))
     return [item for item in WORK_ITEMS if item[0] not in titles]
 
 
@@ -134,7 +138,7 @@ def slug_word(text: str) -> str:
 
 
 def feature_row(rng: random.Random, now: datetime, item: WorkItem, status: str, parent_id: int | None,
-                session: int | None, created: datetime) -> dict[str, Any]:
+                session: int | None, created: datetime, issue: int | None = None) -> dict[str, Any]:
     """A planned_features row for work `item` (a feature, bug or enhancement) planned at `created`."""
     title, issue_class, _, _ = item
     estimate = rng.choice((0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0))
@@ -152,7 +156,7 @@ def feature_row(rng: random.Random, now: datetime, item: WorkItem, status: str, 
         "title": title, "description": f"{title}. Acceptance criteria in the linked issue.", "status": status,
         "priority": rng.choice(("high", "medium", "medium", "low")), "estimated_hours": estimate,
         "actual_hours": hours, "session_number": session,
-        "github_issue_number": rng.randrange(100, 400), "parent_id": parent_id,
+        "github_issue_number": issue, "parent_id": parent_id,
         "tags": json.dumps(rng.sample(TAGS, rng.randint(1, 3))),
         "completion_notes": "Shipped behind a feature flag." if completed else None,
         "created_at": utc_iso(created), "updated_at": utc_iso(completed or started or created),
@@ -192,7 +196,7 @@ def tick_queue(conn: sqlite3.Connection, rng: random.Random, ws: Workspace, now:
 
 def _add_feature(conn: sqlite3.Connection, rng: random.Random, now: datetime) -> None:
     """Queue a new multi-phase feature about work no queued feature covers (titles stay distinct)."""
-    items = unused_items(conn, "phase_queue")
+    items = unused_items(conn)
     if not items:
         return
     feature_id, position = conn.execute(
@@ -224,13 +228,15 @@ def tick_features(conn: sqlite3.Connection, rng: random.Random, now: datetime, a
     if rng.random() >= act_chance:
         return
     stamp = utc_iso(now)
-    items = unused_items(conn, "planned_features")
-    total = conn.execute("SELECT COUNT(*) FROM planned_features WHERE item_type != 'session'").fetchone()[0]
+    items = unused_items(conn)
+    total, planned = conn.execute(f"SELECT COUNT(*), {_PLANNED} FROM planned_features WHERE item_type != 'session'"
+                                  ).fetchone()
+    can_add = total < _MAX_FEATURES and planned < _BACKLOG[1] and bool(items)
     targets = {action: [row[0] for row in conn.execute(
         f"SELECT id FROM planned_features WHERE item_type != 'session' AND {where} ORDER BY id", {"now": stamp})]
         for action, (where, _) in _FEATURE_MOVES.items()}
     # only moves that apply right now, so a tick that acts always changes something
-    moves = [a for a in _FEATURE_ACTIONS if (total < _MAX_FEATURES and bool(items) if a == "add" else targets[a])]
+    moves = [a for a in _FEATURE_ACTIONS if (can_add if a == "add" else targets[a])]
     if not moves:
         return
     action = rng.choice(moves)

@@ -46,9 +46,9 @@ REPO_URL = "https://github.com/acme/storefront"
 
 
 def new_state(ws: Workspace, rng: random.Random, adw_id: str, issue: int, item: WorkItem,
-              start: datetime) -> dict[str, Any]:
-    """A fresh adw_state.json record for a run on work `item` that started at `start`."""
-    title, issue_class, _, _ = item
+              start: datetime, title: str | None = None) -> dict[str, Any]:
+    """A fresh adw_state.json record for a run on work `item` (a queued phase of it: `title`) from `start`."""
+    title, issue_class = title or item[0], item[1]
     template = rng.choices(list(TEMPLATE_WEIGHTS), weights=list(TEMPLATE_WEIGHTS.values()))[0]
     model_set = "lightweight" if template == "adw_lightweight_iso" else "heavy" if rng.random() < 0.25 else "base"
     factor = {"heavy": 2.5, "lightweight": 0.4}.get(model_set, 1.0)
@@ -183,6 +183,7 @@ class Run:
     error: str | None = None
     paused: bool = False
     updated: datetime | None = None  # when its records last changed
+    due: datetime | None = None  # when the simulator moves it on (its current phase ends); None: at once
 
     @property
     def adw_id(self) -> str:

@@ -16,7 +16,7 @@ import shutil
 import sqlite3
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import structlog
@@ -25,14 +25,27 @@ from monitor.adw import canonical_phase
 from monitor.demo.backlog import queue_paused, tick_features, tick_queue
 from monitor.demo.processes import StandInProcesses
 from monitor.demo.records import Run, begin_phase, end_run, finish_phase, new_state, open_run
-from monitor.demo.vocabulary import NON_CRITICAL, Workspace, new_adw_id, phase_script, utc_iso, work_item_for
+from monitor.demo.vocabulary import (
+    LAUNCH_SECONDS,
+    NON_CRITICAL,
+    Workspace,
+    new_adw_id,
+    phase_script,
+    phase_seconds,
+    utc_iso,
+    work_item_for,
+)
 from monitor.demo.webhook_service import ApiCatalog, draw_unlaunched_reason
 
 log = structlog.get_logger(__name__)
 
-_KEEP = {"completed_queue_rows": 15, "history_rows": 100, "closed_features": 20}  # what pruning leaves
+# What pruning leaves: the history keeps its older runs apart, so its cost windows still span weeks.
+_KEEP = {"completed_queue_rows": 15, "history_today": 100, "history_older": 60, "completed_features": 15,
+         "cancelled_features": 5}
 # Chance that a phase fails when it ends: the non-critical ones are the flaky ones.
 _FAIL_CHANCE = {"critical": 0.025, "non_critical": 0.12}
+# Per tick: an operator pauses a running run about once in its life, and resumes it within ten seconds or so.
+_PAUSE_CHANCE = {"pause": 0.002, "resume": 0.1}
 
 
 class Deliveries(Protocol):
@@ -82,9 +95,9 @@ class Simulator:
                 self._tick_run(conn, run, now)
             tick_queue(conn, self._rng, self._ws, now, pause_chance=self._busy(0.01, warm_up=0.0))
             self._maybe_start_run(conn, now)
-            tick_features(conn, self._rng, now, act_chance=self._busy(0.7))
+            tick_features(conn, self._rng, now, act_chance=self._busy(0.1))
             self._tick_webhook(conn)
-            self._prune(conn)
+            self._prune(conn, now)
             self._tend_dev_server(conn)
             self._ticks += 1
 
@@ -162,11 +175,11 @@ class Simulator:
     def _tick_run(self, conn: sqlite3.Connection, run: Run, now: datetime) -> None:
         roll = self._rng.random()
         if run.paused:
-            run.paused = roll >= 0.3
-        elif run.phase >= 0 and roll < 0.03:
+            run.paused = roll >= _PAUSE_CHANCE["resume"]
+        elif run.phase >= 0 and roll < _PAUSE_CHANCE["pause"]:
             run.paused = True  # an operator stopped it: the worktree stays, so it shows as paused
             self._processes.kill(run.adw_id)
-        elif roll < 0.58:
+        elif run.due is None or now >= run.due:  # its phase (or its launch) has taken its time
             with conn:  # one transaction per move of a run, as the ADW system commits them
                 self._advance(conn, run, now)
         if run.adw_id in self._runs and not run.paused:
@@ -186,7 +199,8 @@ class Simulator:
             if run.phase == len(run.phases) - 1:
                 self._end_run(conn, run, now, "completed")
                 return
-        begin_phase(conn, self._ws, run, now)
+        phase = begin_phase(conn, self._ws, run, now)
+        run.due = now + timedelta(seconds=phase_seconds(self._rng, phase))
 
     def _publish(self, run: Run, phase: str, failed: bool) -> None:
         """The endpoint goes live on the dev API once built, and loses its preview tag once shipped."""
@@ -224,12 +238,13 @@ class Simulator:
         while (self._ws.agents_dir / adw_id).exists() or conn.execute(
                 "SELECT 1 FROM workflow_history WHERE adw_id = ?", (adw_id,)).fetchone():
             adw_id = new_adw_id(self._rng)
-        item = work_item_for(json.loads(data or "{}").get("title", ""))
-        state = new_state(self._ws, self._rng, adw_id, issue, item, now)
+        title = json.loads(data or "{}").get("title", "")  # the run's title is its phase's: one issue, one title
+        state = new_state(self._ws, self._rng, adw_id, issue, work_item_for(title), now, title or None)
         if not self._webhook.record_success(issue, adw_id, state["workflow_template"]):
             return  # the delivery failed (a GitHub outage): nothing launched, the phase stays ready
         with conn:
             run = open_run(conn, self._ws, state, queue_id)
+            run.due = now + timedelta(seconds=self._rng.uniform(*LAUNCH_SECONDS))
             conn.execute("UPDATE phase_queue SET status = 'running', adw_id = ?, issue_number = ?,"
                          " started_timestamp = ?, updated_at = ?, current_phase = 'init' WHERE queue_id = ?",
                          (adw_id, issue, utc_iso(now), utc_iso(now), queue_id))
@@ -269,7 +284,7 @@ class Simulator:
         else:
             self._processes.start_dev_server(adw_id)
 
-    def _prune(self, conn: sqlite3.Connection) -> None:
+    def _prune(self, conn: sqlite3.Connection, now: datetime) -> None:
         """Keep the workspace bounded: the oldest finished agents, queue rows, history and features go."""
         finished = sorted((self._ws.agents_dir / a for a in self._ws.agent_ids() - set(self._runs)),
                           key=lambda path: path.stat().st_mtime)
@@ -282,9 +297,11 @@ class Simulator:
             conn.execute(f"DELETE FROM phase_queue WHERE queue_id IN (SELECT queue_id FROM phase_queue WHERE status ="
                          f" 'completed' AND COALESCE(adw_id, '') NOT IN ({', '.join('?' * len(agents))})"
                          f" ORDER BY updated_at DESC LIMIT -1 OFFSET ?)", (*agents, _KEEP["completed_queue_rows"]))
-            conn.execute("DELETE FROM workflow_history WHERE id IN (SELECT id FROM workflow_history WHERE status"
-                         " IN ('completed', 'failed') ORDER BY start_time DESC LIMIT -1 OFFSET ?)",
-                         (_KEEP["history_rows"],))
-            conn.execute("DELETE FROM planned_features WHERE id IN (SELECT id FROM planned_features WHERE status"
-                         " IN ('completed', 'cancelled') AND item_type != 'session'"
-                         " ORDER BY id DESC LIMIT -1 OFFSET ?)", (_KEEP["closed_features"],))
+            for since_yesterday, keep in ((True, _KEEP["history_today"]), (False, _KEEP["history_older"])):
+                conn.execute("DELETE FROM workflow_history WHERE id IN (SELECT id FROM workflow_history WHERE status"
+                             " IN ('completed', 'failed') AND (start_time >= ?) = ? ORDER BY start_time DESC"
+                             " LIMIT -1 OFFSET ?)", (utc_iso(now - timedelta(days=1)), since_yesterday, keep))
+            for status in ("completed", "cancelled"):
+                conn.execute("DELETE FROM planned_features WHERE id IN (SELECT id FROM planned_features WHERE"
+                             " status = ? AND item_type != 'session' ORDER BY id DESC LIMIT -1 OFFSET ?)",
+                             (status, _KEEP[f"{status}_features"]))

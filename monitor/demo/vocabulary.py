@@ -16,7 +16,7 @@ from typing import Any
 # The orchestrators carry on when one of these fails, and still mark it completed.
 NON_CRITICAL = frozenset({"Validate", "Document", "Verify"})
 WorkItem = tuple[str, str, str, str]  # (title, issue class, method and path of the endpoint the change ships)
-WORK_ITEMS: tuple[WorkItem, ...] = (
+_NAMED_ITEMS: tuple[WorkItem, ...] = (
     ("Add dark mode toggle to settings", "/feature", "PUT", "/api/settings/theme"),
     ("Fix pagination off-by-one on orders list", "/bug", "GET", "/api/orders"),
     ("Export monthly report as CSV", "/feature", "GET", "/api/reports/export"),
@@ -42,6 +42,34 @@ WORK_ITEMS: tuple[WorkItem, ...] = (
     ("Add feature flags admin page", "/feature", "PATCH", "/api/admin/flags/{name}"),
     ("Returns form rejects valid order ids", "/bug", "POST", "/api/returns"),
 )
+# The same kinds of change on other resources, so that no two pieces of work a day brings need
+# share a title: each title is one piece of work (its retries aside) wherever it shows.
+_ITEM_PATTERNS: tuple[WorkItem, ...] = (
+    ("Add filters to the {r} list", "/feature", "GET", "/api/{r}"),
+    ("Export {r} to a spreadsheet", "/feature", "GET", "/api/{r}/export"),
+    ("Show change history of {r}", "/feature", "GET", "/api/{r}/{{id}}/history"),
+    ("Archive {r} older than a year", "/feature", "POST", "/api/{r}/archive"),
+    ("Notify owners when {r} change status", "/feature", "POST", "/api/{r}/{{id}}/notify"),
+    ("Restore deleted {r} within 30 days", "/feature", "POST", "/api/{r}/{{id}}/restore"),
+    ("Totals on the {r} page lag behind", "/bug", "GET", "/api/{r}/totals"),
+    ("Saving {r} with accented names fails", "/bug", "POST", "/api/{r}"),
+    ("Double submit creates two {r}", "/bug", "POST", "/api/{r}/submit"),
+    ("Speed up the {r} summary query", "/patch", "GET", "/api/{r}/summary"),
+    ("Cap the page size of the {r} endpoint", "/patch", "GET", "/api/{r}/page"),
+    ("Validate {r} payloads against a schema", "/chore", "POST", "/api/{r}/validate"),
+    ("Index {r} by creation date", "/chore", "GET", "/api/{r}/recent"),
+)
+_RESOURCES = ("invoices", "customers", "shipments", "refunds", "subscriptions", "suppliers", "coupons", "carts",
+              "payouts", "warehouses", "tickets", "bundles", "price lists", "loyalty points")
+WORK_ITEMS: tuple[WorkItem, ...] = _NAMED_ITEMS + tuple(
+    (title.format(r=resource), issue_class, method, path.format(r=resource.replace(" ", "-")))
+    for title, issue_class, method, path in _ITEM_PATTERNS for resource in _RESOURCES)
+# How long each phase runs, in seconds: about a fifth of a real ADW's, so a run takes five to ten
+# minutes and the panels keep moving. Seeded and simulated runs take the same time.
+PHASE_SECONDS = {"Plan": (36.0, 96.0), "Validate": (12.0, 24.0), "Build": (60.0, 180.0), "Lint": (12.0, 24.0),
+                 "Test": (48.0, 120.0), "Review": (36.0, 72.0), "Document": (24.0, 48.0), "Ship": (12.0, 36.0),
+                 "Cleanup": (6.0, 12.0), "Verify": (12.0, 24.0)}
+LAUNCH_SECONDS = (3.0, 10.0)  # from the webhook's launch to the orchestrator's first phase
 FAILURES = {
     "Plan": "claude CLI exited 1 (context window exceeded)",
     "Validate": "plan references missing module app/billing.py",
@@ -104,6 +132,11 @@ def slug(title: str) -> str:
 def phase_script(phase: str) -> str:
     """The ADW script that runs `phase` (adw_build_iso for Build)."""
     return f"adw_{phase.lower()}_iso"
+
+
+def phase_seconds(rng: random.Random, phase: str) -> float:
+    """How long one run of `phase` takes (`PHASE_SECONDS`)."""
+    return rng.uniform(*PHASE_SECONDS[phase])
 
 
 def phase_actuals(rng: random.Random, estimate: float) -> tuple[float, int]:

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import random
 import sqlite3
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from monitor.adw import template_phases
-from monitor.demo.backlog import Feature, PhaseTimes, feature_row, pick_priority, queue_row
+from monitor.demo.backlog import Feature, PhaseTimes, feature_row, phase_title, pick_priority, queue_row
 from monitor.demo.records import Run, begin_phase, end_run, finish_phase, history_row, new_state, open_run, similar_runs
 from monitor.demo.schema import SQLITE_SCHEMA
 from monitor.demo.vocabulary import (
     FAILURES,
+    LAUNCH_SECONDS,
     NON_CRITICAL,
     WORK_ITEMS,
     WorkItem,
@@ -25,6 +27,7 @@ from monitor.demo.vocabulary import (
     insert_row,
     new_adw_id,
     phase_actuals,
+    phase_seconds,
     utc_iso,
     work_item_for,
 )
@@ -55,9 +58,8 @@ def create_workspace(root: Path, rng: random.Random) -> Workspace:
 
 
 def _seed(conn: sqlite3.Connection, ws: Workspace, rng: random.Random, now: datetime) -> None:
-    items = rng.sample(WORK_ITEMS, len(WORK_ITEMS))
-    old = sorted((_old_run(ws, rng, now, 40 + i, items[i % len(items)]) for i in range(52)),
-                 key=lambda row: row["start_time"])
+    items = iter(rng.sample(WORK_ITEMS, len(WORK_ITEMS)))  # each piece of work once, so no two share a title
+    old = sorted((_old_run(ws, rng, now, 40 + i, next(items)) for i in range(52)), key=lambda row: row["start_time"])
     for row in old:  # oldest first, so each names earlier runs of its template as similar
         similar = similar_runs(conn, row["workflow_template"])
         insert_row(conn, "workflow_history", {**row, "similar_workflow_ids": similar})
@@ -65,10 +67,13 @@ def _seed(conn: sqlite3.Connection, ws: Workspace, rng: random.Random, now: date
     # just launched (the only pending one: the simulator adopts it, so no run stays pending for ever)
     plan = [("running", "Build"), *[("running", None)] * 2, ("pending", None), *[("completed", None)] * 3,
             ("failed", None)]
-    runs = [(_seed_run(conn, ws, rng, now, 100 + i, items[i], outcome, at), outcome)
-            for i, (outcome, at) in enumerate(plan)]
-    _seed_queue(conn, rng, now, runs, items[len(plan):])
-    _seed_features(conn, rng, now)
+    runs = []
+    for i, (outcome, at) in enumerate(plan):
+        item, before = next(items), rng.randint(0, 1)  # before: phases of its feature completed before its own
+        title = phase_title(item[0], before + 1)
+        runs.append((_seed_run(conn, ws, rng, now, 100 + i, item, title, outcome, at), outcome, before))
+    _seed_queue(conn, rng, now, runs, items)
+    _seed_features(conn, rng, now, items)
     conn.execute("INSERT INTO queue_config VALUES ('queue_paused', 'false', ?)", (utc_iso(now),))
 
 
@@ -84,14 +89,16 @@ def _phases_done(rng: random.Random, phases: tuple[str, ...], outcome: str, at: 
 
 
 def _seed_run(conn: sqlite3.Connection, ws: Workspace, rng: random.Random, now: datetime,
-              issue: int, item: WorkItem, outcome: str, at: str | None) -> Run:
+              issue: int, item: WorkItem, title: str, outcome: str, at: str | None) -> Run:
     """Walk one agent run (state file, tracker, task logs, worktree, errors) to where it stands now."""
-    state = new_state(ws, rng, new_adw_id(rng), issue, item, now)
-    done = _phases_done(rng, template_phases(state["workflow_template"]), outcome, at)
-    durations = [timedelta(seconds=rng.uniform(30, 240)) for _ in range(done + (outcome in ("running", "failed")))]
-    # a live run's current phase began a phase-length ago (a pending one was launched seconds ago);
+    state = new_state(ws, rng, new_adw_id(rng), issue, item, now, title)
+    phases = template_phases(state["workflow_template"])
+    done = _phases_done(rng, phases, outcome, at)
+    walked = phases[: done + (outcome in ("running", "failed"))]
+    durations = [timedelta(seconds=phase_seconds(rng, phase)) for phase in walked]
+    # a live run's current phase is about to end (a pending one was launched seconds ago);
     # finished runs ended hours ago
-    live = now - sum(durations, timedelta()) - timedelta(seconds=rng.uniform(5, 40) if outcome == "pending" else 0)
+    live = now - sum(durations, timedelta()) - timedelta(seconds=rng.uniform(*LAUNCH_SECONDS))
     start = live if outcome in ("running", "pending") else now - timedelta(hours=rng.uniform(1, 30))
     state["start_time"] = utc_iso(start)
     run, when = open_run(conn, ws, state), start
@@ -115,7 +122,7 @@ def _old_run(ws: Workspace, rng: random.Random, now: datetime, issue: int, item:
     phases = template_phases(state["workflow_template"])
     ran = _phases_done(rng, phases, status, None) + (status == "failed")
     usage = {phase: phase_actuals(rng, state["estimated_cost_breakdown"][phase]) for phase in phases[:ran]}
-    end = start + timedelta(seconds=rng.uniform(600, 3600) * ran / len(phases))
+    end = start + timedelta(seconds=sum(phase_seconds(rng, phase) for phase in phases[:ran]))
     error = f"{phases[ran - 1]} phase failed: {FAILURES[phases[ran - 1]]}" if status == "failed" else None
     if "status" in state:
         state.update(status=status, current_phase=phases[ran - 1] if ran else None)
@@ -123,10 +130,10 @@ def _old_run(ws: Workspace, rng: random.Random, now: datetime, issue: int, item:
     return history_row(state, status, start, end, usage, now, error)
 
 
-def _seed_queue(conn: sqlite3.Connection, rng: random.Random, now: datetime, runs: list[tuple[Run, str]],
-                items: list[WorkItem]) -> None:
+def _seed_queue(conn: sqlite3.Connection, rng: random.Random, now: datetime, runs: list[tuple[Run, str, int]],
+                items: Iterator[WorkItem]) -> None:
     """About forty queue rows in all six statuses; each agent run works one phase of its own feature."""
-    plans = [_run_feature(rng, run, outcome) for run, outcome in runs]
+    plans = [_run_feature(rng, run, outcome, before) for run, outcome, before in runs]
     showcase = list(_SHOWCASE_FEATURES)
     for item in items:  # one feature per work item, so no two features share a title
         if not showcase and sum(len(plan[2]) for plan in plans) >= _QUEUE_ROWS:
@@ -171,9 +178,9 @@ def _timeline(rng: random.Random, created: datetime, phases: list[tuple[str, Run
     return times
 
 
-def _run_feature(rng: random.Random, run: Run, outcome: str) -> tuple[datetime, str, list[tuple[str, Run | None]]]:
-    """(created, title, [(status, run)]) of the feature whose phase `run` works on."""
-    before = [("completed", None)] * rng.randint(0, 1)
+def _run_feature(rng: random.Random, run: Run, outcome: str,
+                 before: int) -> tuple[datetime, str, list[tuple[str, Run | None]]]:
+    """(created, title, [(status, run)]) of the feature whose phase `run` works on, after `before` completed ones."""
     if outcome == "failed":
         after = ["blocked"] * rng.randint(1, 2)
     else:  # a later phase is ready only once every earlier one has completed
@@ -181,7 +188,7 @@ def _run_feature(rng: random.Random, run: Run, outcome: str) -> tuple[datetime, 
     created = run.started - timedelta(hours=rng.uniform(2, 6))  # queued well before its phases ran
     title = work_item_for(run.state["nl_input"])[0]
     status = "running" if outcome == "pending" else outcome  # the queue shows a launched run as running
-    return created, title, [*before, (status, run), *((status, None) for status in after)]
+    return created, title, [*[("completed", None)] * before, (status, run), *((status, None) for status in after)]
 
 
 def _waiting_statuses(rng: random.Random) -> list[str]:
@@ -202,11 +209,12 @@ def _bind(rng: random.Random, row: dict[str, Any], run: Run | None, status: str,
                    error_message=f"{phase} phase failed: {FAILURES[phase]}" if status == "failed" else None)
 
 
-def _seed_features(conn: sqlite3.Connection, rng: random.Random, now: datetime) -> None:
+def _seed_features(conn: sqlite3.Connection, rng: random.Random, now: datetime, items: Iterator[WorkItem]) -> None:
     """Three planning sessions, ten days apart, and 22 work items planned in them; every item type shows."""
     statuses = ["completed"] * 9 + ["cancelled"] * 2 + ["in_progress"] * 5 + ["planned"] * 6
-    # distinct titles; 22 of 24 has a chore
-    work = list(zip(rng.sample(WORK_ITEMS, len(statuses)), statuses, strict=True))
+    work = _with_a_chore(items, len(statuses))
+    # work under way has its GitHub issue, numbered below every run's so the panels never disagree on one
+    issues = iter(rng.sample(range(10, 40), len(statuses)))
     for session in range(1, 4):
         started = now - timedelta(days=31 - 10 * session)  # the latest began a day ago and is still open
         ended = started + timedelta(hours=2) if session < 3 else None
@@ -217,6 +225,16 @@ def _seed_features(conn: sqlite3.Connection, rng: random.Random, now: datetime) 
             "updated_at": utc_iso(ended or started), "started_at": utc_iso(started),
             "completed_at": utc_iso(ended) if ended else None,
             "completion_notes": "Backlog groomed and estimated." if ended else None})
-        for item, status in work[(session - 1) * 7: session * 7 + (session == 3)]:
+        for item, status in zip(work[(session - 1) * 7: session * 7 + (session == 3)],
+                                statuses[(session - 1) * 7: session * 7 + (session == 3)], strict=True):
             planned = started + timedelta(hours=rng.uniform(0, 2))  # written down during the session
-            insert_row(conn, "planned_features", feature_row(rng, now, item, status, parent, session, planned))
+            issue = next(issues) if status in ("in_progress", "completed") else None
+            insert_row(conn, "planned_features", feature_row(rng, now, item, status, parent, session, planned, issue))
+
+
+def _with_a_chore(items: Iterator[WorkItem], count: int) -> list[WorkItem]:
+    """The next `count` work items, the last swapped for a chore when none is among them (every type shows)."""
+    work = [next(items) for _ in range(count)]
+    if all(item[1] != "/chore" for item in work):
+        work[-1] = next(item for item in items if item[1] == "/chore")
+    return work
