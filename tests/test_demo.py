@@ -477,7 +477,7 @@ async def test_webhook_service_answers_with_the_contract_shape():
     stats = WebhookStats()
     assert stats.status()["last_successful"] is None
     stats.record_success(123, "abcd1234", "adw_sdlc_complete_iso")
-    stats.record_failure(124, "Invalid webhook signature")
+    stats.record_failure(124, "[Errno 2] No such file or directory: 'uv'")  # raised: a failure
     runner, port = await start_webhook_service(stats, api=ApiCatalog())
     try:
         async with aiohttp.ClientSession() as session:

@@ -49,7 +49,7 @@ _PAUSE_CHANCE = {"pause": 0.002, "resume": 0.1}
 
 
 class Deliveries(Protocol):
-    """Where the simulator reports webhook deliveries (the service's `WebhookStats`, or a wrapper)."""
+    """Where the simulator reports webhook deliveries (`DemoDeliveries` counts them as the real service does)."""
 
     def record_success(self, issue: int, adw_id: str, workflow: str) -> bool:
         """A delivery that launches the workflow of run `adw_id`; False when it failed and launched nothing."""
