@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from monitor.alerts.rules import AlertRule, BadAlertRule, parse_alerts
 from monitor.channels.registry import CHANNEL_NAMES, channel_spec, is_channel, query_names
 from monitor.config_checks import CHECK_TARGETS
 from monitor.settings_table import (
@@ -59,6 +60,7 @@ class Settings:
     history: HistorySettings = field(default_factory=HistorySettings)
     channels: Mapping[str, ChannelSettings] = field(default_factory=dict)
     checks: tuple[CheckSettings, ...] = ()
+    alerts: tuple[AlertRule, ...] = ()  # [[alerts]]
     queries: Mapping[str, str] = field(default_factory=dict)
     tac_webbuilder: TacWebbuilderSettings | None = None  # [compat.tac_webbuilder]; None: the section is absent
     path: str = DEFAULTS_LABEL
@@ -107,14 +109,15 @@ def settings_from_mapping(raw: Mapping[str, Any], environ: Mapping[str, str] | N
 
 
 def _build(raw: dict[str, Any], environ: Mapping[str, str], label: str) -> Settings:
-    known = set(SECTIONS) | {"channels", "checks", "queries", "compat"}
+    known = set(SECTIONS) | {"channels", "checks", "alerts", "queries", "compat"}
     for name in raw:
         if name not in known:
             raise ConfigError(f"{label}: [{name}]: unknown section; expected one of {sorted(known)}")
     built = {name: _section(cls, raw.get(name, {}), name, environ, label) for name, cls in SECTIONS.items()}
     _check_auth(built["auth"], label)
     return Settings(**built, channels=_channels(raw.get("channels", {}), environ, label),
-                    checks=_checks(raw.get("checks", []), label), queries=_queries(raw.get("queries", {}), label),
+                    checks=_checks(raw.get("checks", []), label), alerts=_alerts(raw.get("alerts", []), label),
+                    queries=_queries(raw.get("queries", {}), label),
                     tac_webbuilder=_tac_webbuilder(raw.get("compat", {}), environ, label), path=label)
 
 
@@ -176,6 +179,13 @@ def _checks(raw: Any, label: str) -> tuple[CheckSettings, ...]:
         seen.add(check.name)
         checks.append(check)
     return tuple(checks)
+
+
+def _alerts(raw: Any, label: str) -> tuple[AlertRule, ...]:
+    try:
+        return parse_alerts(raw, label)
+    except BadAlertRule as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _queries(raw: Any, label: str) -> dict[str, str]:
