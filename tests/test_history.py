@@ -6,9 +6,11 @@ Real SQLite files in tmp_path, a clock the test moves (``Clock``), and the real 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import random
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ import structlog
 
 from monitor.demo.history_seed import seed_history
 from monitor.demo.run import demo_settings
-from monitor.demo.workspace import Workspace
+from monitor.demo.workspace import Workspace, create_workspace
 from monitor.history.paths import history_path
 from monitor.history.recorder import History, run_sampler
 from monitor.history.store import FINE_HOURS, HOUR
@@ -364,21 +366,84 @@ async def test_the_sampler_samples_at_once_and_outlives_a_failing_pass(open_hist
     assert history.recent("queue")["depth"].points[-1] == (T0 + 60, 3.0)
 
 
+def seed_settings(tmp_path: Path) -> Any:
+    return settings_from_mapping({"history": {"path": str(tmp_path / "history.sqlite")},
+                                  "checks": [{"name": "webhook port", "kind": "tcp", "target": "127.0.0.1:9"}]})
+
+
+async def seeded_demo(tmp_path: Path, clock: Clock) -> Workspace:
+    """A fresh demo workspace and the week seeded for it, at the real time (its runs are dated by it)."""
+    ws = await asyncio.to_thread(create_workspace, tmp_path / "demo", random.Random(7))
+    clock.at = time.time()
+    assert await seed_history(seed_settings(tmp_path), random.Random(7), ws, now=clock.at)
+    return ws
+
+
+def db_rows(ws: Workspace, sql: str) -> list[Any]:
+    with contextlib.closing(sqlite3.connect(ws.db_path)) as conn:
+        return conn.execute(sql).fetchall()
+
+
 async def test_the_demo_seeds_a_week_once(open_history, tmp_path, clock):
-    settings = settings_from_mapping({"history": {"path": str(tmp_path / "history.sqlite")},
-                                      "checks": [{"name": "webhook port", "kind": "tcp", "target": "127.0.0.1:9"}]})
-    assert await seed_history(settings, random.Random(7), now=clock.at + 30)
-    assert not await seed_history(settings, random.Random(8), now=clock.at + 30)  # a workspace run before keeps its own
+    ws = await seeded_demo(tmp_path, clock)
+    assert not await seed_history(seed_settings(tmp_path), random.Random(8), ws)  # a workspace run before keeps its own
     history = await open_history()
     depth = values(history.recent("queue")["depth"])
-    assert None not in depth and all(15 <= value <= 34 and value == int(value) for value in depth)
+    assert None not in depth and all(value == int(value) for value in depth)
     checks = history.recent("system-status")
     assert set(checks) == {"health_percentage", "check:backend", "check:console", "check:database", "check:webhook",
                            "check:webhook port"}
-    week = await history.query("workflow-history", T0 - 7 * DAY, clock.at, DAY)
-    assert all(1.5 <= total <= 14.0 for total in values(week["cost_per_day"])[:7])
-    rates = values((await history.query("webhook-status", T0 - 7 * DAY, clock.at, HOUR))["success_rate"])
+    rates = values((await history.query("webhook-status", clock.at - 7 * DAY, clock.at, HOUR))["success_rate"])
     assert None not in rates[:-1] and all(80.0 <= rate <= 100.0 for rate in rates[:-1])
+
+
+async def test_the_demo_seed_costs_each_day_what_the_workspace_runs_cost(open_history, tmp_path, clock):
+    ws = await seeded_demo(tmp_path, clock)
+    costs = [(dt.datetime.fromisoformat(start).timestamp(), cost) for start, cost in
+             db_rows(ws, "SELECT start_time, actual_cost_total FROM workflow_history WHERE actual_cost_total > 0")]
+
+    def spent(since: float, until: float) -> float:
+        return sum(cost for started, cost in costs if since <= started < until)
+
+    history = await open_history()
+    today = clock.at - clock.at % DAY
+    days = [today - n * DAY for n in range(7, 0, -1)]
+    week = values((await history.query("workflow-history", days[0], clock.at, DAY))["cost_per_day"])
+    assert week[:7] == pytest.approx([spent(day, day + DAY) for day in days], abs=1e-4)
+    assert sum(week[:7]) > 0  # the week holds runs, so the check above compared something
+    last, cost = history.recent("workflow-history")["cost_per_day"].points[-1]  # the slot before now's
+    assert last == clock.at // 60 * 60 - 60 and cost == pytest.approx(spent(last - last % DAY, last + 60), abs=1e-4)
+
+
+async def test_the_demo_seed_ends_where_the_workspace_stands(open_history, tmp_path, clock):
+    ws = await seeded_demo(tmp_path, clock)
+    queue = dict(db_rows(ws, "SELECT status, COUNT(*) FROM phase_queue GROUP BY status"))
+    runs = dict(db_rows(ws, "SELECT status, COUNT(*) FROM workflow_history GROUP BY status"))
+    features = dict(db_rows(ws, "SELECT status, COUNT(*) FROM planned_features GROUP BY status"))
+    agents = [status for adw_id, status in db_rows(ws, "SELECT adw_id, status FROM workflow_history")
+              if (ws.agents_dir / adw_id).is_dir()]
+    anchors = {
+        ("queue", "depth"): sum(queue.values()) - queue.get("completed", 0),
+        ("queue", "running"): queue.get("running", 0),
+        ("adw-monitor", "running"): agents.count("running") + agents.count("pending"),
+        ("adw-monitor", "failed"): agents.count("failed"),
+        ("workflow-history", "success_rate"): round(100 * runs["completed"] / (runs["completed"] + runs["failed"]), 1),
+        ("planned-features", "completion_rate"):
+            round(100 * features["completed"] / (sum(features.values()) - features.get("cancelled", 0)), 1),
+    }
+    history = await open_history()
+    for (channel, name), anchor in anchors.items():
+        assert history.recent(channel)[name].points[-1] == (clock.at // 60 * 60 - 60, anchor), (channel, name)
+        week = values((await history.query(channel, clock.at - 7 * DAY, clock.at, HOUR))[name])
+        assert all(0 <= value <= 100 for value in week if value is not None), (channel, name)
+
+
+async def test_a_demo_workspace_that_cannot_be_read_is_not_seeded(open_history, tmp_path, clock):
+    with structlog.testing.capture_logs() as logs:
+        assert not await seed_history(seed_settings(tmp_path), random.Random(7), Workspace.at(tmp_path / "none"))
+    assert [entry["event"] for entry in logs] == ["demo_history_not_seeded"]
+    history = await open_history()
+    assert await history.store.count("fine") == await history.store.count("hourly") == 0
 
 
 def test_the_demo_keeps_its_history_in_its_workspace(tmp_path):

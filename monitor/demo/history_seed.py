@@ -1,26 +1,51 @@
-"""A week of plausible history for ``monitor demo``, so sparklines and health bars show something on the first run.
+"""A week of history for ``monitor demo``, agreeing with its workspace, so sparklines show something at once.
 
 Hourly points for the seven days before the current hour and fine points for the last 90
-slots, on the demo's scale: a queue of 15–34 open items with a few running, up to six
-runs at once, a success rate in the mid seventies, $2–14 of runs a day (recorded as the
-day-so-far sum, as the sampler does), a webhook service mostly above 90 % and health
-checks that are healthy but for the odd degraded or failed hour. A history file that
-already holds points (a workspace run before) is left as it is.
+slots. The seed reads the freshly created workspace first (``read_workspace``, off the
+event loop), so what it draws leads up to what the console then samples:
+
+- ``cost_per_day`` is the workspace's own: at each point the cost of the runs of
+  workflow_history started that UTC day before the point's span ends (only runs with a
+  positive cost, by ``start_time``: the sampler's ``cost_today``), so the 30-day chart adds
+  up to the panel's cost windows.
+- queue depth and running, adw-monitor running and failed, the workflow-history success
+  rate and the planned-features completion rate keep a plausible daily wave, moved so it
+  ENDS (its last fine slot, noise fading out over the last hour) at the value the console
+  samples first: the channels' own builders and readers over the same tables. adw-monitor
+  is approximated from workflow_history: its running runs are the agent-dir runs the
+  history calls running or pending (the simulator adopts them and starts their processes),
+  its failed runs those it calls failed.
+- the webhook success rate keeps its free wave around 94 %: the demo service starts with
+  nothing processed, which the console records as a gap, and its first rates (100 %, then
+  an outage down to 79 % within the first minutes) depend on deliveries not made yet.
+- health checks are healthy but for the odd degraded or failed hour.
+
+A history file that already holds points (a workspace run before) is left as it is; a
+workspace or history file that cannot be read only logs a warning.
 """
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import math
 import random
 import sqlite3
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import structlog
 
+from monitor.channels.base import ChannelData, parse_time
+from monitor.channels.planned_features import build_planned_features
+from monitor.channels.queue import build_queue
+from monitor.channels.workflow_history import build_summary as history_summary
+from monitor.demo.workspace import Workspace
 from monitor.history.paths import history_path
 from monitor.history.recovery import HistoryUnavailable, open_store
-from monitor.history.series import CHECK_PREFIX, DAY
+from monitor.history.series import CHECK_PREFIX, DAY, sample_channel
 from monitor.history.store import HOUR, HistoryStore, Row
 from monitor.history.window import RECENT_SLOTS
 from monitor.settings import Settings
@@ -28,7 +53,39 @@ from monitor.settings import Settings
 log = structlog.get_logger(__name__)
 
 SEED_DAYS = 7
+Key = tuple[str, str]  # (channel, series name)
 Figure = Callable[[float, float], float]  # (start, seconds covered) -> the point for that span
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """A series' daily wave: its middle when nothing anchors it, swing, noise, reach either side and hard limits."""
+
+    middle: float
+    swing: float
+    noise: float
+    reach: float  # how far from its middle (or anchor) the wave may stray
+    ceiling: float = math.inf  # and never below 0 nor above this
+
+
+SHAPES: Mapping[Key, Shape] = {
+    ("queue", "depth"): Shape(25.0, 4.0, 1.5, 10.0),
+    ("queue", "running"): Shape(3.0, 1.5, 0.8, 3.0),
+    ("adw-monitor", "running"): Shape(3.5, 1.5, 0.8, 2.5),
+    ("adw-monitor", "failed"): Shape(2.5, 1.0, 0.4, 2.5),
+    ("workflow-history", "success_rate"): Shape(76.0, 2.5, 0.6, 11.0, 100.0),
+    ("planned-features", "completion_rate"): Shape(55.0, 2.0, 0.3, 10.0, 100.0),
+    ("webhook-status", "success_rate"): Shape(94.0, 3.0, 1.5, 14.0, 100.0),
+}
+ANCHORED = frozenset(SHAPES) - {("webhook-status", "success_rate")}  # see the module docstring
+
+
+@dataclass(frozen=True, slots=True)
+class WorkspaceFigures:
+    """What the seed takes from the workspace: each anchored series' first sample, and the costed runs."""
+
+    anchors: Mapping[Key, float | None] = field(default_factory=dict)  # None or missing: free wave
+    costs: Sequence[tuple[float, float]] = ()  # (start in unix seconds, actual_cost_total > 0) per run
 
 
 def check_names(settings: Settings) -> list[str]:
@@ -39,26 +96,86 @@ def check_names(settings: Settings) -> list[str]:
     return list(dict.fromkeys(names + [check.name for check in settings.checks]))
 
 
-def _wave(rng: random.Random, middle: float, swing: float, noise: float, low: float, high: float) -> Figure:
-    """A daily cycle around ``middle`` with a drifting second harmonic and noise, kept in [low, high]."""
+def _rows(conn: sqlite3.Connection, sql: str) -> list[dict[str, Any]]:
+    return [dict(row) for row in conn.execute(sql)]
+
+
+def _adw_summary(conn: sqlite3.Connection, ws: Workspace) -> dict[str, Any]:
+    """adw-monitor's running and failed, approximated: its runs (agent dirs) by their workflow_history status."""
+    agents = ws.agent_ids()
+    statuses = [status for adw_id, status in conn.execute("SELECT adw_id, status FROM workflow_history")
+                if adw_id in agents]
+    return {"running": sum(status in ("running", "pending") for status in statuses),
+            "failed": statuses.count("failed")}
+
+
+def _costed_runs(conn: sqlite3.Connection) -> list[tuple[float, float]]:
+    """(start, cost) of the runs with a positive cost and a readable start, as ``cost_today`` counts them."""
+    costed = []
+    for started, cost in conn.execute("SELECT start_time, actual_cost_total FROM workflow_history"
+                                      " WHERE actual_cost_total > 0"):
+        moment = parse_time(started)
+        if moment is not None and isinstance(cost, (int, float)) and math.isfinite(cost):
+            costed.append((moment.timestamp(), float(cost)))
+    return costed
+
+
+def _state(data: ChannelData) -> dict[str, Any]:
+    """A channel's state as the broker holds it after a good read."""
+    return {"summary": data.summary, "items": data.items, "meta": {"source": "ok"}}
+
+
+def read_workspace(ws: Workspace, now: float) -> WorkspaceFigures:
+    """The figures the console will first sample from ``ws`` (blocking: SQLite and a directory listing)."""
+    conn = sqlite3.connect(ws.db_path, timeout=5.0)
+    conn.row_factory = sqlite3.Row
+    try:  # each channel's own build over its default queries' rows (workflow-history: the status counts)
+        totals = _rows(conn, "SELECT status, COUNT(*) AS runs FROM workflow_history GROUP BY status")
+        moment = dt.datetime.fromtimestamp(now, dt.UTC)
+        states = {
+            "queue": _state(build_queue(_rows(conn, "SELECT * FROM phase_queue"),
+                                        _rows(conn, "SELECT config_key, config_value FROM queue_config"))),
+            "planned-features": _state(build_planned_features(
+                {"planned_features": _rows(conn, "SELECT * FROM planned_features")})),
+            "workflow-history": _state(ChannelData(history_summary(totals, None, moment), {})),
+            "adw-monitor": _state(ChannelData(_adw_summary(conn, ws), {})),
+        }
+        costs = _costed_runs(conn)
+    finally:
+        conn.close()
+    anchors = {(channel, name): value for channel, state in states.items()
+               for name, value in sample_channel(channel, state, now).items() if (channel, name) in ANCHORED}
+    return WorkspaceFigures(anchors, costs)
+
+
+def _wave(rng: random.Random, shape: Shape, anchor: float | None = None, at: float = 0.0) -> Figure:
+    """A daily cycle with a drifting second harmonic and noise; with an ``anchor``, one that is ``anchor`` at ``at``.
+
+    Anchored, the noise fades out over the hour before ``at``, so the series arrives at
+    the anchor as its live continuation would, and it stays within ``reach`` of it.
+    """
     phase, drift = rng.uniform(0, 2 * math.pi), rng.uniform(0, 2 * math.pi)
 
+    def cycle(moment: float) -> float:
+        day = 2 * math.pi * moment / DAY
+        return shape.swing * (math.sin(day + phase) + 0.3 * math.sin(day / 3.1 + drift))
+
+    centre = shape.middle if anchor is None else anchor
+    middle = shape.middle if anchor is None else anchor - cycle(at)
+    low, high = max(0.0, centre - shape.reach), min(shape.ceiling, centre + shape.reach)
+
     def figure(start: float, span: float) -> float:
-        day = 2 * math.pi * (start + span / 2) / DAY
-        value = middle + swing * math.sin(day + phase) + 0.3 * swing * math.sin(day / 3.1 + drift)
-        return min(high, max(low, value + rng.gauss(0, noise)))
+        moment = start + span / 2
+        calm = 1.0 if anchor is None else min(1.0, max(0.0, (at - moment) / HOUR))
+        return min(high, max(low, middle + cycle(moment) + rng.gauss(0, shape.noise * calm)))
     return figure
 
 
-def _cost_so_far(rng: random.Random) -> Figure:
-    """The cost of the runs started so far that UTC day: a day's total of $2–14, mostly spent in working hours."""
-    totals: dict[int, float] = {}
-
+def _cost_so_far(costs: Sequence[tuple[float, float]]) -> Figure:
+    """The cost of the runs started that UTC day before the span ends: the day-so-far sum the sampler records."""
     def figure(start: float, span: float) -> float:
-        at = start + span - 1  # the last moment of the span: the day-so-far sum only grows, so that is its max
-        total = totals.setdefault(int(at // DAY), rng.uniform(2.0, 14.0))
-        elapsed = (at % DAY) / DAY
-        return round(total * (elapsed - math.sin(2 * math.pi * elapsed) / (2 * math.pi)), 4)
+        day_start, end = start - start % DAY, start + span  # spans never cross a UTC midnight
+        return round(math.fsum(cost for started, cost in costs if day_start <= started < end), 4)
     return figure
 
 
@@ -74,18 +191,12 @@ def _health(rng: random.Random) -> Figure:
     return figure
 
 
-def demo_figures(rng: random.Random, checks: list[str]) -> dict[tuple[str, str], Figure]:
-    """Every seeded series, by (channel, name), as a function of time."""
-    figures = {
-        ("queue", "depth"): _wave(rng, 25.0, 4.0, 1.5, 15.0, 34.0),
-        ("queue", "running"): _wave(rng, 4.0, 1.5, 0.8, 0.0, 6.0),
-        ("adw-monitor", "running"): _wave(rng, 4.0, 1.5, 0.8, 1.0, 6.0),
-        ("adw-monitor", "failed"): _wave(rng, 2.5, 1.0, 0.4, 0.0, 5.0),
-        ("workflow-history", "success_rate"): _wave(rng, 76.0, 2.5, 0.6, 65.0, 88.0),
-        ("workflow-history", "cost_per_day"): _cost_so_far(rng),
-        ("planned-features", "completion_rate"): _wave(rng, 55.0, 2.0, 0.3, 45.0, 65.0),
-        ("webhook-status", "success_rate"): _wave(rng, 94.0, 3.0, 1.5, 80.0, 100.0),
-    }
+def demo_figures(rng: random.Random, checks: list[str], workspace: WorkspaceFigures | None = None,
+                 at: float = 0.0) -> dict[Key, Figure]:
+    """Every seeded series, by (channel, name), as a function of time; anchored ones pass their anchor at ``at``."""
+    workspace = workspace or WorkspaceFigures()
+    figures = {key: _wave(rng, shape, workspace.anchors.get(key), at) for key, shape in SHAPES.items()}
+    figures[("workflow-history", "cost_per_day")] = _cost_so_far(workspace.costs)
     figures.update({("system-status", CHECK_PREFIX + name): _health(rng) for name in checks})
     return figures
 
@@ -93,7 +204,7 @@ def demo_figures(rng: random.Random, checks: list[str]) -> dict[tuple[str, str],
 COUNTS = ("depth", "running", "failed")  # whole numbers in a sample, fractions only as an hour's mean
 
 
-def seed_rows(figures: dict[tuple[str, str], Figure], starts: list[int], span: float, fine: bool) -> Iterator[Row]:
+def seed_rows(figures: dict[Key, Figure], starts: list[int], span: float, fine: bool) -> Iterator[Row]:
     """A point of every series for ``span`` seconds from each of ``starts``; health_percentage from the checks."""
     for start in starts:
         values = {key: figure(start, span) for key, figure in figures.items()}
@@ -106,19 +217,20 @@ def seed_rows(figures: dict[tuple[str, str], Figure], starts: list[int], span: f
             yield "system-status", "health_percentage", start, round(100.0 * healthy / len(checks), 1)
 
 
-async def _write_week(store: HistoryStore, settings: Settings, rng: random.Random, now: float) -> None:
+async def _write_week(store: HistoryStore, settings: Settings, rng: random.Random, workspace: WorkspaceFigures,
+                      now: float) -> None:
     """Hourly points for the week before ``now``'s hour, fine points for the slots before ``now``'s."""
-    figures = demo_figures(rng, check_names(settings))
     hour, step = int(now // HOUR * HOUR), settings.history.step
-    hours = [hour - i * HOUR for i in range(SEED_DAYS * 24, 0, -1)]
-    await store.write(list(seed_rows(figures, hours, HOUR, fine=False)), "hourly")
     current = math.floor(now / step)
     slots = [int(index * step) for index in range(current - RECENT_SLOTS, current)]  # the sampler adds the next
+    figures = demo_figures(rng, check_names(settings), workspace, at=slots[-1] + step / 2)
+    hours = [hour - i * HOUR for i in range(SEED_DAYS * 24, 0, -1)]
+    await store.write(list(seed_rows(figures, hours, HOUR, fine=False)), "hourly")
     await store.write(list(seed_rows(figures, slots, step, fine=True)), "fine")
 
 
-async def seed_history(settings: Settings, rng: random.Random, now: float | None = None) -> bool:
-    """Seed a week of history into the demo console's history file unless it holds points already; whether it did."""
+async def seed_history(settings: Settings, rng: random.Random, workspace: Workspace, now: float | None = None) -> bool:
+    """Seed a week of history, agreeing with ``workspace``, unless the history holds points already; whether it did."""
     if not settings.history.enabled:
         return False
     path = history_path(settings.history.path)
@@ -130,11 +242,14 @@ async def seed_history(settings: Settings, rng: random.Random, now: float | None
     try:
         if await store.count("fine") or await store.count("hourly"):
             return False
-        await _write_week(store, settings, rng, time.time() if now is None else now)
-    except sqlite3.Error as exc:
+        at = time.time() if now is None else now
+        figures = await asyncio.to_thread(read_workspace, workspace, at)
+        await _write_week(store, settings, rng, figures, at)
+    except (sqlite3.Error, OSError) as exc:
         log.warning("demo_history_not_seeded", path=str(path), reason=str(exc))
         return False
     finally:
         await store.close()
-    log.info("demo_history_seeded", path=str(path), days=SEED_DAYS)
+    log.info("demo_history_seeded", path=str(path), days=SEED_DAYS, anchors={
+        f"{channel}.{name}": value for (channel, name), value in figures.anchors.items()})
     return True

@@ -67,7 +67,7 @@ async def _demo(root: Path, host: str, port: int) -> None:
     simulator = Simulator(ws, rng, DemoDeliveries(stats, rng), api=api)
     simulation = asyncio.get_running_loop().create_task(simulator.run(stop, period=1.0))
     settings = demo_settings(ws, host, port, service_port)
-    await seed_history(settings, rng)
+    await seed_history(settings, rng, ws)
     log.info("demo_started", workspace=str(ws.root.absolute()), webhook_service=f"http://127.0.0.1:{service_port}",
              hint="open the URL of the 'listening' line; Ctrl-C stops")
     try:
