@@ -25,6 +25,8 @@ log = structlog.get_logger(__name__)
 
 BUSY_TIMEOUT = 2.0  # seconds a statement waits on another writer (a second console on the same file)
 SIDE_FILES = ("-wal", "-shm")
+# Tables others keep in the same file (monitor.alerts.store): neither history tables nor a sign of another file.
+GUEST_TABLE_PREFIX = "alert_"
 
 
 class HistoryUnavailable(Exception):
@@ -82,7 +84,8 @@ async def _problem(conn: aiosqlite.Connection) -> str | None:
 
 async def _schema_problem(conn: aiosqlite.Connection) -> str | None:
     tables = {row[0] for row in await conn.execute_fetchall(
-        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        if not row[0].startswith(GUEST_TABLE_PREFIX)}
     if not tables:
         return None  # an empty file (or one just created): the schema is added
     if tables != set(TABLES):
