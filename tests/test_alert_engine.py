@@ -79,7 +79,7 @@ CASES = {
                            Breach("1a2b3c4d", "run 1a2b3c4d has cost $3.50, over 2× its estimate of $1.50",
                                   "adw-monitor"),
                            {"adw-monitor": runs(**{"1a2b3c4d": {**EXPENSIVE_RUN, "current_cost": 2.9}})}),
-    "threshold": (AlertRule("failures", channel="queue", field="by_status.failed", above=0.0),
+    "threshold": (AlertRule("failures", channel="queue", field="by_status.failed", above=0),
                   {"queue": queue(failed=3)}, Breach("", "queue: by_status.failed = 3 (above 0)", "queue"),
                   {"queue": queue(failed=0)}),
 }

@@ -75,7 +75,8 @@ class AlertEngine:
     def __init__(self, rules: Sequence[AlertRule], now: Callable[[], float] = time.time) -> None:
         self.rules = tuple(rules)
         self.now = now
-        self._entries: dict[tuple[str, str], AlertEntry] = {}
+        # rule name -> key -> alert: a rule's alerts are looked through without the others'.
+        self._entries: dict[str, dict[str, AlertEntry]] = {rule.name: {} for rule in self.rules}
 
     def evaluate(self, states: Mapping[str, Mapping[str, Any]]) -> list[AlertEvent]:
         """Read every rule's breaches in ``states`` (``{channel: state}``); the events this evaluation makes."""
@@ -89,12 +90,13 @@ class AlertEngine:
 
     def _hold(self, rule: AlertRule, found: Mapping[str, Breach], now: float) -> list[AlertEvent]:
         """Start, fire or repeat the alert of each breach found."""
-        events = []
+        events, held = [], self._entries[rule.name]
         for key, breach in found.items():
-            entry = self._entries.get((rule.name, key))
+            entry = held.get(key)
             if entry is None:
                 entry = AlertEntry(rule.name, key, breach.summary, breach.channel, since=now)
-            else:  # the same thing, perhaps in other words ("3 failed", then "4 failed") or another channel
+            elif (entry.summary, entry.channel) != (breach.summary, breach.channel):
+                # the same thing in other words ("3 failed", then "4 failed"), or reported by another channel
                 entry = dataclasses.replace(entry, summary=breach.summary, channel=breach.channel)
             if entry.fired_at is None and now - entry.since >= rule.hold:
                 entry = dataclasses.replace(entry, fired_at=now, last_sent=now)
@@ -102,17 +104,17 @@ class AlertEngine:
             elif entry.fired_at is not None and rule.repeat > 0 and now - (entry.last_sent or 0.0) >= rule.repeat:
                 entry = dataclasses.replace(entry, last_sent=now)
                 events.append(entry.event(REPEAT, now))
-            self._entries[(rule.name, key)] = entry
+            held[key] = entry
         return events
 
     def _release(self, rule: AlertRule, found: Mapping[str, Breach], states: Mapping[str, Mapping[str, Any]],
                  now: float) -> list[AlertEvent]:
         """Drop the alerts of ``rule`` no longer breached where that is known; the fired ones resolve."""
-        events = []
-        for (name, key), entry in list(self._entries.items()):
-            if name != rule.name or key in found or not source_known(states, entry.channel):
+        events, held = [], self._entries[rule.name]
+        for key, entry in list(held.items()):
+            if key in found or not source_known(states, entry.channel):
                 continue
-            del self._entries[(name, key)]
+            del held[key]
             if entry.fired_at is not None:
                 events.append(entry.event(RESOLVED, now))
         return events
@@ -120,19 +122,24 @@ class AlertEngine:
     def firing(self) -> list[Alert]:
         """Every firing alert, oldest condition first."""
         fired = [Alert(e.rule, e.key, e.summary, e.channel, e.since, e.fired_at)
-                 for e in self._entries.values() if e.fired_at is not None]
+                 for e in self._all() if e.fired_at is not None]
         return sorted(fired, key=lambda alert: (alert.since, alert.rule, alert.key))
 
     def pending(self) -> list[AlertEntry]:
         """Every alert whose condition holds but not yet for its rule's ``for``, oldest first."""
-        waiting = [entry for entry in self._entries.values() if entry.fired_at is None]
+        waiting = [entry for entry in self._all() if entry.fired_at is None]
         return sorted(waiting, key=lambda entry: (entry.since, entry.rule, entry.key))
 
     def state(self) -> tuple[AlertEntry, ...]:
         """Every pending and firing alert, to save (``restore`` takes it back)."""
-        return tuple(self._entries.values())
+        return tuple(self._all())
+
+    def _all(self) -> list[AlertEntry]:
+        return [entry for held in self._entries.values() for entry in held.values()]
 
     def restore(self, entries: Iterable[AlertEntry]) -> None:
         """Take back saved alerts (replacing any held); those of rules no longer configured are dropped."""
-        names = {rule.name for rule in self.rules}
-        self._entries = {(entry.rule, entry.key): entry for entry in entries if entry.rule in names}
+        self._entries = {rule.name: {} for rule in self.rules}
+        for entry in entries:
+            if entry.rule in self._entries:
+                self._entries[entry.rule][entry.key] = entry
