@@ -15,7 +15,7 @@ from aiohttp import web
 
 from monitor import display, sparklines
 from monitor.channels.registry import CHANNEL_NAMES, CHANNELS, channel_spec
-from monitor.history.series import Series
+from monitor.history.series import SERIES, Series
 from monitor.keys import BROKER, HISTORY, SETTINGS
 from monitor.params import channel_or_404, flag_param
 
@@ -32,18 +32,18 @@ def setup_templates(app: web.Application) -> None:
 
 
 DAY = 86_400
-DAILY_TRENDS = {"workflow-history": ("cost_per_day",)}  # drawn a bar a day over DAILY_SPAN, not from the recent slots
-DAILY_SPAN = 30 * DAY
+DAILY_SPAN = 30 * DAY  # a daily series (cost per day) is drawn over a month
 
 
 async def panel_trends(request: web.Request, name: str) -> dict[str, Series]:
     """The history series one panel draws: its recent slots, and a day a point where a trend is daily."""
     history = request.app[HISTORY]
-    trends = history.recent(name)
-    if name in DAILY_TRENDS:
+    trends = dict(history.recent(name))  # recent() is shared by every caller until the next sample
+    daily = [spec.name for spec in SERIES.get(name, ()) if spec.daily]
+    if daily:
         now = history.now()
-        daily = await history.query(name, now - DAILY_SPAN + DAY, now, DAY)
-        trends.update({key: daily[key] for key in DAILY_TRENDS[name] if key in daily})
+        by_day = await history.query(name, now - DAILY_SPAN + DAY, now, DAY)
+        trends.update({key: by_day[key] for key in daily if key in by_day})
     return trends
 
 

@@ -28,7 +28,8 @@ def spark_path(points: Sequence[Point], fmt: str = "") -> str:
         return ""
     low, high = value_range(values, fmt)
     last = max(len(points) - 1, 1)
-    path, drawing = [], False
+    path: list[str] = []
+    drawing = False
     for index, (_, value) in enumerate(points):
         if value is None:
             if drawing and path[-1][0] == "M":

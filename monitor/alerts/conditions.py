@@ -34,11 +34,11 @@ from typing import Any
 from monitor.alerts.fields import read_field
 from monitor.alerts.rules import THRESHOLD, AlertRule
 from monitor.channels.base import finite_number
+from monitor.channels.registry import ADW_MONITOR, QUEUE, SYSTEM_STATUS
 
 States = Mapping[str, Mapping[str, Any]]
 SUMMARY_CHARS = 200  # one line for a human; a source's error or a check's message can be long
 HEALTHY_STATUSES = ("healthy", "ok")
-ADW_MONITOR, QUEUE, SYSTEM_STATUS = "adw-monitor", "queue", "system-status"
 
 
 @dataclass(frozen=True)

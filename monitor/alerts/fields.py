@@ -26,6 +26,16 @@ from monitor.adw import (
     TEMPLATE_PHASES,
 )
 from monitor.channels.base import finite_number
+from monitor.channels.registry import (
+    ADW_MONITOR,
+    PLANNED_FEATURES,
+    QUEUE,
+    ROUTES,
+    SYSTEM_STATUS,
+    WEBHOOK_STATUS,
+    WORKFLOW_HISTORY,
+    WORKFLOWS,
+)
 from monitor.channels.routes import OPENAPI_METHODS
 
 
@@ -42,27 +52,27 @@ FieldTable = Mapping[str, Counts | None]
 
 TEMPLATES = Counts(tuple(TEMPLATE_PHASES))
 SUMMARY_FIELDS: Mapping[str, FieldTable] = MappingProxyType({
-    "queue": {"total": Figure, "by_status": Counts(QUEUE_STATUSES)},
-    "adw-monitor": {"total": Figure, **dict.fromkeys(RUN_STATUSES, Figure)},
-    "system-status": {"healthy": Figure, "total": Figure, "health_percentage": Figure},
-    "workflows": {"total": Figure, "by_template": TEMPLATES},
-    "routes": {"total": Figure, "by_method": Counts(tuple(method.upper() for method in OPENAPI_METHODS))},
-    "workflow-history": {
+    QUEUE: {"total": Figure, "by_status": Counts(QUEUE_STATUSES)},
+    ADW_MONITOR: {"total": Figure, **dict.fromkeys(RUN_STATUSES, Figure)},
+    SYSTEM_STATUS: {"healthy": Figure, "total": Figure, "health_percentage": Figure},
+    WORKFLOWS: {"total": Figure, "by_template": TEMPLATES},
+    ROUTES: {"total": Figure, "by_method": Counts(tuple(method.upper() for method in OPENAPI_METHODS))},
+    WORKFLOW_HISTORY: {
         **dict.fromkeys(("total", "completed", "failed", "running", "success_rate", "avg_duration_seconds",
                          "avg_cost", "costed_runs", "total_cost", "avg_cost_per_completion", "avg_tokens",
                          "avg_cache_efficiency", "cost_7d", "cost_30d", "cost_trend_7d", "cost_trend_30d"), Figure),
         "by_model": Counts(None, "model"), "by_template": TEMPLATES, "by_status": Counts(HISTORY_STATUSES)},
-    "planned-features": {
+    PLANNED_FEATURES: {
         **dict.fromkeys(("total", "total_estimated_hours", "total_actual_hours", "completion_rate"), Figure),
         "by_status": Counts(FEATURE_STATUSES), "by_priority": Counts(FEATURE_PRIORITIES),
         "by_type": Counts(FEATURE_TYPES)},
-    "webhook-status": dict.fromkeys(("uptime_seconds", "total_received", "successful", "failed", "success_rate"),
+    WEBHOOK_STATUS: dict.fromkeys(("uptime_seconds", "total_received", "successful", "failed", "success_rate"),
                                     Figure),
 })
 
 # What else the channels put in their summaries: text, flags and records, which a rule cannot compare.
 NOT_FIGURES: Mapping[str, tuple[str, ...]] = MappingProxyType({
-    "queue": ("paused",), "system-status": ("overall_status",), "webhook-status": ("status", "last_successful")})
+    QUEUE: ("paused",), SYSTEM_STATUS: ("overall_status",), WEBHOOK_STATUS: ("status", "last_successful")})
 
 
 def is_summary_field(channel: str, path: str) -> bool:

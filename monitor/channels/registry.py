@@ -29,6 +29,10 @@ CHANNELS: tuple[ChannelSpec, ...] = (
     webhook_status.SPEC,
 )
 CHANNEL_NAMES: tuple[str, ...] = tuple(spec.name for spec in CHANNELS)
+# Each channel's name for the modules that must name one (the history's series, the alerts'
+# fields); written only by its own module, as every name is.
+(QUEUE, ADW_MONITOR, SYSTEM_STATUS, WORKFLOWS, ROUTES, WORKFLOW_HISTORY, PLANNED_FEATURES,
+ WEBHOOK_STATUS) = CHANNEL_NAMES
 
 
 def _unique(names: list[str], what: str) -> None:

@@ -41,6 +41,14 @@ import structlog
 from monitor.channels.base import ChannelData, parse_time
 from monitor.channels.planned_features import build_planned_features
 from monitor.channels.queue import build_queue
+from monitor.channels.registry import (
+    ADW_MONITOR,
+    PLANNED_FEATURES,
+    QUEUE,
+    SYSTEM_STATUS,
+    WEBHOOK_STATUS,
+    WORKFLOW_HISTORY,
+)
 from monitor.channels.workflow_history import build_summary as history_summary
 from monitor.demo.workspace import Workspace
 from monitor.history.paths import history_path
@@ -69,15 +77,15 @@ class Shape:
 
 
 SHAPES: Mapping[Key, Shape] = {
-    ("queue", "depth"): Shape(25.0, 4.0, 1.5, 10.0),
-    ("queue", "running"): Shape(3.0, 1.5, 0.8, 3.0),
-    ("adw-monitor", "running"): Shape(3.5, 1.5, 0.8, 2.5),
-    ("adw-monitor", "failed"): Shape(2.5, 1.0, 0.4, 2.5),
-    ("workflow-history", "success_rate"): Shape(76.0, 2.5, 0.6, 11.0, 100.0),
-    ("planned-features", "completion_rate"): Shape(55.0, 2.0, 0.3, 10.0, 100.0),
-    ("webhook-status", "success_rate"): Shape(94.0, 3.0, 1.5, 14.0, 100.0),
+    (QUEUE, "depth"): Shape(25.0, 4.0, 1.5, 10.0),
+    (QUEUE, "running"): Shape(3.0, 1.5, 0.8, 3.0),
+    (ADW_MONITOR, "running"): Shape(3.5, 1.5, 0.8, 2.5),
+    (ADW_MONITOR, "failed"): Shape(2.5, 1.0, 0.4, 2.5),
+    (WORKFLOW_HISTORY, "success_rate"): Shape(76.0, 2.5, 0.6, 11.0, 100.0),
+    (PLANNED_FEATURES, "completion_rate"): Shape(55.0, 2.0, 0.3, 10.0, 100.0),
+    (WEBHOOK_STATUS, "success_rate"): Shape(94.0, 3.0, 1.5, 14.0, 100.0),
 }
-ANCHORED = frozenset(SHAPES) - {("webhook-status", "success_rate")}  # see the module docstring
+ANCHORED = frozenset(SHAPES) - {(WEBHOOK_STATUS, "success_rate")}  # see the module docstring
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,12 +141,12 @@ def read_workspace(ws: Workspace, now: float) -> WorkspaceFigures:
         totals = _rows(conn, "SELECT status, COUNT(*) AS runs FROM workflow_history GROUP BY status")
         moment = dt.datetime.fromtimestamp(now, dt.UTC)
         states = {
-            "queue": _state(build_queue(_rows(conn, "SELECT * FROM phase_queue"),
+            QUEUE: _state(build_queue(_rows(conn, "SELECT * FROM phase_queue"),
                                         _rows(conn, "SELECT config_key, config_value FROM queue_config"))),
-            "planned-features": _state(build_planned_features(
+            PLANNED_FEATURES: _state(build_planned_features(
                 {"planned_features": _rows(conn, "SELECT * FROM planned_features")})),
-            "workflow-history": _state(ChannelData(history_summary(totals, None, moment), {})),
-            "adw-monitor": _state(ChannelData(_adw_summary(conn, ws), {})),
+            WORKFLOW_HISTORY: _state(ChannelData(history_summary(totals, None, moment), {})),
+            ADW_MONITOR: _state(ChannelData(_adw_summary(conn, ws), {})),
         }
         costs = _costed_runs(conn)
     finally:
@@ -196,8 +204,8 @@ def demo_figures(rng: random.Random, checks: list[str], workspace: WorkspaceFigu
     """Every seeded series, by (channel, name), as a function of time; anchored ones pass their anchor at ``at``."""
     workspace = workspace or WorkspaceFigures()
     figures = {key: _wave(rng, shape, workspace.anchors.get(key), at) for key, shape in SHAPES.items()}
-    figures[("workflow-history", "cost_per_day")] = _cost_so_far(workspace.costs)
-    figures.update({("system-status", CHECK_PREFIX + name): _health(rng) for name in checks})
+    figures[(WORKFLOW_HISTORY, "cost_per_day")] = _cost_so_far(workspace.costs)
+    figures.update({(SYSTEM_STATUS, CHECK_PREFIX + name): _health(rng) for name in checks})
     return figures
 
 
@@ -211,10 +219,10 @@ def seed_rows(figures: dict[Key, Figure], starts: list[int], span: float, fine: 
         for (channel, name), value in values.items():
             digits = 0 if fine and name in COUNTS else 4 if name == "cost_per_day" else 1
             yield channel, name, start, round(value, digits)
-        checks = [value for (channel, _), value in values.items() if channel == "system-status"]
+        checks = [value for (channel, _), value in values.items() if channel == SYSTEM_STATUS]
         if checks:
             healthy = sum(value == 1.0 for value in checks)
-            yield "system-status", "health_percentage", start, round(100.0 * healthy / len(checks), 1)
+            yield SYSTEM_STATUS, "health_percentage", start, round(100.0 * healthy / len(checks), 1)
 
 
 async def _write_week(store: HistoryStore, settings: Settings, rng: random.Random, workspace: WorkspaceFigures,

@@ -26,6 +26,16 @@ from types import MappingProxyType
 from typing import Any
 
 from monitor.channels.base import finite_number, parse_time
+from monitor.channels.registry import (
+    ADW_MONITOR,
+    PLANNED_FEATURES,
+    QUEUE,
+    ROUTES,
+    SYSTEM_STATUS,
+    WEBHOOK_STATUS,
+    WORKFLOW_HISTORY,
+    WORKFLOWS,
+)
 
 PLAIN, PERCENT, MONEY, DURATION = "", "percent", "money", "duration"
 MEAN, MAX, MIN = "mean", "max", "min"
@@ -48,6 +58,7 @@ class SeriesSpec:
     format: str
     aggregate: str
     extract: Extract | None = None  # None: one of a family (the per-check series), read by its channel's sampler
+    daily: bool = False  # drawn a point a day over a month (cost per day), not over the recent slots
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,23 +130,23 @@ def check_values(state: State) -> Values:
 
 
 SERIES: Mapping[str, tuple[SeriesSpec, ...]] = MappingProxyType({
-    "queue": (SeriesSpec("depth", "In the queue (not completed)", PLAIN, MEAN, queue_depth),
+    QUEUE: (SeriesSpec("depth", "In the queue (not completed)", PLAIN, MEAN, queue_depth),
               SeriesSpec("running", "Running", PLAIN, MEAN, queue_status_count("running"))),
-    "adw-monitor": (SeriesSpec("running", "Running", PLAIN, MEAN, summary_figure("running")),
+    ADW_MONITOR: (SeriesSpec("running", "Running", PLAIN, MEAN, summary_figure("running")),
                     SeriesSpec("failed", "Failed", PLAIN, MEAN, summary_figure("failed"))),
-    "system-status": (SeriesSpec("health_percentage", "Checks healthy", PERCENT, MIN,
+    SYSTEM_STATUS: (SeriesSpec("health_percentage", "Checks healthy", PERCENT, MIN,
                                  summary_figure("health_percentage")),),
-    "workflows": (),
-    "routes": (),
-    "workflow-history": (SeriesSpec("success_rate", "Success rate", PERCENT, MEAN, summary_figure("success_rate")),
-                         SeriesSpec("cost_per_day", "Cost per day (UTC)", MONEY, MAX, cost_today)),
-    "planned-features": (SeriesSpec("completion_rate", "Completion rate", PERCENT, MEAN,
+    WORKFLOWS: (),
+    ROUTES: (),
+    WORKFLOW_HISTORY: (SeriesSpec("success_rate", "Success rate", PERCENT, MEAN, summary_figure("success_rate")),
+                         SeriesSpec("cost_per_day", "Cost per day (UTC)", MONEY, MAX, cost_today, daily=True)),
+    PLANNED_FEATURES: (SeriesSpec("completion_rate", "Completion rate", PERCENT, MEAN,
                                     summary_figure("completion_rate")),),
-    "webhook-status": (SeriesSpec("success_rate", "Delivery success rate", PERCENT, MEAN,
+    WEBHOOK_STATUS: (SeriesSpec("success_rate", "Delivery success rate", PERCENT, MEAN,
                                   summary_figure("success_rate")),),
 })
 # Channels whose items each add a series of a family (the key follows the prefix).
-FAMILIES: Mapping[str, str] = MappingProxyType({"system-status": CHECK_PREFIX})
+FAMILIES: Mapping[str, str] = MappingProxyType({SYSTEM_STATUS: CHECK_PREFIX})
 
 
 def series_spec(channel: str, name: str) -> SeriesSpec | None:
