@@ -1,4 +1,4 @@
-"""The ``monitor`` command: serve, demo, check, snapshot."""
+"""The ``monitor`` command: serve, demo, check, snapshot, alerts test."""
 
 from __future__ import annotations
 
@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     snapshot = commands.add_parser("snapshot", help="print one channel's current state as JSON")
     snapshot.add_argument("channel", choices=CHANNEL_NAMES, metavar="CHANNEL")
     snapshot.add_argument("--config")
+    alerts = commands.add_parser("alerts", help="alert delivery").add_subparsers(dest="alerts_command", required=True)
+    alerts_test = alerts.add_parser("test", help="send a test message through every configured notification URL")
+    alerts_test.add_argument("--config")
     return parser
 
 
@@ -50,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         log_to_stderr(settings)
         if args.command == "check":
             return asyncio.run(check(settings, as_json=args.json))
+        if args.command == "alerts":
+            return asyncio.run(test_alerts(settings))
         return asyncio.run(snapshot(settings, args.channel))
     except ConfigError as exc:
         print(f"monitor: bad config: {one_line(str(exc))}", file=sys.stderr)
@@ -126,3 +131,18 @@ async def snapshot(settings: Settings, channel: str) -> int:
         print(f"monitor: {channel}: {one_line(problem)}", file=sys.stderr)
         return EXIT_UNUSABLE
     return 0
+
+
+async def test_alerts(settings: Settings) -> int:
+    """Send a test message through each notification URL once; one line each; 0 when all arrived, 1 when any did not."""
+    from monitor.alerts.notify import Notifier
+
+    urls = list(dict.fromkeys(url for rule in getattr(settings, "alerts", ()) for url in rule.notify))
+    if not urls:
+        print(f"monitor: no [[alerts]] rule of {settings.path} has a notify URL", file=sys.stderr)
+        return 0
+    results = await Notifier().test(urls)
+    width = max(len(label) for label, _, _ in results)
+    for label, delivered, problem in results:
+        print(f"{label:<{width}}  " + ("OK" if delivered else f"FAILED: {one_line(problem)}"))
+    return 0 if all(delivered for _, delivered, _ in results) else 1
