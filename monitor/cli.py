@@ -137,7 +137,7 @@ async def test_alerts(settings: Settings) -> int:
     """Send a test message through each notification URL once; one line each; 0 when all arrived, 1 when any did not."""
     from monitor.alerts.notify import Notifier
 
-    urls = list(dict.fromkeys(url for rule in getattr(settings, "alerts", ()) for url in rule.notify))
+    urls = list(dict.fromkeys(url for rule in settings.alerts for url in rule.notify))
     if not urls:
         print(f"monitor: no [[alerts]] rule of {settings.path} has a notify URL", file=sys.stderr)
         return 0
