@@ -12,7 +12,7 @@ import orjson
 from aiohttp import web
 
 from monitor.channels.registry import CHANNEL_NAMES
-from monitor.keys import AUTH_USER, BROKER, COMPAT, HUB, METRICS, POLLERS, SETTINGS, STARTED_AT, WATCHER
+from monitor.keys import ALERTS, AUTH_USER, BROKER, COMPAT, HUB, METRICS, POLLERS, SETTINGS, STARTED_AT, WATCHER
 from monitor.params import channel_or_404
 
 
@@ -48,6 +48,10 @@ async def healthz(request: web.Request) -> web.Response:
         surface = app[COMPAT]
         body["compat"] = {"prefix": surface.prefix, "connections": surface.fanout.hub.count(),
                           "backend": "down" if surface.backend.down else "up" if surface.backend.url else "none"}
+    if app[SETTINGS].alerts:  # each receiver by its redacted address: a notification URL carries secrets
+        alerting = app[ALERTS]
+        body["alerts"] = {"rules": len(app[SETTINGS].alerts), "firing": len(alerting.engine.firing()),
+                          "delivery": alerting.notifier.stats()}
     return json_response(body)
 
 

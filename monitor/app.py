@@ -11,6 +11,7 @@ import structlog
 from aiohttp import web, web_response
 from aiohttp.typedefs import Handler
 
+from monitor.alerts.runtime import Alerting, alerts_ctx, broker_states
 from monitor.auth import auth_middleware
 from monitor.broker import InProcessBroker
 from monitor.channels.registry import CHANNEL_NAMES, make_readers
@@ -23,6 +24,7 @@ from monitor.history.paths import history_path
 from monitor.history.recorder import History, history_ctx
 from monitor.hub import Hub
 from monitor.keys import (
+    ALERTS,
     BROKER,
     COMPAT,
     GC,
@@ -71,11 +73,13 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS] = Metrics(hub, app[BROKER])
     app[METRICS].watch_gc(app[GC])
     app[HISTORY] = History(settings.history, history_path(settings.history.path))
+    app[ALERTS] = Alerting(settings, broker_states(app))
     app[BROKER].listen(hub.deliver)
     setup_templates(app)
     app.cleanup_ctx.append(sources_ctx)
     app.cleanup_ctx.append(pollers_ctx)
     app.cleanup_ctx.append(history_ctx)  # after the pollers: its first sample has every channel's first poll
+    app.cleanup_ctx.append(alerts_ctx)  # after the history: it opens (and repairs) the file the alerts share
     app.cleanup_ctx.append(watcher_ctx)
     app.cleanup_ctx.append(heartbeat_ctx)
     app.cleanup_ctx.append(gc_ctx)

@@ -6,6 +6,7 @@ row updated live reads exactly like the same row on a fresh page: change both to
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import math
 from collections.abc import Callable, Mapping
@@ -190,6 +191,11 @@ def grouped_rows(items: Mapping[str, Any], spec: str, where: str) -> list[tuple[
     return [(key, item) for key, item in sorted_items(items, spec) if matches_where(item, where)]
 
 
+def utc(at: float) -> str:
+    """Unix seconds as a UTC time to the second, for the alerts page."""
+    return dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def count_where(items: Mapping[str, Any], where: str) -> int:
     """How many of ``items`` belong in the row group ``where``."""
     return sum(1 for item in items.values() if matches_where(item, where))
@@ -199,6 +205,6 @@ def template_globals() -> dict[str, Any]:
     """The helpers the panel templates call."""
     return {
         "show": show, "value_attr": value_attr, "lookup": lookup, "safe_url": safe_url,
-        "phase_states": phase_states, "grouped_rows": grouped_rows, "count_where": count_where,
+        "phase_states": phase_states, "grouped_rows": grouped_rows, "count_where": count_where, "utc": utc,
         "VALUE_FORMATS": VALUE_FORMATS, "adw": adw,
     }

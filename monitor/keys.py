@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from monitor.alerts.runtime import Alerting
     from monitor.auth import AuthState
     from monitor.broker import Broker
     from monitor.compat.surface import CompatSurface
@@ -40,6 +41,7 @@ WATCHER: web.AppKey[Watcher | None] = web.AppKey("watcher")
 CONNECTIONS: web.AppKey[ConnectionBudget] = web.AppKey("connections")
 AUTH: web.AppKey[AuthState] = web.AppKey("auth")
 HISTORY: web.AppKey[History] = web.AppKey("history")
+ALERTS: web.AppKey[Alerting] = web.AppKey("alerts")
 COMPAT: web.AppKey[CompatSurface] = web.AppKey("compat")  # only with [compat.tac_webbuilder]
 # Who the auth middleware found; None: no valid credentials.
 AUTH_USER: web.RequestKey[str | None] = web.RequestKey("auth_user")

@@ -16,7 +16,7 @@ from aiohttp import web
 from monitor import display, sparklines
 from monitor.channels.registry import CHANNEL_NAMES, CHANNELS, channel_spec
 from monitor.history.series import SERIES, Series
-from monitor.keys import BROKER, HISTORY, SETTINGS
+from monitor.keys import ALERTS, BROKER, HISTORY, SETTINGS
 from monitor.params import channel_or_404, flag_param
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -62,6 +62,7 @@ async def page_context(request: web.Request, channels: tuple[str, ...]) -> dict[
     return {"panels": [await panel_context(request, name, wall) for name in channels],
             "channels": CHANNELS, "rendered_at": rendered_at, "wall": wall, "single": len(channels) == 1,
             "current": channels[0] if len(channels) == 1 else "",  # the channel whose page this is
+            "alert_rules": len(request.app[SETTINGS].alerts), "firing": request.app[ALERTS].engine.firing(),
             # The page calls a socket down longer than a heartbeat stale (live.js), as the server would.
             "heartbeat_ms": round(request.app[SETTINGS].server.heartbeat * 1000),
             "history_step": request.app[HISTORY].step}  # trend.js redraws the trends this often

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from monitor import api, login, pages, websocket
+from monitor.alerts import web as alerts_web
 from monitor.compat.routes import add_compat_routes
 from monitor.history import api as history_api
 
@@ -21,8 +22,10 @@ def setup_routes(app: web.Application) -> None:
     app.router.add_get("/healthz", api.healthz)
     app.router.add_get("/metrics", api.metrics)
     app.router.add_get("/api/v1/{channel}/history", history_api.channel_history)
+    app.router.add_get("/api/v1/alerts", alerts_web.alerts_json)  # before /api/v1/{channel}: not a channel
     app.router.add_get("/api/v1/{channel}", api.channel_json)
     app.router.add_get("/", pages.dashboard)
+    app.router.add_get("/alerts", alerts_web.alerts_page)
     app.router.add_static("/static/", pages.STATIC_DIR, name="static")
     add_compat_routes(app)  # <prefix>/...: the prefix itself would otherwise be taken for a channel
     app.router.add_get("/{channel}", pages.channel_page)

@@ -5,6 +5,7 @@ import { ChannelSocket } from './socket.js';
 import { setAttr, setText } from './render.js';
 import { tickClock } from './wall.js';
 import { Trends } from './trend.js';
+import { AlertStrip } from './alerts.js';
 
 const ANNOUNCE_EVERY_MS = 3000;
 const RETRY_BUDGET_MS = 60000; // down this long is "offline", not "reconnecting"
@@ -108,6 +109,7 @@ function start() {
   document.documentElement.classList.add('live'); // the script now fits the wall's lists itself
   const refit = () => board.panels.forEach((panel) => panel.fit());
   addEventListener('resize', refit);
+  new AlertStrip(document.querySelector('[data-alerts]'), document.querySelector('[data-notify]'), refit);
   document.fonts?.ready.then(refit);
   const button = document.querySelector('[data-pause]');
   button.hidden = false;

@@ -7,7 +7,7 @@ from playwright.async_api import expect
 
 from monitor.channels.registry import CHANNEL_NAMES
 from monitor.history.series import SERIES
-from monitor.keys import BROKER, HISTORY, POLLERS
+from monitor.keys import ALERTS, BROKER, HISTORY, POLLERS
 from tests.browser.support import free_port
 from tests.browser.test_reconnect import REFUSED_WHILE_DOWN, start_console
 from tests.tables import fill_sqlite
@@ -133,4 +133,36 @@ async def test_trends_redrawn_live_read_like_the_rendered_ones(make_client, open
     await watched.page.clock.run_for(3_600_000)  # a step: every panel fetches its trends again
     await watched.page.wait_for_function(ALL_REDRAWN_JS)
     assert await watched.page.evaluate(DRAWN_JS) == rendered
+    assert watched.problems == []
+
+
+async def test_a_firing_alert_joins_the_strip_and_notifies_a_browser_that_asked(make_client, queue_table, open_page):
+    client = await make_client({"alerts": [{"name": "queue has failures", "channel": "queue",
+                                            "field": "by_status.failed", "above": 0}]})
+
+    async def prepare(page):
+        await page.context.grant_permissions(["notifications"])
+        await page.clock.install()
+        # Shown notifications are recorded: headless Chromium shows none a test could see.
+        await page.add_init_script("window.shown = []; window.Notification = class extends Notification {"
+                                   " constructor(title, options) { super(title, options); shown.push(title); } };")
+
+    watched = await open_page(f"http://127.0.0.1:{client.port}/", before=prepare)
+    strip = watched.page.locator("[data-alerts]")
+    await expect(strip).to_be_hidden()  # nothing fires
+    await expect(watched.page.locator("[data-notify]")).to_be_hidden()  # permission is granted already
+    await watched.page.clock.run_for(5_000)  # the strip's first look: what fires now is not news
+    failed = queue_table.insert(status="failed", title="broke")
+    await client.app[POLLERS]["queue"].poll()
+    await client.app[ALERTS].evaluate()
+    await watched.page.clock.run_for(5_000)
+    await expect(strip).to_be_visible()
+    await expect(strip.locator("[data-alert]")).to_have_text(
+        ["queue has failures queue: by_status.failed = 1 (above 0)"])
+    assert await watched.page.evaluate("window.shown") == ["queue has failures"]
+    queue_table.delete(failed)
+    await client.app[POLLERS]["queue"].poll()
+    await client.app[ALERTS].evaluate()
+    await watched.page.clock.run_for(5_000)
+    await expect(strip).to_be_hidden()
     assert watched.problems == []

@@ -1,0 +1,88 @@
+"""The alerts at work in the console: rules evaluated against the live channels, messages to a real receiver."""
+
+import pytest
+
+from monitor.app import create_app
+from monitor.keys import ALERTS, POLLERS
+from tests.alert_receivers import JsonReceiver
+
+SECRET_PATH = "hooks/s3cr3t-T0ken"
+
+
+@pytest.fixture
+async def receiver():
+    """A json:// receiver on a free loopback port."""
+    started = await JsonReceiver().start()
+    yield started
+    await started.stop()
+
+
+def failures_rule(receiver: JsonReceiver) -> dict:
+    return {"name": "queue has failures", "channel": "queue", "field": "by_status.failed", "above": 0,
+            "notify": [f"json://127.0.0.1:{receiver.port}/{SECRET_PATH}"]}
+
+
+async def poll_and_evaluate(client, channel: str = "queue") -> None:
+    """A poll and an alerts pass now (the console's own pass, every second, may have come first)."""
+    await client.app[POLLERS][channel].poll()
+    await client.app[ALERTS].evaluate()
+
+
+async def nothing_more(client, receiver: JsonReceiver) -> bool:
+    """Whether, once every queued message is delivered, the receiver has nothing it has not been asked for."""
+    await client.app[ALERTS].notifier.drained()
+    return receiver.inbox.empty()
+
+
+async def test_a_rule_fires_once_links_its_panel_and_resolves_once(make_client, queue_table, receiver):
+    client = await make_client({"alerts": [failures_rule(receiver)], "server": {"public_host": "ops.example"}})
+    failed = queue_table.insert(status="failed", title="broke")
+    await poll_and_evaluate(client)
+    path, message = await receiver.next()
+    assert path == f"/{SECRET_PATH}" and message["title"].startswith("[FIRING] queue has failures: queue: ")
+    assert message["message"].splitlines()[-1] == "http://ops.example/queue"  # where people open the console
+    await poll_and_evaluate(client)
+    assert await nothing_more(client, receiver)  # still failing: nothing more (repeat = 0)
+    queue_table.delete(failed)
+    await poll_and_evaluate(client)
+    _, message = await receiver.next()
+    assert message["title"].startswith("[RESOLVED] queue has failures") and await nothing_more(client, receiver)
+
+
+async def test_the_api_and_the_pages_show_what_fires_but_never_a_url(make_client, queue_table, receiver):
+    client = await make_client({"alerts": [failures_rule(receiver)]})
+    queue_table.insert(status="failed", title="broke")
+    await poll_and_evaluate(client)
+    report = await (await client.get("/api/v1/alerts")).json()
+    assert [alert["rule"] for alert in report["firing"]] == ["queue has failures"]
+    assert [event["kind"] for event in report["recent"]] == ["firing"]
+    dashboard, page = await (await client.get("/")).text(), await (await client.get("/alerts")).text()
+    assert 'data-alert="queue has failures/"' in dashboard and 'href="/alerts" aria-current="page"' in page
+    metrics = await (await client.get("/metrics")).text()
+    assert "monitor_alert_deliveries_total" in metrics
+    await client.app[ALERTS].notifier.drained()
+    health = await (await client.get("/healthz")).json()
+    assert health["alerts"]["firing"] == 1 and [entry["sent"] for entry in health["alerts"]["delivery"].values()] == [1]
+    for text in (str(report), dashboard, page, metrics, str(health)):
+        assert SECRET_PATH not in text
+
+
+async def test_a_restart_does_not_send_again_and_still_resolves(make_settings, aiohttp_client, queue_table, receiver):
+    settings = make_settings({"alerts": [failures_rule(receiver)]})
+    failed = queue_table.insert(status="failed", title="broke")
+    first = await aiohttp_client(create_app(settings))
+    await poll_and_evaluate(first)
+    assert (await receiver.next())[1]["title"].startswith("[FIRING]")
+    await first.close()
+    again = await aiohttp_client(create_app(settings))
+    await poll_and_evaluate(again)
+    assert await nothing_more(again, receiver)  # fired before the restart: not sent twice
+    queue_table.delete(failed)
+    await poll_and_evaluate(again)
+    assert (await receiver.next())[1]["title"].startswith("[RESOLVED]") and await nothing_more(again, receiver)
+
+
+async def test_without_rules_there_is_no_strip_and_the_api_says_so(client):
+    assert "data-alerts" not in await (await client.get("/")).text()
+    assert (await (await client.get("/api/v1/alerts")).json()) == {"rules": 0, "firing": [], "pending": [],
+                                                                   "recent": []}
