@@ -5,6 +5,7 @@ import pytest
 from monitor.app import create_app
 from monitor.keys import ALERTS, POLLERS
 from tests.alert_receivers import JsonReceiver
+from tests.test_cli import run_monitor, write_config
 
 SECRET_PATH = "hooks/s3cr3t-T0ken"
 
@@ -86,3 +87,24 @@ async def test_without_rules_there_is_no_strip_and_the_api_says_so(client):
     assert "data-alerts" not in await (await client.get("/")).text()
     assert (await (await client.get("/api/v1/alerts")).json()) == {"rules": 0, "firing": [], "pending": [],
                                                                    "recent": []}
+
+
+async def test_a_source_going_down_alerts_by_name(make_client, receiver):
+    """The test settings point webhook-status at a closed port: its source is down from the first poll."""
+    client = await make_client({"alerts": [{"name": "source down", "when": "source_down", "channel": "webhook-status",
+                                            "notify": [f"json://127.0.0.1:{receiver.port}/{SECRET_PATH}"]}]})
+    await poll_and_evaluate(client, "webhook-status")
+    _, message = await receiver.next()
+    assert message["title"].startswith("[FIRING] source down: ") and "connection refused" in message["message"]
+
+
+def test_monitor_check_never_shows_a_notification_url(tmp_path, db_path, agents, trees):
+    rules = (f'[[alerts]]\nname = "ADW failed"\nwhen = "workflow_failed"\n'
+             f'notify = ["json://127.0.0.1:9/{SECRET_PATH}"]\n'
+             f'[[alerts]]\nname = "bad"\nwhen = "no_such_condition"\nnotify = ["ntfy://{SECRET_PATH}"]\n')
+    config = write_config(tmp_path, f"sqlite:///{db_path}", agents, trees, rules)
+    done = run_monitor("check", "--config", str(config))
+    assert done.returncode == 2 and "no_such_condition" in done.stdout + done.stderr
+    assert SECRET_PATH not in done.stdout + done.stderr
+    tested = run_monitor("alerts", "test", "--config", str(config))
+    assert tested.returncode == 2 and SECRET_PATH not in tested.stdout + tested.stderr
