@@ -15,7 +15,9 @@ async def first_data_patch(session, port, channel):
     async with session.ws_connect(f"http://127.0.0.1:{port}/api/v1/ws/{channel}") as ws:
         assert json.loads((await ws.receive(timeout=30)).data)["type"] == "snapshot"
         while True:
-            message = json.loads((await ws.receive(timeout=60)).data)
+            # a bound, not a target: the slowest channels (planned features, ADW runs, routes) first move after
+            # ~30 s of the demo's day on an idle machine
+            message = json.loads((await ws.receive(timeout=120)).data)
             if message["type"] == "patch" and ({"items", "summary"} & message["patch"].keys()):
                 return channel
 
