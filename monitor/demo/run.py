@@ -10,7 +10,7 @@ from pathlib import Path
 
 import structlog
 
-from monitor.channels.registry import CHANNEL_NAMES
+from monitor.channels.registry import CHANNEL_NAMES, WEBHOOK_STATUS
 from monitor.demo.history_seed import seed_history
 from monitor.demo.simulator import Simulator
 from monitor.demo.webhook_service import ApiCatalog, DemoDeliveries, WebhookStats, start_webhook_service
@@ -52,6 +52,12 @@ def demo_settings(ws: Workspace, host: str, port: int, service_port: int) -> Set
         ],
         # The console's own history lives with the workspace (seeded with a week: history_seed.py).
         "history": {"path": str((ws.root / "history.sqlite").absolute())},
+        # Alerts without addresses: they show on the page (the strip, /alerts) when the demo's day has an incident.
+        "alerts": [{"name": "source down", "when": "source_down", "for": 10},
+                   {"name": "check unhealthy", "when": "check_unhealthy", "for": 10},
+                   {"name": "queue stalled", "when": "queue_stalled", "for": 120},
+                   {"name": "webhook failing", "channel": WEBHOOK_STATUS, "field": "success_rate", "below": 80,
+                    "for": 30}],
         # tac-webbuilder's client can be tried against the demo: README, "Fronting an existing tac-webbuilder".
         "compat": {"tac_webbuilder": {"backend_url": service, "allowed_origins": ["http://localhost:5173"]}},
     }
