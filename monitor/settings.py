@@ -23,6 +23,7 @@ from monitor.config_checks import CHECK_TARGETS
 from monitor.settings_table import (
     SECTIONS,
     AuthSettings,
+    BrokerSettings,
     ChannelSettings,
     CheckSettings,
     HistorySettings,
@@ -35,8 +36,9 @@ from monitor.settings_table import (
 from monitor.settings_values import BadValue, coerce
 
 # The table's sections are part of this module's interface: callers import them from here.
-__all__ = ["SECTIONS", "AuthSettings", "ChannelSettings", "CheckSettings", "ConfigError", "HistorySettings",
-           "LogSettings", "ServerSettings", "Settings", "SourcesSettings", "TacWebbuilderSettings", "UiSettings",
+__all__ = ["SECTIONS", "AuthSettings", "BrokerSettings", "ChannelSettings", "CheckSettings", "ConfigError",
+           "HistorySettings", "LogSettings", "ServerSettings", "Settings", "SourcesSettings", "TacWebbuilderSettings",
+           "UiSettings",
            "DEFAULTS_LABEL", "default_channel_settings", "env_var_name", "find_config", "load_settings",
            "settings_from_mapping"]
 
@@ -58,6 +60,7 @@ class Settings:
     log: LogSettings = field(default_factory=LogSettings)
     ui: UiSettings = field(default_factory=UiSettings)
     history: HistorySettings = field(default_factory=HistorySettings)
+    broker: BrokerSettings = field(default_factory=BrokerSettings)
     channels: Mapping[str, ChannelSettings] = field(default_factory=dict)
     checks: tuple[CheckSettings, ...] = ()
     alerts: tuple[AlertRule, ...] = ()  # [[alerts]]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from monitor.brokers.url import check_broker_url
 from monitor.config_checks import (
     Check,
     check_backend_base,
@@ -162,6 +163,18 @@ class HistorySettings:
 
 
 @dataclass(frozen=True)
+class BrokerSettings:
+    """[broker]: how consoles share channels; by default each process is alone (the in-process broker)."""
+
+    url: str = _opt("", "a Redis every console shares (redis://host:6379/0, rediss://..., unix:///path.sock): one "
+                        "poller per channel across them, and resume on any of them; empty = in-process, alone",
+                    check=check_broker_url)
+    lock_ttl: float = _opt(5.0, "seconds a channel's poller lock lives unless its holder renews it (every third of "
+                                "that); a console that stops renewing is replaced within twice this", minimum=0.1,
+                           maximum=3600.0)
+
+
+@dataclass(frozen=True)
 class CheckSettings:
     """[[checks]]: one extra health check on system-status."""
 
@@ -195,4 +208,5 @@ SECTIONS: dict[str, type] = {
     "log": LogSettings,
     "ui": UiSettings,
     "history": HistorySettings,
+    "broker": BrokerSettings,
 }

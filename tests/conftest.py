@@ -18,7 +18,7 @@ from monitor.settings import Settings, settings_from_mapping
 from monitor.sources.resources import Sources
 from tests.support import QueueTable, Triggers, merged
 
-pytest_plugins = ["tests.pgserver"]
+pytest_plugins = ["tests.pgserver", "tests.redis_server"]
 
 
 @pytest.fixture(autouse=True)
