@@ -5,6 +5,7 @@ import pytest
 from monitor.app import create_app
 from monitor.keys import ALERTS, POLLERS
 from tests.alert_receivers import JsonReceiver
+from tests.browser.support import free_port
 from tests.test_cli import run_monitor, write_config
 
 SECRET_PATH = "hooks/s3cr3t-T0ken"
@@ -108,3 +109,22 @@ def test_monitor_check_never_shows_a_notification_url(tmp_path, db_path, agents,
     assert SECRET_PATH not in done.stdout + done.stderr
     tested = run_monitor("alerts", "test", "--config", str(config))
     assert tested.returncode == 2 and SECRET_PATH not in tested.stdout + tested.stderr
+
+
+async def test_what_a_stopping_console_could_not_deliver_is_sent_by_the_next(make_settings, aiohttp_client,
+                                                                             queue_table, tmp_path):
+    port = free_port()  # nothing listens there yet: the receiver is down
+    rule = {**failures_rule(JsonReceiver(port)), "notify": [f"json://127.0.0.1:{port}/{SECRET_PATH}"]}
+    settings = make_settings({"alerts": [rule], "server": {"shutdown_timeout": 0.5}})
+    queue_table.insert(status="failed", title="broke")
+    first = await aiohttp_client(create_app(settings))
+    await poll_and_evaluate(first)
+    await first.close()  # the message is still queued: kept in the history file, without its URL
+    assert SECRET_PATH.encode() not in (tmp_path / "history.sqlite").read_bytes()
+    receiver = await JsonReceiver(port).start()
+    try:
+        await aiohttp_client(create_app(settings))
+        path, message = await receiver.next()
+        assert path == f"/{SECRET_PATH}" and message["title"].startswith("[FIRING] queue has failures")
+    finally:
+        await receiver.stop()

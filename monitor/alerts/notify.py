@@ -113,9 +113,9 @@ class Notifier:
         self._stopping = asyncio.Event()
         self._progress = asyncio.Event()
 
-    def send(self, message: Message) -> None:
-        """Queue ``message`` for each of its URLs and return at once."""
-        pending = Pending(message.title, message.body, self.now())
+    def send(self, message: Message, queued_at: float | None = None) -> None:
+        """Queue ``message`` for each of its URLs and return at once (``queued_at``: when a restart's outbox had it)."""
+        pending = Pending(message.title, message.body, self.now() if queued_at is None else queued_at)
         for url in dict.fromkeys(message.urls):
             receiver = self._receiver(url)
             if receiver.unsupported is not None:
@@ -157,6 +157,10 @@ class Notifier:
             # A send stuck in a receiver's timeout must not hold up the shutdown; its thread ends with its socket.
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None
+
+    def unsent(self) -> list[tuple[str, Pending]]:
+        """Every message still queued, with its URL: what a stopping console keeps for the next run."""
+        return [(receiver.url, pending) for receiver in self.receivers.values() for pending in receiver.queue]
 
     async def drained(self) -> None:
         """Return once every queue is empty: each message delivered, dropped or given up."""

@@ -8,6 +8,7 @@ The page and ``/api/v1/alerts`` read what it holds; ``alerts_ctx`` runs it for t
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
@@ -36,6 +37,11 @@ def console_url(settings: Settings) -> str:
         return f"http://{server.public_host}"
     host = "localhost" if server.host in ("0.0.0.0", "::", "") else server.host
     return f"http://{f'[{host}]' if ':' in host else host}:{server.port}"
+
+
+def fingerprint(url: str) -> str:
+    """What the outbox keeps of a URL: its SHA-256, which finds it again in the config and tells nothing."""
+    return hashlib.sha256(url.encode()).hexdigest()
 
 
 def message_for(event: AlertEvent, urls: tuple[str, ...], base: str) -> Message:
@@ -70,15 +76,21 @@ class Alerting:
         self._passing = asyncio.Lock()  # one pass at a time: the loop's, or one asked for (a test, a command)
 
     async def open(self) -> None:
-        """Load what fired before a restart, and start delivering."""
+        """Load what fired before a restart, start delivering, and send what the last run could not."""
         if self.settings.alerts:
             await self.store.open(alerts_path(self.settings.history.path) if self.settings.history.enabled else None)
             self.engine.restore(await self.store.load())
         await self.notifier.start()
+        by_hash = {fingerprint(url): url for urls in self.urls.values() for url in urls}
+        for receiver, title, body, queued_at in await self.store.take_outbox():
+            if receiver in by_hash:  # an address no longer configured is not written to
+                self.notifier.send(Message(title, body, (by_hash[receiver],)), queued_at)
 
     async def close(self, deadline: float) -> None:
-        """Deliver what is queued within ``deadline`` seconds, then close the store."""
+        """Deliver what is queued within ``deadline`` seconds, keep the rest for the next run, close the store."""
         await self.notifier.stop(deadline)
+        await self.store.keep_outbox([(fingerprint(url), pending.title, pending.body, pending.queued_at)
+                                      for url, pending in self.notifier.unsent()])
         await self.store.close()
 
     async def evaluate(self) -> list[AlertEvent]:

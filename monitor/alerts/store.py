@@ -37,10 +37,14 @@ CREATE TABLE IF NOT EXISTS alert_state (rule TEXT NOT NULL, key TEXT NOT NULL, s
 CREATE TABLE IF NOT EXISTS alert_log (id INTEGER PRIMARY KEY, kind TEXT NOT NULL, rule TEXT NOT NULL,
                                       key TEXT NOT NULL, summary TEXT NOT NULL, channel TEXT NOT NULL,
                                       since REAL NOT NULL, at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS alert_outbox (receiver TEXT NOT NULL, title TEXT NOT NULL, body TEXT NOT NULL,
+                                         queued_at REAL NOT NULL);
 """
 TABLES: Mapping[str, tuple[str, ...]] = {
     "alert_state": ("rule", "key", "summary", "channel", "since", "fired_at", "last_sent"),
     "alert_log": ("id", "kind", "rule", "key", "summary", "channel", "since", "at"),
+    # Messages a stopping console had not delivered; ``receiver`` is the URL's SHA-256, never the URL (a secret).
+    "alert_outbox": ("receiver", "title", "body", "queued_at"),
 }
 EVENT_COLUMNS = "kind, rule, key, summary, channel, since, at"
 
@@ -156,6 +160,30 @@ class AlertStore:
         """The newest ``limit`` events (at most ``MEMORY_EVENTS``), newest first."""
         newest = list(self._events)[-limit:] if limit > 0 else []
         return newest[::-1]
+
+    async def keep_outbox(self, rows: Sequence[tuple[str, str, str, float]]) -> None:
+        """Keep undelivered messages (receiver hash, title, body, queued at) for the next run; failures are logged."""
+        if self.conn is None or not rows:
+            return
+        try:
+            await self.conn.executemany("INSERT INTO alert_outbox VALUES (?, ?, ?, ?)", rows)
+            await self.conn.commit()
+        except sqlite3.Error as exc:
+            log.warning("alerts_outbox_lost", path=str(self.path), messages=len(rows), reason=str(exc))
+
+    async def take_outbox(self) -> list[tuple[str, str, str, float]]:
+        """What the last run left undelivered, oldest first; taken out of the file."""
+        if self.conn is None:
+            return []
+        try:
+            rows = await self.conn.execute_fetchall(
+                "SELECT receiver, title, body, queued_at FROM alert_outbox ORDER BY rowid")
+            await self.conn.execute("DELETE FROM alert_outbox")
+            await self.conn.commit()
+        except sqlite3.Error as exc:
+            self._write_failed(exc)
+            return []
+        return [(str(r), str(t), str(b), float(q)) for r, t, b, q in rows]
 
     async def close(self) -> None:
         """Close the file (the memory stays readable)."""
