@@ -128,3 +128,10 @@ async def test_what_a_stopping_console_could_not_deliver_is_sent_by_the_next(mak
         assert path == f"/{SECRET_PATH}" and message["title"].startswith("[FIRING] queue has failures")
     finally:
         await receiver.stop()
+
+
+def test_an_address_apprise_cannot_send_to_is_a_bad_config(tmp_path, db_path, agents, trees):
+    rules = f'[[alerts]]\nname = "ADW failed"\nwhen = "workflow_failed"\nnotify = ["nosuchscheme://{SECRET_PATH}"]\n'
+    done = run_monitor("check", "--config", str(write_config(tmp_path, f"sqlite:///{db_path}", agents, trees, rules)))
+    assert done.returncode == 2 and "notify: entry 1: unsupported URL" in done.stdout + done.stderr
+    assert SECRET_PATH not in done.stdout + done.stderr

@@ -4,7 +4,7 @@ A rule is a named condition (``when``, see ``NAMED_CONDITIONS``) or a threshold 
 summary figure of a channel (``channel`` + ``field`` + ``above`` or ``below``), held for
 ``for`` seconds before it fires and sent again every ``repeat`` seconds while it holds.
 ``notify`` lists Apprise URLs; they carry secrets, so no message here ever shows one
-(their schemes are the delivery's to check, ``monitor.alerts.notify``).
+(each is checked at load by Apprise itself: ``monitor.alerts.services.check_url``).
 """
 
 from __future__ import annotations
@@ -144,7 +144,17 @@ def _notify(table: dict[str, Any], where: str) -> tuple[str, ...]:
             shown = "empty text" if isinstance(url, str) else type(url).__name__
             raise BadAlertRule(f"{where} notify: expected each entry to be an Apprise URL, "
                                f"entry {number} is {shown}")
+        problem = check_url(url.strip())
+        if problem is not None:  # told now, at load, not at the first alert
+            raise BadAlertRule(f"{where} notify: entry {number}: {problem}")
     return tuple(url.strip() for url in urls)
+
+
+def check_url(url: str) -> str | None:
+    """Whether Apprise can send to ``url``: None, or why not (Apprise is imported only by configs with alerts)."""
+    from monitor.alerts.services import check_url as apprise_check  # noqa: PLC0415 (a heavy import, rarely needed)
+
+    return apprise_check(url)
 
 
 def _threshold(rule: AlertRule, table: dict[str, Any], where: str) -> AlertRule:
