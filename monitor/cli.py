@@ -6,12 +6,17 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
 from monitor import __version__
 from monitor.channels.registry import CHANNEL_NAMES
 from monitor.settings import DEFAULTS_LABEL, ConfigError, Settings, find_config, load_settings
+from monitor.worker_config import MAX_WORKERS, worker_count
+
+if TYPE_CHECKING:
+    from monitor.server import Notifies
 
 EXIT_UNUSABLE = 2
 
@@ -23,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the console")
     serve.add_argument("--config", help="config file (default ./config.toml, then /etc/monitor/config.toml)")
+    serve.add_argument("--workers", type=worker_flag, metavar="N",
+                       help="worker processes sharing the port, one per core (overrides [server] workers; "
+                            "more than 1 needs [broker] url)")
     demo = commands.add_parser("demo", help="create a changing demo workspace and serve the console on it")
     demo.add_argument("--dir", default="demo", help="workspace directory (default ./demo)")
     demo.add_argument("--port", type=int, default=8080, help="port to serve on (default 8080)")
@@ -48,8 +56,9 @@ def main(argv: list[str] | None = None) -> int:
 
             return run_demo(Path(args.dir), args.host, args.port)
         settings = _settings(args.config)
+        workers = worker_count(settings, getattr(args, "workers", None))  # a bad count is a bad config everywhere
         if args.command == "serve":
-            return serve(settings)
+            return serve(settings, workers)
         log_to_stderr(settings)
         if args.command == "check":
             return asyncio.run(check(settings, as_json=args.json))
@@ -81,18 +90,43 @@ def one_line(text: str) -> str:
     return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
-def serve(settings: Settings) -> int:
-    """Run the console until SIGINT or SIGTERM; 0 after a clean shutdown."""
+def worker_flag(text: str) -> int:
+    """``--workers``: a whole number from 1 to MAX_WORKERS."""
+    if not text.isdigit() or not 1 <= int(text) <= MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"expected a number of processes from 1 to {MAX_WORKERS}, got {text!r}")
+    return int(text)
+
+
+def serve(settings: Settings, workers: int = 1) -> int:
+    """Run the console (``workers`` processes of it on one port) until SIGINT or SIGTERM; 0 after a clean shutdown."""
+    log_to_stderr(settings)
+    if workers > 1:
+        import monitor.server  # noqa: F401 -- imported once before the forks: shared pages, quicker restarts
+        from monitor.workers import supervise
+
+        try:
+            return supervise(settings, workers, serve_worker)
+        except OSError as exc:
+            return cannot_listen(settings, exc)
+    return serve_worker(settings)
+
+
+def serve_worker(settings: Settings, worker: int | None = None, notifier: Notifies | None = None) -> int:
+    """One console process: a lone one, or worker ``worker`` of several reporting to ``notifier``."""
     from monitor.server import serve_until_signalled
 
-    log_to_stderr(settings)
     try:
-        asyncio.run(serve_until_signalled(settings))
+        asyncio.run(serve_until_signalled(settings, worker=worker, notifier=notifier))
     except OSError as exc:
-        print(f"monitor: cannot listen on {settings.server.host}:{settings.server.port}: {exc.strerror or exc}",
-              file=sys.stderr)
-        return EXIT_UNUSABLE
+        return cannot_listen(settings, exc)
     return 0
+
+
+def cannot_listen(settings: Settings, exc: OSError) -> int:
+    """Say the port cannot be had; the exit status for it."""
+    print(f"monitor: cannot listen on {settings.server.host}:{settings.server.port}: {exc.strerror or exc}",
+          file=sys.stderr)
+    return EXIT_UNUSABLE
 
 
 async def check(settings: Settings, as_json: bool = False) -> int:

@@ -33,14 +33,19 @@ def refuse(conn: socket.socket, answer: bytes) -> None:
     conn.close()
 
 
-async def listening_sockets(host: str, port: int, backlog: int) -> list[socket.socket]:
-    """Listening sockets on every address ``host`` resolves to, as ``loop.create_server`` binds them."""
+async def listening_sockets(host: str, port: int, backlog: int, reuse_port: bool = False) -> list[socket.socket]:
+    """Listening sockets on every address ``host`` resolves to, as ``loop.create_server`` binds them.
+
+    ``reuse_port`` sets SO_REUSEPORT, so that sibling worker processes listen on the same port
+    and the kernel spreads new connections across them; a lone console never sets it, so a
+    second console started by mistake fails to bind instead of silently taking half the clients.
+    """
     infos = await asyncio.get_running_loop().getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
                                                           flags=socket.AI_PASSIVE)
     sockets: list[socket.socket] = []
     try:
         for family, _, _, _, address in dict.fromkeys(infos):
-            sock = socket.create_server(address, family=family, backlog=backlog)
+            sock = socket.create_server(address, family=family, backlog=backlog, reuse_port=reuse_port)
             sock.setblocking(False)
             sockets.append(sock)
     except OSError:
@@ -48,6 +53,31 @@ async def listening_sockets(host: str, port: int, backlog: int) -> list[socket.s
             sock.close()
         raise
     return sockets
+
+
+def reserve_port(host: str, port: int) -> tuple[int, list[socket.socket]]:
+    """Bind (never listen) SO_REUSEPORT sockets on every address of ``host``; the port, and the sockets holding it.
+
+    Workers then listen on that port beside them. Port 0 becomes one free port, the same for
+    every worker and address. A socket that is bound but not listening is given no connections.
+    """
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    try:
+        for family, _, _, _, address in dict.fromkeys(infos):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            if family == socket.AF_INET6:  # as socket.create_server does: v4 goes to its own socket
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind((address[0], port, *address[2:]))
+            port = sock.getsockname()[1]  # port 0 is chosen once, by the first address
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return port, sockets
 
 
 class Listener:
@@ -124,11 +154,13 @@ class Listener:
 class LimitedSite(web.BaseSite):
     """A TCP site whose connections go through a ``Listener`` under the budget, not straight to aiohttp."""
 
-    def __init__(self, runner: web.AppRunner, budget: ConnectionBudget, host: str, port: int) -> None:
+    def __init__(self, runner: web.AppRunner, budget: ConnectionBudget, host: str, port: int,
+                 reuse_port: bool = False) -> None:
         super().__init__(runner, backlog=LISTEN_BACKLOG)
         self.budget = budget
         self._host = host
         self._port = port
+        self._reuse_port = reuse_port  # only for sibling workers on one port (monitor.workers)
 
     @property
     def name(self) -> str:
@@ -141,7 +173,8 @@ class LimitedSite(web.BaseSite):
         await super().start()  # registers the site with the runner, which lists its addresses
         server = self._runner.server
         assert server is not None, "runner.setup() first"
-        listener = Listener(await listening_sockets(self._host, self._port, self._backlog), self.budget, server)
+        sockets = await listening_sockets(self._host, self._port, self._backlog, self._reuse_port)
+        listener = Listener(sockets, self.budget, server)
         # aiohttp keeps the site's server in its private _server and only calls close() and reads
         # .sockets on it: a Listener offers both, though it is no asyncio.AbstractServer.
         self._server = listener  # type: ignore[assignment]

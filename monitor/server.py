@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import resource
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Protocol
 
 import structlog
 from aiohttp import web
@@ -21,12 +23,34 @@ from monitor.systemd import Notifier
 
 log = structlog.get_logger(__name__)
 
+WORKER_HEADER = "X-Monitor-Worker"  # "<index> <pid>" on every answer of a worker process (monitor.workers)
 
-async def serve_until_signalled(settings: Settings, app: web.Application | None = None) -> None:
-    """Serve ``app`` (default: the console for ``settings``) until SIGTERM or SIGINT."""
+
+class Notifies(Protocol):
+    """Where readiness and liveness go: systemd's notify socket, or a worker's pipe to its parent."""
+
+    def send(self, *fields: str) -> None:
+        """Send ``fields`` (e.g. ``"READY=1"``) as one message."""
+
+    def start_watchdog(self) -> None:
+        """Start the liveness pings, if any are expected."""
+
+    async def close(self) -> None:
+        """Stop pinging and release the channel."""
+
+
+async def serve_until_signalled(settings: Settings, app: web.Application | None = None, *,
+                                worker: int | None = None, notifier: Notifies | None = None) -> None:
+    """Serve ``app`` (default: the console for ``settings``) until SIGTERM or SIGINT.
+
+    ``worker`` is this process's index among sibling workers sharing the port (SO_REUSEPORT);
+    None for a lone console. ``notifier`` defaults to systemd's.
+    """
     app = app if app is not None else create_app(settings)
     raise_open_file_limit()
-    notifier = Notifier()
+    notifier = notifier if notifier is not None else Notifier()
+    if worker is not None:
+        app.on_response_prepare.append(_worker_header(f"{worker} {os.getpid()}"))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -35,7 +59,7 @@ async def serve_until_signalled(settings: Settings, app: web.Application | None 
     try:
         # Runs the first polls, so the first page is complete. What startup built is frozen out of
         # later full collections by the app's garbage collection policy (gcpolicy.py).
-        async with serving(settings, app) as runner:
+        async with serving(settings, app, reuse_port=worker is not None) as runner:
             warn_if_exposed(settings)
             urls = []
             for host, port in _bound_addresses(runner):
@@ -54,7 +78,8 @@ async def serve_until_signalled(settings: Settings, app: web.Application | None 
 
 
 @contextlib.asynccontextmanager
-async def serving(settings: Settings, app: web.Application) -> AsyncIterator[web.AppRunner]:
+async def serving(settings: Settings, app: web.Application,
+                  reuse_port: bool = False) -> AsyncIterator[web.AppRunner]:
     """``app`` listening on ``settings.server`` within its connection budget, until the block ends."""
     budget = budget_for(settings.server)
     app[CONNECTIONS] = budget
@@ -64,7 +89,7 @@ async def serving(settings: Settings, app: web.Application) -> AsyncIterator[web
     trimmer: asyncio.Task[None] | None = None
     try:
         await runner.setup()
-        await LimitedSite(runner, budget, settings.server.host, settings.server.port).start()
+        await LimitedSite(runner, budget, settings.server.host, settings.server.port, reuse_port).start()
         trimmer = asyncio.get_running_loop().create_task(give_back_after_bursts(lambda: budget.admitted))
         yield runner
     finally:
@@ -99,6 +124,13 @@ def warn_if_exposed(settings: Settings) -> None:
             log.warning("unauthenticated_backend_pass_through", host=settings.server.host, prefix=compat.prefix,
                         hint="everything under the prefix reaches the tac-webbuilder backend, without "
                              "authentication; set [auth] mode before exposing it")
+
+
+def _worker_header(value: str) -> Callable[[web.Request, web.StreamResponse], Awaitable[None]]:
+    async def add_header(request: web.Request, response: web.StreamResponse) -> None:
+        response.headers[WORKER_HEADER] = value  # which sibling answered: the kernel chose it
+
+    return add_header
 
 
 def _bound_addresses(runner: web.AppRunner) -> list[tuple[str, int]]:

@@ -72,6 +72,8 @@ class ServerSettings:
                                                    "more gets an error and close 1008", minimum=0.1)
     client_message_burst: int = _opt(20, "client WebSocket frames allowed in a burst above the sustained rate",
                                      minimum=1, maximum=1_000_000)
+    workers: int = _opt(1, "processes serving the port together, one per core (SO_REUSEPORT); more than 1 needs "
+                           "[broker] url; monitor serve --workers overrides it", minimum=1, maximum=64)
 
 
 @dataclass(frozen=True)
