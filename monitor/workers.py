@@ -26,6 +26,7 @@ from monitor.listener import reserve_port
 from monitor.settings import Settings
 from monitor.systemd import Notifier
 from monitor.worker_config import UNSAFE_WITHOUT_BROKER, worker_settings
+from monitor.worker_pipe import READY, ReadyPipe
 
 log = structlog.get_logger(__name__)
 
@@ -39,31 +40,7 @@ WATCHED = (*FORWARDED, signal.SIGCHLD)
 PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent dies (linux/prctl.h)
 SYSTEMD_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")  # the parent's alone to use
 
-ServeWorker = Callable[[Settings, int, "ReadyPipe"], int]  # (settings, index, pipe) -> exit status
-
-
-class ReadyPipe:
-    """A worker's ``Notifies``: READY=1 goes to the parent as one byte; the parent alone speaks to systemd."""
-
-    def __init__(self, fd: int) -> None:
-        self._fd = fd
-
-    def send(self, *fields: str) -> None:
-        """Tell the parent this worker is ready, when ``fields`` say so."""
-        if "READY=1" in fields and self._fd >= 0:
-            try:
-                os.write(self._fd, b"R")  # one byte into an empty pipe: never blocks the loop
-            except OSError as exc:
-                log.warning("worker_ready_unsent", error=str(exc))
-
-    def start_watchdog(self) -> None:
-        """Nothing: the parent pings systemd while its workers serve."""
-
-    async def close(self) -> None:
-        """Close the pipe; the parent reads its end of file."""
-        if self._fd >= 0:
-            os.close(self._fd)
-            self._fd = -1
+ServeWorker = Callable[[Settings, int, ReadyPipe], int]  # (settings, index, pipe) -> exit status
 
 
 @dataclass
@@ -75,6 +52,7 @@ class Slot:
     pipe: int = -1  # the parent's end of the worker's ready pipe
     ready: bool = False
     started: float = 0.0
+    heard: float = 0.0  # when the worker last said it is ready or alive
     restart_at: float | None = None
     quick_deaths: int = 0  # in a row, each within STABLE_AFTER of its start
     start_failures: int = 0  # in a row, each before the worker was ready
@@ -141,6 +119,7 @@ class Supervisor:
                     self._start(slot, worker_config, held)
             self._announce_when_ready()
             self._ping_watchdog()
+            self._kill_unresponsive()
         return None
 
     def _start(self, slot: Slot, worker_config: Settings, held: list[Any]) -> None:
@@ -176,7 +155,7 @@ class Supervisor:
                 os.environ.pop(name, None)
             structlog.contextvars.bind_contextvars(worker=index)
             _stop_with_parent(parent)
-            status = self._serve_worker(worker_config, index, ReadyPipe(pipe))
+            status = self._serve_worker(worker_config, index, ReadyPipe(pipe, self._notifier.watchdog_interval))
         except BaseException:  # whatever happens, this process must not return into the parent's code
             log.exception("worker_crashed")
         finally:
@@ -192,11 +171,12 @@ class Supervisor:
                 continue
             slot: Slot = key.data
             data = os.read(slot.pipe, 64)
-            if data:
+            slot.heard = time.monotonic()
+            if READY in data:
                 slot.ready = True
                 slot.start_failures = 0
                 log.info("worker_ready", worker=slot.index, pid=slot.pid)
-            else:  # the worker closed its end: it is exiting; its status comes with SIGCHLD
+            elif not data:  # the worker closed its end: it is exiting; its status comes with SIGCHLD
                 self._forget_pipe(slot)
 
     def _signalled(self) -> None:
@@ -255,6 +235,18 @@ class Supervisor:
         if interval and now >= self._next_ping and any(slot.ready for slot in self.slots):
             self._notifier.send("WATCHDOG=1")
             self._next_ping = now + interval
+
+    def _kill_unresponsive(self) -> None:
+        """SIGKILL a ready worker silent for a whole watchdog period: its loop is stuck, as systemd would judge it."""
+        interval = self._notifier.watchdog_interval
+        if not interval:
+            return
+        now = time.monotonic()
+        for slot in self.slots:
+            if slot.ready and slot.pid and now - slot.heard > 2 * interval:
+                log.error("worker_unresponsive", worker=slot.index, pid=slot.pid, silent_s=round(now - slot.heard, 3))
+                _signal(slot.pid, signal.SIGKILL)
+                slot.heard = now  # once: its death comes with SIGCHLD
 
     def _next_timeout(self) -> float | None:
         now = time.monotonic()

@@ -59,15 +59,27 @@ class Workers:
         return "".join(self.lines)
 
 
-async def start_workers(config: Path, count: int = 2, **env: str) -> tuple[Workers, int]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "monitor", "serve", "--config", str(config), "--workers", str(count), cwd=ROOT,
-        env={**os.environ, UNSAFE_WITHOUT_BROKER: "1", **env}, stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE)
-    workers = Workers(process)
-    started = await workers.until("workers_starting")
-    await workers.until("workers_ready")
-    return workers, started["port"]
+@pytest.fixture
+async def start_workers():
+    """Starts ``monitor serve --workers N`` and waits until all are ready; kills what is left at the end."""
+    started: list[Workers] = []
+
+    async def start(config: Path, count: int = 2, **env: str) -> tuple[Workers, int]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "monitor", "serve", "--config", str(config), "--workers", str(count), cwd=ROOT,
+            env={**os.environ, UNSAFE_WITHOUT_BROKER: "1", **env}, stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE)
+        workers = Workers(process)
+        started.append(workers)
+        starting = await workers.until("workers_starting")
+        await workers.until("workers_ready")
+        return workers, starting["port"]
+
+    yield start
+    for workers in started:
+        if workers.process.returncode is None:
+            workers.process.kill()  # its workers follow it (PR_SET_PDEATHSIG)
+            await workers.process.wait()
 
 
 def notify_socket(tmp_path: Path) -> tuple[socket.socket, str]:
@@ -166,7 +178,7 @@ async def test_a_worker_count_out_of_range_is_refused(tmp_path, db_path):
     assert code == 2 and "[server] workers" in err and "65" in err
 
 
-async def test_two_workers_answer_on_one_port_and_stop_together(tmp_path, db_path):
+async def test_two_workers_answer_on_one_port_and_stop_together(tmp_path, db_path, start_workers):
     workers, port = await start_workers(write_config(tmp_path, db_path))
     pids = {event["pid"] for event in workers.events if event["event"] == "worker_started"}
     answered = await answering_workers(port)
@@ -183,7 +195,7 @@ async def test_two_workers_answer_on_one_port_and_stop_together(tmp_path, db_pat
             os.kill(pid, 0)
 
 
-async def test_a_killed_worker_is_restarted_on_the_same_port(tmp_path, db_path):
+async def test_a_killed_worker_is_restarted_on_the_same_port(tmp_path, db_path, start_workers):
     workers, port = await start_workers(write_config(tmp_path, db_path))
     victim = next(event for event in workers.events if event["event"] == "worker_started" and event["worker"] == 1)
     os.kill(victim["pid"], signal.SIGKILL)
@@ -197,7 +209,7 @@ async def test_a_killed_worker_is_restarted_on_the_same_port(tmp_path, db_path):
     assert await asyncio.wait_for(workers.process.wait(), timeout=60) == 0
 
 
-async def test_the_parent_alone_tells_systemd_ready_once_every_worker_is(tmp_path, db_path):
+async def test_the_parent_alone_tells_systemd_ready_once_every_worker_is(tmp_path, db_path, start_workers):
     sock, path = notify_socket(tmp_path)
     workers, _ = await start_workers(write_config(tmp_path, db_path), NOTIFY_SOCKET=path, WATCHDOG_USEC="400000")
     try:
@@ -217,13 +229,10 @@ async def test_the_parent_alone_tells_systemd_ready_once_every_worker_is(tmp_pat
         assert await asyncio.wait_for(workers.process.wait(), timeout=60) == 0
         assert {pid for _, pid in messages} == {parent}
     finally:
-        if workers.process.returncode is None:
-            workers.process.kill()
-            await workers.process.wait()
         sock.close()
 
 
-async def test_workers_stop_when_their_parent_is_killed(tmp_path, db_path):
+async def test_workers_stop_when_their_parent_is_killed(tmp_path, db_path, start_workers):
     workers, _ = await start_workers(write_config(tmp_path, db_path))
     pids = [event["pid"] for event in workers.events if event["event"] == "worker_started"]
     workers.process.kill()
@@ -239,3 +248,15 @@ def test_the_parent_gives_up_on_a_worker_that_fails_before_it_is_ready():
     assert supervisor.run() == 3
     assert max(slot.start_failures for slot in supervisor.slots) == START_FAILURE_LIMIT
     assert all(slot.pid == 0 for slot in supervisor.slots)
+
+
+async def test_a_worker_whose_loop_is_stuck_is_killed_and_restarted(tmp_path, db_path, start_workers):
+    workers, _ = await start_workers(write_config(tmp_path, db_path), WATCHDOG_USEC="400000")
+    stuck = next(event for event in workers.events if event["event"] == "worker_started" and event["worker"] == 0)
+    os.kill(stuck["pid"], signal.SIGSTOP)  # as a blocked event loop: alive, silent
+    await workers.until("worker_unresponsive", pid=stuck["pid"])
+    assert (await workers.until("worker_exited", pid=stuck["pid"]))["signal"] == "SIGKILL"
+    restarted = await workers.until("worker_started", worker=0)
+    await workers.until("worker_ready", pid=restarted["pid"])
+    workers.process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(workers.process.wait(), timeout=60) == 0
