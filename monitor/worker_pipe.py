@@ -1,9 +1,11 @@
-"""A worker's line to its parent (``monitor.workers``): one byte when it is ready, one at each watchdog period."""
+"""A worker's ties to its parent (``monitor.workers``): a byte when it is ready and at each watchdog period; its end."""
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
+import signal
 
 import structlog
 
@@ -11,6 +13,7 @@ log = structlog.get_logger(__name__)
 
 READY = b"R"
 ALIVE = b"W"
+PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent dies (linux/prctl.h)
 
 
 class ReadyPipe:
@@ -56,3 +59,15 @@ class ReadyPipe:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def stop_with_parent(parent: int) -> None:
+    """Have the kernel send this worker SIGTERM when the parent dies (Linux), so no worker outlives it unseen."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    except (OSError, AttributeError) as exc:
+        log.warning("worker_orphan_guard_unavailable", error=str(exc))
+    if os.getppid() != parent:  # the parent died before the guard was set: nobody would send it
+        os.kill(os.getpid(), signal.SIGTERM)

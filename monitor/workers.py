@@ -10,15 +10,14 @@ ready (over a pipe), WATCHDOG=1 while any of them serves. The workers share one 
 
 from __future__ import annotations
 
-import ctypes
 import os
 import selectors
 import signal
+import socket
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import structlog
 
@@ -26,7 +25,7 @@ from monitor.listener import reserve_port
 from monitor.settings import Settings
 from monitor.systemd import Notifier
 from monitor.worker_config import UNSAFE_WITHOUT_BROKER, worker_settings
-from monitor.worker_pipe import READY, ReadyPipe
+from monitor.worker_pipe import READY, ReadyPipe, stop_with_parent
 
 log = structlog.get_logger(__name__)
 
@@ -37,7 +36,6 @@ START_FAILURE_LIMIT = 3  # deaths in a row before ready, after which the parent 
 STOP_MARGIN = 5.0  # seconds past shutdown_timeout + close_grace before a stopping worker is killed
 FORWARDED = (signal.SIGTERM, signal.SIGINT)
 WATCHED = (*FORWARDED, signal.SIGCHLD)
-PR_SET_PDEATHSIG = 1  # prctl option: the signal a process gets when its parent dies (linux/prctl.h)
 SYSTEMD_VARIABLES = ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID")  # the parent's alone to use
 
 ServeWorker = Callable[[Settings, int, ReadyPipe], int]  # (settings, index, pipe) -> exit status
@@ -56,7 +54,6 @@ class Slot:
     restart_at: float | None = None
     quick_deaths: int = 0  # in a row, each within STABLE_AFTER of its start
     start_failures: int = 0  # in a row, each before the worker was ready
-    last_status: int = 0
 
 
 class Supervisor:
@@ -74,10 +71,15 @@ class Supervisor:
         self._stop_signal: int | None = None
         self._announced = False
         self._next_ping = 0.0
+        self._pid = os.getpid()  # the workers' parent, as they must know it from before the fork
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT (0 once every worker stopped) or until a worker keeps failing (its status)."""
-        port, held = reserve_port(self.settings.server.host, self.settings.server.port)
+        try:
+            port, held = reserve_port(self.settings.server.host, self.settings.server.port)
+        except OSError:
+            self._close()
+            raise
         worker_config = worker_settings(self.settings, self.count, port)
         for fd in (self._wake_read, self._wake_write):
             os.set_blocking(fd, False)
@@ -98,11 +100,14 @@ class Supervisor:
                 signal.signal(signum, handler)
             for sock in held:
                 sock.close()
-            self._selector.close()
-            os.close(self._wake_read)
-            os.close(self._wake_write)
+            self._close()
 
-    def _supervise(self, worker_config: Settings, held: list[Any]) -> int | None:
+    def _close(self) -> None:
+        self._selector.close()
+        os.close(self._wake_read)
+        os.close(self._wake_write)
+
+    def _supervise(self, worker_config: Settings, held: list[socket.socket]) -> int | None:
         """Until a stop signal (None) or a worker failing at start too often (the status to exit with)."""
         while self._stop_signal is None:
             self._wait(self._next_timeout())
@@ -122,7 +127,7 @@ class Supervisor:
             self._kill_unresponsive()
         return None
 
-    def _start(self, slot: Slot, worker_config: Settings, held: list[Any]) -> None:
+    def _start(self, slot: Slot, worker_config: Settings, held: list[socket.socket]) -> None:
         read_end, write_end = os.pipe()
         # Blocked across the fork: a signal for the parent never runs the parent's handler in the child.
         signal.pthread_sigmask(signal.SIG_BLOCK, WATCHED)
@@ -138,9 +143,9 @@ class Supervisor:
         self._selector.register(read_end, selectors.EVENT_READ, slot)
         log.info("worker_started", worker=slot.index, pid=pid)
 
-    def _become_worker(self, index: int, worker_config: Settings, pipe: int, held: list[Any]) -> None:
+    def _become_worker(self, index: int, worker_config: Settings, pipe: int, held: list[socket.socket]) -> None:
         """The child's side of the fork: drop the parent's signals and descriptors, serve, and exit (never return)."""
-        status, parent = 1, os.getppid()
+        status = 1
         try:
             signal.set_wakeup_fd(-1)
             for signum in WATCHED:
@@ -154,7 +159,7 @@ class Supervisor:
             for name in SYSTEMD_VARIABLES:
                 os.environ.pop(name, None)
             structlog.contextvars.bind_contextvars(worker=index)
-            _stop_with_parent(parent)
+            stop_with_parent(self._pid)
             status = self._serve_worker(worker_config, index, ReadyPipe(pipe, self._notifier.watchdog_interval))
         except BaseException:  # whatever happens, this process must not return into the parent's code
             log.exception("worker_crashed")
@@ -207,9 +212,8 @@ class Supervisor:
                 break
             slot = by_pid.pop(pid, None)
             if slot is not None:
-                slot.last_status = os.waitstatus_to_exitcode(wait_status)
                 self._forget_pipe(slot)
-                exited.append((slot, slot.last_status))
+                exited.append((slot, os.waitstatus_to_exitcode(wait_status)))
         return exited
 
     def _died(self, slot: Slot, status: int) -> None:
@@ -251,8 +255,8 @@ class Supervisor:
     def _next_timeout(self) -> float | None:
         now = time.monotonic()
         deadlines = [slot.restart_at for slot in self.slots if slot.restart_at is not None]
-        if self._notifier.watchdog_interval:
-            deadlines.append(max(self._next_ping, now + 0.1))
+        if self._notifier.watchdog_interval and any(slot.ready for slot in self.slots):
+            deadlines.append(self._next_ping)  # the pings' pace is also the pace of the workers' liveness checks
         return max(min(deadlines) - now, 0.0) if deadlines else None
 
     def _stop_all(self) -> int:
@@ -290,18 +294,6 @@ def supervise(settings: Settings, count: int, serve_worker: ServeWorker) -> int:
         log.warning("workers_without_broker", workers=count, variable=UNSAFE_WITHOUT_BROKER,
                     hint="each worker polls alone and resumes only its own clients: for tests only")
     return Supervisor(settings, count, serve_worker).run()
-
-
-def _stop_with_parent(parent: int) -> None:
-    """Have the kernel send this worker SIGTERM when the parent dies (Linux), so no worker outlives it unseen."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
-            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    except (OSError, AttributeError) as exc:
-        log.warning("worker_orphan_guard_unavailable", error=str(exc))
-    if os.getppid() != parent:  # the parent died before the guard was set: nobody would send it
-        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _wake_only(signum: int, frame: object) -> None:
