@@ -24,7 +24,9 @@ ANSWERS_TO_SEE_EVERY_WORKER = 200  # new connections, each hashed to a worker: m
 def write_config(tmp_path: Path, db_path: Path, server: str = "") -> Path:
     """A config of a console on any free port, polling hourly, without history (workers would share its file)."""
     path = tmp_path / "config.toml"
-    path.write_text(f'[server]\nport = 0\nshutdown_timeout = 2.0\nclose_grace = 1.0\n{server}'
+    # No per-address connection rate: every request of these tests comes from 127.0.0.1 on a new connection.
+    path.write_text(f'[server]\nport = 0\nshutdown_timeout = 2.0\nclose_grace = 1.0\n'
+                    f'connections_per_second_per_address = 0.0\n{server}'
                     f'[sources]\ndatabase = "sqlite:///{db_path}"\nagents_dir = "{tmp_path}/agents"\n'
                     f'trees_dir = "{tmp_path}/trees"\nwebhook_url = "http://127.0.0.1:9/webhook-status"\n'
                     'openapi_url = ""\nbackend_url = ""\nwatch = false\n'
