@@ -12,16 +12,18 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from monitor.server import WORKER_HEADER
 from monitor.settings import ConfigError, settings_from_mapping
 from monitor.worker_config import UNSAFE_WITHOUT_BROKER, worker_count, worker_settings
 from monitor.workers import START_FAILURE_LIMIT, Supervisor
+from tests.support import ProtocolClient
 from tests.test_process import ROOT, run_cli
 
 REASON = '2 worker processes need a shared broker: set [broker] url = "redis://…"'
 ANSWERS_TO_SEE_EVERY_WORKER = 200  # new connections, each hashed to a worker: missing one of two is ~2^-200
 
 
-def write_config(tmp_path: Path, db_path: Path, server: str = "") -> Path:
+def write_config(tmp_path: Path, db_path: Path, server: str = "", extra: str = "") -> Path:
     """A config of a console on any free port, polling hourly, without history (workers would share its file)."""
     path = tmp_path / "config.toml"
     # No per-address connection rate: every request of these tests comes from 127.0.0.1 on a new connection.
@@ -30,7 +32,7 @@ def write_config(tmp_path: Path, db_path: Path, server: str = "") -> Path:
                     f'[sources]\ndatabase = "sqlite:///{db_path}"\nagents_dir = "{tmp_path}/agents"\n'
                     f'trees_dir = "{tmp_path}/trees"\nwebhook_url = "http://127.0.0.1:9/webhook-status"\n'
                     'openapi_url = ""\nbackend_url = ""\nwatch = false\n'
-                    '[history]\nenabled = false\n[log]\nformat = "json"\n')
+                    f'[history]\nenabled = false\n[log]\nformat = "json"\n{extra}')
     return path
 
 
@@ -66,10 +68,11 @@ async def start_workers():
     """Starts ``monitor serve --workers N`` and waits until all are ready; kills what is left at the end."""
     started: list[Workers] = []
 
-    async def start(config: Path, count: int = 2, **env: str) -> tuple[Workers, int]:
+    async def start(config: Path, count: int = 2, unsafe: bool = True, **env: str) -> tuple[Workers, int]:
+        unsafe_env = {UNSAFE_WITHOUT_BROKER: "1"} if unsafe else {}  # no broker: the test-only hook lets them run
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "monitor", "serve", "--config", str(config), "--workers", str(count), cwd=ROOT,
-            env={**os.environ, UNSAFE_WITHOUT_BROKER: "1", **env}, stdout=asyncio.subprocess.DEVNULL,
+            env={**os.environ, **unsafe_env, **env}, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE)
         workers = Workers(process)
         started.append(workers)
@@ -262,3 +265,48 @@ async def test_a_worker_whose_loop_is_stuck_is_killed_and_restarted(tmp_path, db
     await workers.until("worker_ready", pid=restarted["pid"])
     workers.process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(workers.process.wait(), timeout=60) == 0
+
+
+async def open_clients_on_every_worker(port: int, channel: str = "queue"):
+    """Live clients of ``channel`` on new connections until each of two workers has one.
+
+    The (worker, client) pairs and their session, which the caller closes.
+    """
+    answered_by: list[str] = []
+    trace = aiohttp.TraceConfig()
+
+    async def note_worker(session, context, params) -> None:
+        answered_by.append(params.response.headers[WORKER_HEADER].split()[0])
+
+    trace.on_request_end.append(note_worker)
+    session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(force_close=True), trace_configs=[trace])
+    clients: list[tuple[str, ProtocolClient]] = []
+    for _ in range(ANSWERS_TO_SEE_EVERY_WORKER):
+        live = ProtocolClient(await session.ws_connect(f"http://127.0.0.1:{port}/api/v1/ws/{channel}"))
+        await live.receive()  # the snapshot
+        clients.append((answered_by[-1], live))
+        if {"0", "1"} <= {worker for worker, _ in clients}:
+            break
+    return clients, session
+
+
+async def test_workers_sharing_a_redis_broker_bring_a_change_to_clients_of_both(tmp_path, db_path, queue_table,
+                                                                                start_workers, redis_url):
+    config = write_config(tmp_path, db_path, extra=f'[broker]\nurl = "{redis_url}"\nlock_ttl = 1.0\n'
+                                                   '[channels.queue]\ninterval = 0.2\n')
+    workers, port = await start_workers(config, unsafe=False)
+    clients, session = await open_clients_on_every_worker(port)
+    async with session:
+        assert {worker for worker, _ in clients} == {"0", "1"}
+        queue_table.insert("running", "seen through both workers")
+        for _, live in clients:
+            async with asyncio.timeout(30):
+                while "seen through both workers" not in json.dumps(live.state):
+                    await live.receive(timeout=30)
+        states = {json.dumps(live.state["items"], sort_keys=True) for _, live in clients}
+        assert len(states) == 1
+        for _, live in clients:
+            await live.ws.close()
+    workers.process.send_signal(signal.SIGTERM)
+    assert await asyncio.wait_for(workers.process.wait(), timeout=60) == 0
+    assert "workers_without_broker" not in await workers.rest()
