@@ -6,6 +6,7 @@ import asyncio
 import errno
 import socket
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -65,19 +66,31 @@ def reserve_port(host: str, port: int) -> tuple[int, list[socket.socket]]:
     sockets: list[socket.socket] = []
     try:
         for family, _, _, _, address in dict.fromkeys(infos):
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            if family == socket.AF_INET6:  # as socket.create_server does: v4 goes to its own socket
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-            sock.bind((address[0], port, *address[2:]))
-            port = sock.getsockname()[1]  # port 0 is chosen once, by the first address
+            # Anyone may join a port held with SO_REUSEPORT, by the same user: first make sure nobody
+            # holds it at all (another console's workers would otherwise quietly share our clients).
+            with _bound_socket(family, (address[0], port, *address[2:]), reuse_port=False) as probe:
+                port = probe.getsockname()[1]  # port 0 is chosen once, by the first address
+            sockets.append(_bound_socket(family, (address[0], port, *address[2:]), reuse_port=True))
     except OSError:
         for sock in sockets:
             sock.close()
         raise
     return port, sockets
+
+
+def _bound_socket(family: int, address: tuple[Any, ...], reuse_port: bool) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:  # as socket.create_server does: v4 goes to its own socket
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(address)
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class Listener:

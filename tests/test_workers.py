@@ -23,11 +23,12 @@ REASON = '2 worker processes need a shared broker: set [broker] url = "redis://â
 ANSWERS_TO_SEE_EVERY_WORKER = 200  # new connections, each hashed to a worker: missing one of two is ~2^-200
 
 
-def write_config(tmp_path: Path, db_path: Path, server: str = "", extra: str = "") -> Path:
+def write_config(tmp_path: Path, db_path: Path, server: str = "", extra: str = "", port: int = 0) -> Path:
     """A config of a console on any free port, polling hourly, without history (workers would share its file)."""
+    tmp_path.mkdir(exist_ok=True)
     path = tmp_path / "config.toml"
     # No per-address connection rate: every request of these tests comes from 127.0.0.1 on a new connection.
-    path.write_text(f'[server]\nport = 0\nshutdown_timeout = 2.0\nclose_grace = 1.0\n'
+    path.write_text(f'[server]\nport = {port}\nshutdown_timeout = 2.0\nclose_grace = 1.0\n'
                     f'connections_per_second_per_address = 0.0\n{server}'
                     f'[sources]\ndatabase = "sqlite:///{db_path}"\nagents_dir = "{tmp_path}/agents"\n'
                     f'trees_dir = "{tmp_path}/trees"\nwebhook_url = "http://127.0.0.1:9/webhook-status"\n'
@@ -213,6 +214,28 @@ async def test_a_killed_worker_is_restarted_on_the_same_port(tmp_path, db_path, 
     workers.process.send_signal(signal.SIGTERM)
     assert await asyncio.wait_for(workers.process.wait(), timeout=60) == 0
 
+
+
+async def serve_to_the_end(config: Path, *args: str) -> tuple[int, str]:
+    """Run ``monitor serve`` (a lone console, or workers without a broker) that is expected to exit by itself."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "monitor", "serve", "--config", str(config), *args, cwd=ROOT,
+        env={**os.environ, UNSAFE_WITHOUT_BROKER: "1"}, stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE)
+    _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    return process.returncode, err.decode()
+
+
+async def test_a_port_held_by_other_workers_or_anyone_else_is_refused(tmp_path, db_path, start_workers):
+    _, port = await start_workers(write_config(tmp_path, db_path))
+    taken = write_config(tmp_path / "second", db_path, port=port)
+    for args in (("--workers", "2"), ()):  # SO_REUSEPORT would let other workers in quietly: they must not
+        code, err = await serve_to_the_end(taken, *args)
+        assert code == 2 and f"monitor: cannot listen on 127.0.0.1:{port}: " in err, err
+    with socket.create_server(("127.0.0.1", 0)) as plain:
+        held = write_config(tmp_path / "third", db_path, port=plain.getsockname()[1])
+        code, err = await serve_to_the_end(held, "--workers", "2")
+        assert code == 2 and "cannot listen" in err and "Address already in use" in err
 
 async def test_the_parent_alone_tells_systemd_ready_once_every_worker_is(tmp_path, db_path, start_workers):
     sock, path = notify_socket(tmp_path)
