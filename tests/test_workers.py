@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from monitor.listener import listening_sockets
 from monitor.server import WORKER_HEADER
 from monitor.settings import ConfigError, settings_from_mapping
 from monitor.worker_config import UNSAFE_WITHOUT_BROKER, worker_count, worker_settings
@@ -154,6 +155,16 @@ def test_explicit_caps_are_split_among_workers_and_derived_ones_stay_per_process
     derived = worker_settings(settings_from_mapping({}), 4, 8123).server
     assert (derived.max_connections, derived.max_connections_per_address) == (0, 0)
 
+
+
+async def test_only_workers_listen_with_so_reuseport():
+    for reuse_port in (False, True):
+        sockets = await listening_sockets("127.0.0.1", 0, 16, reuse_port=reuse_port)
+        try:
+            assert [sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) for sock in sockets] == [int(reuse_port)]
+        finally:
+            for sock in sockets:
+                sock.close()
 
 async def test_serve_with_workers_and_no_broker_is_a_bad_config(tmp_path, db_path):
     code, out, err = await run_cli("serve", "--workers", "2", "--config", str(write_config(tmp_path, db_path)))
