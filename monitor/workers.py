@@ -181,6 +181,7 @@ class Supervisor:
                 slot.ready = True
                 slot.start_failures = 0
                 log.info("worker_ready", worker=slot.index, pid=slot.pid)
+                self._tell_status()
             elif not data:  # the worker closed its end: it is exiting; its status comes with SIGCHLD
                 self._forget_pipe(slot)
 
@@ -226,12 +227,20 @@ class Supervisor:
         log.warning("worker_exited", worker=slot.index, pid=slot.pid, code=status, signal=_signal_name(status),
                     lived_s=round(lived, 3), ready=slot.ready, restart_in_s=delay)
         slot.pid, slot.ready, slot.restart_at = 0, False, now + delay
+        self._tell_status()
 
     def _announce_when_ready(self) -> None:
         if not self._announced and all(slot.ready for slot in self.slots):
             self._announced = True
             log.info("workers_ready", workers=self.count)
             self._notifier.send("READY=1", f"STATUS=serving with {self.count} workers")
+
+    def _tell_status(self) -> None:
+        """After READY=1, systemctl status shows how many workers serve (one may be restarting)."""
+        if self._announced:
+            ready = sum(slot.ready for slot in self.slots)
+            self._notifier.send(f"STATUS=serving with {self.count} workers" if ready == self.count
+                                else f"STATUS=serving with {ready} of {self.count} workers; restarting the others")
 
     def _ping_watchdog(self) -> None:
         interval = self._notifier.watchdog_interval

@@ -113,6 +113,14 @@ async def next_datagram(sock: socket.socket) -> tuple[str, int]:
     return data.decode(), pid
 
 
+async def next_status(sock: socket.socket) -> str:
+    """The next message other than a watchdog ping."""
+    message, _ = await next_datagram(sock)
+    while message == "WATCHDOG=1":
+        message, _ = await next_datagram(sock)
+    return message
+
+
 async def ended(pid: int) -> None:
     """Wait until process ``pid`` (not necessarily a child of ours) has exited."""
     fd = os.pidfd_open(pid)
@@ -260,11 +268,12 @@ async def test_the_parent_alone_tells_systemd_ready_once_every_worker_is(tmp_pat
         assert messages[-1][0] == "READY=1\nSTATUS=serving with 2 workers"
         assert sum(event["event"] == "worker_ready" for event in workers.events) == 2  # both, before READY=1
         assert await next_datagram(sock) == ("WATCHDOG=1", parent)
+        victim = next(event["pid"] for event in workers.events if event["event"] == "worker_started")
+        os.kill(victim, signal.SIGKILL)
+        assert await next_status(sock) == "STATUS=serving with 1 of 2 workers; restarting the others"
+        assert await next_status(sock) == "STATUS=serving with 2 workers"
         workers.process.send_signal(signal.SIGTERM)
-        message = await next_datagram(sock)
-        while message[0] == "WATCHDOG=1":
-            message = await next_datagram(sock)
-        assert message[0].startswith("STOPPING=1")
+        assert (await next_status(sock)).startswith("STOPPING=1")
         assert await asyncio.wait_for(workers.process.wait(), timeout=60) == 0
         assert {pid for _, pid in messages} == {parent}
     finally:
