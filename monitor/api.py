@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from monitor.brokers.status import broker_status
 from monitor.channels.registry import CHANNEL_NAMES
 from monitor.keys import ALERTS, AUTH_USER, BROKER, COMPAT, HUB, METRICS, POLLERS, SETTINGS, STARTED_AT, WATCHER
 from monitor.params import channel_or_404
@@ -43,7 +44,8 @@ async def healthz(request: web.Request) -> web.Response:
                      last_good_poll_age_s=None if last_ok is None else round(now - last_ok, 3))
     watcher = app[WATCHER]
     watch = {"active": watcher is not None, "directories": watcher.watch_count if watcher else 0}
-    body = {"status": "ok", "uptime_s": round(time.time() - app[STARTED_AT], 1), "watch": watch, "channels": channels}
+    body = {"status": "ok", "uptime_s": round(time.time() - app[STARTED_AT], 1), "watch": watch,
+            "broker": broker_status(app[BROKER], CHANNEL_NAMES), "channels": channels}
     if COMPAT in app:
         surface = app[COMPAT]
         body["compat"] = {"prefix": surface.prefix, "connections": surface.fanout.hub.count(),

@@ -13,7 +13,9 @@ from aiohttp.typedefs import Handler
 
 from monitor.alerts.runtime import Alerting, alerts_ctx, broker_states
 from monitor.auth import auth_middleware
-from monitor.broker import InProcessBroker
+from monitor.broker import Broker, InProcessBroker
+from monitor.brokers.redis import RedisBroker
+from monitor.brokers.status import broker_status
 from monitor.channels.registry import CHANNEL_NAMES, make_readers
 from monitor.compat.cors import compat_cors
 from monitor.compat.routes import setup_compat
@@ -66,16 +68,18 @@ def create_app(settings: Settings) -> web.Application:
                                        auth_middleware])
     app[SETTINGS] = settings
     app[STARTED_AT] = time.time()
-    app[BROKER] = InProcessBroker(CHANNEL_NAMES, settings.server.ring_size)
+    app[BROKER] = make_broker(settings)
     hub = app[HUB] = Hub(CHANNEL_NAMES)
     app[HEARTBEAT] = Heartbeat(settings.server.heartbeat)
     app[GC] = GcPolicy(hub)
     app[METRICS] = Metrics(hub, app[BROKER])
     app[METRICS].watch_gc(app[GC])
+    app[METRICS].watch_broker(CHANNEL_NAMES, lambda: broker_status(app[BROKER], CHANNEL_NAMES))
     app[HISTORY] = History(settings.history, history_path(settings.history.path))
     app[ALERTS] = Alerting(settings, broker_states(app))
     app[BROKER].listen(hub.deliver)
     setup_templates(app)
+    app.cleanup_ctx.append(broker_ctx)
     app.cleanup_ctx.append(sources_ctx)
     app.cleanup_ctx.append(pollers_ctx)
     app.cleanup_ctx.append(history_ctx)  # after the pollers: its first sample has every channel's first poll
@@ -103,6 +107,25 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
     return response
 
 
+def make_broker(settings: Settings) -> Broker:
+    """The in-process broker, or with ``[broker] url`` the one shared through Redis."""
+    if not settings.broker.url:
+        return InProcessBroker(CHANNEL_NAMES, settings.server.ring_size)
+    return RedisBroker(CHANNEL_NAMES, settings.server.ring_size, settings.broker.url, settings.broker.lock_ttl)
+
+
+async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Connect a shared broker (load the shared states, start following and leading); close it last."""
+    broker = app[BROKER]
+    if not isinstance(broker, RedisBroker):
+        yield
+        return
+    broker.rtt_observers.append(app[METRICS].broker_rtt.observe)
+    await broker.start(wait=app[SETTINGS].broker.lock_ttl)
+    yield
+    await broker.close()
+
+
 async def sources_ctx(app: web.Application) -> AsyncIterator[None]:
     """Own the connections to the monitored system."""
     sources = Sources(app[SETTINGS], own_routes=lambda: list_routes(app))
@@ -115,9 +138,13 @@ async def sources_ctx(app: web.Application) -> AsyncIterator[None]:
 async def pollers_ctx(app: web.Application) -> AsyncIterator[None]:
     """Create one poller per channel, run the first polls, then schedule the rest."""
     settings, broker = app[SETTINGS], app[BROKER]
-    pollers = {name: Poller(name, reader, broker, settings.channel(name).timeout, observe=app[METRICS].observe_poll)
+    shared = broker if isinstance(broker, RedisBroker) else None
+    pollers = {name: Poller(name, reader, broker, settings.channel(name).timeout, observe=app[METRICS].observe_poll,
+                            leads=shared.leads if shared else None, view=shared.authored if shared else None)
                for name, reader in make_readers(app[SOURCES]).items()}
     app[POLLERS] = pollers
+    if shared is not None:  # a channel taken over is polled at once, not at its next interval
+        shared.on_lead = lambda channel: pollers[channel].request_poll() if channel in pollers else None
     await asyncio.gather(*(poller.poll() for poller in pollers.values()))
     polling = Polling(build_scheduler(settings, pollers), pollers)
     app[POLLING] = polling

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -18,6 +19,7 @@ from monitor.gcpolicy import KINDS, GcPolicy
 from monitor.hub import Hub
 
 AUTH_MODES = ("login", "bearer", "basic")  # where a secret can be guessed: the sign-in form, tokens, passwords
+RTT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 POLL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -54,6 +56,25 @@ class LiveCollector:
         for outcome in sorted(CATCH_UP_OUTCOMES):
             resumes.add_metric([outcome], self.broker.catch_ups[outcome])
         yield from (*hub_families(self.hub, "", ""), patches, resumes)
+
+
+class BrokerCollector:
+    """Reads the broker's connection and this console's leaderships when Prometheus scrapes."""
+
+    def __init__(self, channels: tuple[str, ...], status: Callable[[], dict[str, Any]]) -> None:
+        self.channels = channels
+        self.status = status
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the broker's metric families."""
+        status = self.status()
+        connected = GaugeMetricFamily("monitor_broker_connected", "1 while the broker is reachable",
+                                      value=int(bool(status["connected"])))
+        leader = GaugeMetricFamily("monitor_broker_leader", "1 for the channels this console polls",
+                                   labels=["channel"])
+        for channel in self.channels:
+            leader.add_metric([channel], int(channel in status["leader_of"]))
+        yield from (connected, leader)
 
 
 class CompatCollector:
@@ -105,6 +126,8 @@ class Metrics:
                                      "Basic password)", ["mode"], registry=self.registry)
         for mode in AUTH_MODES:
             self.auth_failures.labels(mode)  # every series from the start, so a rate() sees the first failure
+        self.broker_rtt = Histogram("monitor_broker_rtt_seconds", "Round trips to the shared broker (lock "
+                                    "renewals)", buckets=RTT_BUCKETS, registry=self.registry)
         self.banned_addresses = Gauge("monitor_auth_banned_addresses", "Client addresses locked out after failed "
                                       "sign-ins", registry=self.registry)
 
@@ -125,6 +148,10 @@ class Metrics:
     def watch_compat(self, hub: Hub, backend_down: Callable[[], bool]) -> None:
         """Report the compat surface's clients and backend at every scrape."""
         self.registry.register(CompatCollector(hub, backend_down))
+
+    def watch_broker(self, channels: tuple[str, ...], status: Callable[[], dict[str, Any]]) -> None:
+        """Report the broker's connection and leaderships at every scrape."""
+        self.registry.register(BrokerCollector(channels, status))
 
     def watch_gc(self, policy: GcPolicy) -> None:
         """Report ``policy``'s collections at every scrape."""

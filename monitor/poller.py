@@ -16,6 +16,7 @@ import structlog
 
 from monitor.broker import Broker
 from monitor.channels.base import ChannelData, Reader, SourceDown
+from monitor.state import ChannelView
 
 log = structlog.get_logger(__name__)
 
@@ -43,12 +44,17 @@ class Poller:
     """Polls one channel's reader and hands each read, or its failure, to the broker."""
 
     def __init__(self, name: str, reader: Reader, broker: Broker, timeout: float,
-                 observe: Callable[[str, float, bool], None] | None = None) -> None:
+                 observe: Callable[[str, float, bool], None] | None = None,
+                 leads: Callable[[str], bool] | None = None,
+                 view: Callable[[str], ChannelView] | None = None) -> None:
         self.name = name
         self.reader = reader
         self.broker = broker
         self.timeout = timeout
         self.observe = observe or (lambda channel, seconds, ok: None)
+        # Shared consoles: only the channel's leader polls, and it judges health by what it published.
+        self.leads = leads or (lambda channel: True)
+        self.view = view or broker.current
         self.last_ok_monotonic: float | None = None
         self.polls = 0
         self.typical_seconds = 0.0  # a read's duration, smoothed: which channels to poll first
@@ -59,8 +65,8 @@ class Poller:
         self._triggered: set[asyncio.Task[None]] = set()
 
     async def poll(self) -> None:
-        """Read the sources once and publish any change; never raises."""
-        if self._stopped:
+        """Read the sources once and publish any change (only while this console leads); never raises."""
+        if self._stopped or not self.leads(self.name):
             return
         try:
             await self._poll_serialized()
@@ -122,11 +128,11 @@ class Poller:
         self._accepted(was, elapsed)
 
     def _health(self) -> str:
-        return self.broker.current(self.name).source
+        return self.view(self.name).source
 
     def _accepted(self, was: str, elapsed: float) -> None:
         """Account for a read the channel took: good, or refused as unpublishable."""
-        meta = self.broker.current(self.name).state["meta"]
+        meta = self.view(self.name).state["meta"]
         self.observe(self.name, elapsed, meta["source"] == "ok")
         if meta["source"] != "ok":
             if was != "error":
