@@ -1,6 +1,8 @@
 """Consoles sharing channels through a real redis-server: one poller each, every client converges."""
 
 import asyncio
+import random
+from collections import Counter
 
 import pytest
 import redis.asyncio
@@ -59,9 +61,10 @@ async def until_one_leads(consoles, channel="queue"):
 
 
 async def change(consoles, queue_table, title):
-    """Insert a queue row and have the leader poll it; the (epoch, seq) the change is published at."""
+    """Insert a queue row titled ``title`` and have the leader poll it; the (epoch, seq) it is published at."""
     polling = leader(consoles)
-    queue_table.insert(title=title)
+    if title is not None:  # None: the test changed the table itself
+        queue_table.insert(title=title)
     await polling.app[POLLERS]["queue"].poll()
     await polling.app[BROKER].flushed()
     view = polling.app[BROKER].authored("queue")
@@ -171,3 +174,53 @@ async def test_without_a_broker_url_the_console_is_alone_and_says_so(client):
     health = await (await client.get("/healthz")).json()
     assert health["broker"] == {"kind": "in-process", "connected": True, "rtt_ms": None,
                                 "leader_of": sorted(client.app[POLLERS])}
+
+
+async def reconnect(live, console):
+    """``live`` leaves its console and resumes on ``console`` from the (epoch, seq) it has applied."""
+    await live.ws.close()
+    back = ProtocolClient(await console.ws_connect(f"/api/v1/ws/queue?epoch={live.epoch}&seq={live.seq}"))
+    back.epoch, back.seq, back.state = live.epoch, live.seq, live.state
+    return back
+
+
+async def test_randomized_changes_leader_kills_and_reconnects_converge(start_console, redis_url, queue_table):
+    rng = random.Random(18)
+    consoles = [await start_console(redis_url) for _ in range(CONSOLES)]
+    homes = [rng.randrange(CONSOLES) for _ in range(6)]
+    clients = [await open_client(consoles[home]) for home in homes]
+    rows, kills = [], 0
+    for step in range(40):
+        roll = rng.random()
+        if step in (13, 27):  # the leader dies, twice
+            kills += 1
+            dead = consoles.index(leader(consoles))
+            await consoles[dead].app[BROKER].close(release=False)
+            await consoles[dead].close()
+            consoles[dead] = await start_console(redis_url)
+            async with asyncio.timeout(2 * LOCK_TTL):
+                await until_one_leads(consoles)
+            for index, home in enumerate(homes):
+                if home == dead:  # its clients lost their sockets: they resume wherever they land
+                    homes[index] = rng.randrange(CONSOLES)
+                    clients[index] = await reconnect(clients[index], consoles[homes[index]])
+        elif roll < 0.6:
+            if rows and rng.random() < 0.5:
+                queue_table.update(rng.choice(rows), status=rng.choice(["queued", "running", "completed"]))
+                await change(consoles, queue_table, None)
+            else:
+                rows.append(queue_table.insert(title=f"row {len(rows)}"))
+                await change(consoles, queue_table, None)
+        else:
+            index = rng.randrange(len(clients))
+            homes[index] = rng.randrange(CONSOLES)
+            clients[index] = await reconnect(clients[index], consoles[homes[index]])
+    epoch, seq = await change(consoles, queue_table, "the last change")
+    for live in clients:
+        await live.until_seq(seq)
+    truth = leader(consoles).app[BROKER].current("queue")
+    mismatches = [live for live in clients if (live.epoch, live.seq, live.state) != (epoch, seq, truth.state)]
+    mismatches += [c for c in consoles if c.app[BROKER].current("queue") != truth]
+    assert mismatches == [] and kills == 2 and len(truth.state["items"]) == len(rows) + 1
+    resumes = sum((Counter(c.app[BROKER].catch_ups) for c in consoles), Counter())
+    assert resumes["ring"] > 0 and resumes["fallback"] == 0  # every resume got exactly its missed patches

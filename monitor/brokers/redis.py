@@ -19,23 +19,20 @@ then reloads the shared state (its clients get a snapshot).
 from __future__ import annotations
 
 import asyncio
-import random
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import structlog
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
 
 from monitor import protocol
 from monitor.broker import CATCH_UP_OUTCOMES, Listener, new_epoch
 from monitor.brokers import stream
+from monitor.brokers.connection import CONNECTION_ERRORS, backoff_delay, connect
 from monitor.brokers.leadership import Leadership, Lease
 from monitor.brokers.mirror import MirrorState
 from monitor.brokers.scripts import ChannelKeys
+from monitor.brokers.watchers import Watchers
 from monitor.brokers.writer import Write, Writer
 from monitor.channels.base import ChannelData
 from monitor.state import ChannelState, ChannelView
@@ -43,20 +40,6 @@ from monitor.state import ChannelState, ChannelView
 log = structlog.get_logger(__name__)
 
 READ_BLOCK_MS = 1000  # how long one XREAD waits for an entry before asking again
-BACKOFF_FIRST, BACKOFF_CAP = 0.05, 5.0  # seconds between reconnection attempts: doubling, capped, jittered
-CONNECTION_ERRORS = (RedisError, OSError)
-
-
-def backoff_delay(attempt: int) -> float:
-    """Seconds before reconnection attempt ``attempt`` (0, 1, ...): half fixed, half random."""
-    ceiling = min(BACKOFF_CAP, BACKOFF_FIRST * 2 ** min(attempt, 16))
-    return float(ceiling / 2 + random.uniform(0, ceiling / 2))
-
-
-def connect(url: str, timeout: float) -> Redis:
-    """A client for ``url`` that fails at once when Redis is away (the broker does its own retrying)."""
-    return Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
-                          retry=Retry(NoBackoff(), 0), retry_on_error=[])
 
 
 class RedisBroker:
@@ -83,8 +66,9 @@ class RedisBroker:
         self._leadership = Leadership(self._client, self.console_id, lock_ttl, self._observe_rtt)
         self._writer = Writer(self._client, self._keys, ring_size, self._step_down)
         self._tasks: list[asyncio.Task[None]] = []
-        self._watchers: list[tuple[Callable[[], bool], asyncio.Future[None]]] = []
+        self._watchers = Watchers()
         self._closed = False
+        self._released: list[tuple[str, Lease]] = []  # leases stepped down from, to hand back
 
     # -- the Broker protocol -------------------------------------------------------------
 
@@ -137,17 +121,7 @@ class RedisBroker:
 
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
         """Wait until ``predicate()`` holds; re-checked on every change of connection, leadership or state."""
-        if predicate():
-            return
-        future = asyncio.get_running_loop().create_future()
-        self._watchers.append((predicate, future))
-        await future
-
-    def _notify(self) -> None:
-        for predicate, future in self._watchers:
-            if not future.done() and predicate():
-                future.set_result(None)
-        self._watchers = [w for w in self._watchers if not w[1].done()]
+        await self._watchers.wait_until(predicate)
 
     def status(self) -> dict[str, Any]:
         """The broker's state for /healthz."""
@@ -175,7 +149,7 @@ class RedisBroker:
         if self._closed:
             return
         self._closed = True
-        self._notify()
+        self._watchers.notify()
         await self._stop_tasks()
         leases, self._authors = dict(self._authors), {}
         if release and self.connected:
@@ -241,14 +215,14 @@ class RedisBroker:
                 listener(channel, frame)
             except Exception:  # the state has moved on: a failed fan-out is not the broker's failure
                 log.exception("broker_listener_failed", channel=channel)
-        self._notify()
+        self._watchers.notify()
 
     def _now_connected(self) -> None:
         self.synced.set()
         if not self.connected:
             self.connected = True
             log.info("broker_connected", console=self.console_id, leader_of=sorted(self._authors))
-            self._notify()
+            self._watchers.notify()
 
     def _lost(self, exc: BaseException) -> None:
         """Redis is unreachable: stop polling, keep every state, marked out of date, and tell the clients."""
@@ -262,7 +236,7 @@ class RedisBroker:
         for name, mirror in self._mirrors.items():
             if not mirror.broker_down:
                 self._deliver(name, mirror.mark_broker_down())
-        self._notify()
+        self._watchers.notify()
 
     # -- leading: taking, keeping and losing channels' locks -------------------------------------
 
@@ -274,15 +248,17 @@ class RedisBroker:
                 await self._lead_round()
 
     async def _lead_round(self) -> None:
-        """Renew the locks this console holds and try to take the free ones."""
-        for channel in self._mirrors:
-            try:
+        """Hand back the locks stepped down from, renew the held ones and try to take the free ones."""
+        try:
+            while self._released:
+                channel, lease = self._released.pop()
+                await self._leadership.release(self._keys[channel], lease)
+            for channel in self._mirrors:
                 await self._keep_or_take(channel)
-            except CONNECTION_ERRORS as exc:  # the reader notices too, and reconnects
-                self._authors.clear()
-                self._notify()
-                log.warning("broker_leadership_failed", console=self.console_id, error=str(exc))
-                return
+        except CONNECTION_ERRORS as exc:  # the reader notices too, and reconnects
+            self._authors.clear()
+            self._watchers.notify()
+            log.warning("broker_leadership_failed", console=self.console_id, error=str(exc))
 
     async def _keep_or_take(self, channel: str) -> None:
         keys, held = self._keys[channel], self._authors.get(channel)
@@ -305,14 +281,15 @@ class RedisBroker:
                 return
         self._authors[channel] = (author, lease)
         log.info("broker_leader", channel=channel, console=self.console_id, epoch=author.epoch, seq=author.seq)
-        self._notify()
+        self._watchers.notify()
         self.on_lead(channel)
 
     def _step_down(self, channel: str, lease: Lease) -> None:
         held = self._authors.get(channel)
         if held is not None and held[1] == lease:
             del self._authors[channel]
-            self._notify()
+            self._released.append((channel, lease))  # a lock still ours would keep every console waiting
+            self._watchers.notify()
 
     def _queue(self, channel: str, held: tuple[ChannelState, Lease], frame: bytes | None) -> None:
         if frame is not None:
