@@ -224,3 +224,21 @@ async def test_randomized_changes_leader_kills_and_reconnects_converge(start_con
     assert mismatches == [] and kills == 2 and len(truth.state["items"]) == len(rows) + 1
     resumes = sum((Counter(c.app[BROKER].catch_ups) for c in consoles), Counter())
     assert resumes["ring"] > 0 and resumes["fallback"] == 0  # every resume got exactly its missed patches
+
+
+async def test_a_dropped_connection_marks_stale_then_resumes_the_same_epoch(consoles, redis_url, queue_table):
+    clients = [await open_client(c) for c in consoles]
+    epoch = clients[0].epoch
+    async with redis.asyncio.Redis.from_url(redis_url) as client:
+        await client.client_kill_filter(_type="normal", skipme=True)  # every console's connections cut at once
+    for live in clients:
+        down = await live.receive()
+        assert down["type"] == "snapshot" and down["data"]["meta"]["error"] == BROKER_DOWN
+        back = await live.receive()
+        assert back["type"] == "snapshot" and back["epoch"] == epoch  # Redis kept the state: same epoch
+    async with asyncio.timeout(2 * LOCK_TTL):
+        await until_one_leads(consoles)
+    _, seq = await change(consoles, queue_table, "after the blip")
+    for live in clients:
+        await live.until_seq(seq)
+    assert len({repr(live.state) for live in clients}) == 1 and live.epoch == epoch

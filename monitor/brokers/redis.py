@@ -228,6 +228,8 @@ class RedisBroker:
         """Redis is unreachable: stop polling, keep every state, marked out of date, and tell the clients."""
         if self._closed:  # the connections were closed on purpose
             return
+        # Locks that may have outlived the connection are handed back once Redis answers again.
+        self._released += [(channel, lease) for channel, (_, lease) in self._authors.items()]
         self._authors.clear()
         self.synced.clear()
         if self.connected or not any(m.broker_down for m in self._mirrors.values()):
