@@ -146,6 +146,9 @@ async def test_a_redis_restart_marks_every_console_stale_then_resynchronises(sta
     for live in clients:
         down = await live.receive()
         assert down["type"] == "snapshot" and down["data"]["meta"]["error"] == BROKER_DOWN
+    page = await (await consoles[1].get("/queue")).text()
+    assert 'data-source="error"' in page and "message broker unreachable" in page
+    assert (await (await consoles[1].get("/healthz")).json())["broker"]["connected"] is False
     server.start()
     queue_table.insert(title="while redis was away")
     for live in clients:
