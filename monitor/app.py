@@ -14,7 +14,7 @@ from aiohttp.typedefs import Handler
 from monitor.alerts.runtime import Alerting, alerts_ctx, broker_states
 from monitor.auth import auth_middleware
 from monitor.broker import Broker, InProcessBroker
-from monitor.brokers.redis import RedisBroker
+from monitor.brokers.shared import SharedBroker
 from monitor.brokers.status import broker_status
 from monitor.channels.registry import CHANNEL_NAMES, make_readers
 from monitor.compat.cors import compat_cors
@@ -111,13 +111,15 @@ def make_broker(settings: Settings) -> Broker:
     """The in-process broker, or with ``[broker] url`` the one shared through Redis."""
     if not settings.broker.url:
         return InProcessBroker(CHANNEL_NAMES, settings.server.ring_size)
+    from monitor.brokers.redis import RedisBroker  # the Redis client loads only when a console shares
+
     return RedisBroker(CHANNEL_NAMES, settings.server.ring_size, settings.broker.url, settings.broker.lock_ttl)
 
 
 async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
     """Connect a shared broker (load the shared states, start following and leading); close it last."""
     broker = app[BROKER]
-    if not isinstance(broker, RedisBroker):
+    if not isinstance(broker, SharedBroker):
         yield
         return
     broker.rtt_observers.append(app[METRICS].broker_rtt.observe)
@@ -138,7 +140,7 @@ async def sources_ctx(app: web.Application) -> AsyncIterator[None]:
 async def pollers_ctx(app: web.Application) -> AsyncIterator[None]:
     """Create one poller per channel, run the first polls, then schedule the rest."""
     settings, broker = app[SETTINGS], app[BROKER]
-    shared = broker if isinstance(broker, RedisBroker) else None
+    shared = broker if isinstance(broker, SharedBroker) else None
     pollers = {name: Poller(name, reader, broker, settings.channel(name).timeout, observe=app[METRICS].observe_poll,
                             leads=shared.leads if shared else None, view=shared.authored if shared else None)
                for name, reader in make_readers(app[SOURCES]).items()}
