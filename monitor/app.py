@@ -11,7 +11,7 @@ import structlog
 from aiohttp import web, web_response
 from aiohttp.typedefs import Handler
 
-from monitor.alerts.runtime import Alerting, alerts_ctx, broker_states
+from monitor.alerts.runtime import Alerting, alerts_ctx, broker_states, sends_alerts
 from monitor.auth import auth_middleware
 from monitor.broker import Broker, InProcessBroker
 from monitor.brokers.shared import SharedBroker
@@ -76,7 +76,7 @@ def create_app(settings: Settings) -> web.Application:
     app[METRICS].watch_gc(app[GC])
     app[METRICS].watch_broker(CHANNEL_NAMES, lambda: broker_status(app[BROKER], CHANNEL_NAMES))
     app[HISTORY] = History(settings.history, history_path(settings.history.path))
-    app[ALERTS] = Alerting(settings, broker_states(app))
+    app[ALERTS] = Alerting(settings, broker_states(app), sends=sends_alerts(app))
     app[BROKER].listen(hub.deliver)
     setup_templates(app)
     app.cleanup_ctx.append(broker_ctx)

@@ -3,7 +3,7 @@
 import pytest
 
 from monitor.app import create_app
-from monitor.keys import ALERTS, POLLERS
+from monitor.keys import ALERTS, BROKER, POLLERS
 from tests.alert_receivers import JsonReceiver
 from tests.browser.support import free_port
 from tests.test_cli import run_monitor, write_config
@@ -135,3 +135,23 @@ def test_an_address_apprise_cannot_send_to_is_a_bad_config(tmp_path, db_path, ag
     done = run_monitor("check", "--config", str(write_config(tmp_path, f"sqlite:///{db_path}", agents, trees, rules)))
     assert done.returncode == 2 and "notify: entry 1: unsupported URL" in done.stdout + done.stderr
     assert SECRET_PATH not in done.stdout + done.stderr
+
+
+async def test_consoles_sharing_a_broker_send_each_alert_once_and_all_show_it(make_settings, aiohttp_client,
+                                                                             redis_url, queue_table, receiver):
+    settings = make_settings({"broker": {"url": redis_url, "lock_ttl": 1.0}, "alerts": [failures_rule(receiver)]})
+    consoles = [await aiohttp_client(create_app(settings)) for _ in range(2)]
+    poller = next(c for c in consoles if c.app[BROKER].leads("queue"))
+    queue_table.insert(status="failed", title="broke")
+    await poller.app[POLLERS]["queue"].poll()
+    await poller.app[BROKER].flushed()
+    seq = poller.app[BROKER].current("queue").seq
+    for console in consoles:
+        broker = console.app[BROKER]
+        await broker.wait_until(lambda broker=broker: broker.current("queue").seq >= seq)
+        await console.app[ALERTS].evaluate()
+    assert (await receiver.next())[1]["title"].startswith("[FIRING]")
+    for console in consoles:
+        assert await nothing_more(console, receiver)  # told once, by the console that polls the queue
+        firing = (await (await console.get("/api/v1/alerts")).json())["firing"]
+        assert [alert["rule"] for alert in firing] == ["queue has failures"]  # shown by every console

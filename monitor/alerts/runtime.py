@@ -18,6 +18,7 @@ from aiohttp import web
 from monitor.alerts.engine import RESOLVED, AlertEngine, AlertEvent
 from monitor.alerts.notify import Message, Notifier, NotifierCollector
 from monitor.alerts.store import AlertStore, alerts_path
+from monitor.brokers.shared import SharedBroker
 from monitor.channels.registry import CHANNEL_NAMES
 from monitor.display import utc as when
 from monitor.keys import ALERTS, BROKER, METRICS, SETTINGS
@@ -61,12 +62,24 @@ def broker_states(app: web.Application) -> States:
     return lambda: {name: broker.current(name).state for name in CHANNEL_NAMES}
 
 
+def sends_alerts(app: web.Application) -> Callable[[], bool]:
+    """Whether this console is the one that sends: with consoles sharing a broker, the first channel's poller."""
+    broker = app[BROKER]
+    if isinstance(broker, SharedBroker):
+        return lambda: broker.leads(CHANNEL_NAMES[0])
+    return lambda: True
+
+
 class Alerting:
     """The rules of ``settings`` evaluated against the channels' states, their events sent and kept."""
 
-    def __init__(self, settings: Settings, states: States, notifier: Notifier | None = None) -> None:
+    def __init__(self, settings: Settings, states: States, notifier: Notifier | None = None,
+                 sends: Callable[[], bool] = lambda: True) -> None:
         self.settings = settings
         self.states = states
+        # Every console evaluates (so each page shows what fires, and a console taking over knows what
+        # already fired); only the one that ``sends`` tells people and writes the state.
+        self.sends = sends
         self.engine = AlertEngine(settings.alerts)
         self.store = AlertStore()
         self.notifier = notifier or Notifier()
@@ -100,6 +113,9 @@ class Alerting:
         async with self._passing:
             events = self.engine.evaluate(self.states())
             self.evaluations += 1
+            if not self.sends():
+                self.store.note(events)
+                return events
             for event in events:
                 log.info("alert_" + event.kind, rule=event.rule, key=event.key, channel=event.channel)
                 if self.urls.get(event.rule):

@@ -104,6 +104,10 @@ class AlertStore:
         self._saved = entries
         return entries
 
+    def note(self, events: Sequence[AlertEvent]) -> None:
+        """Remember ``events`` for ``recent`` without writing them (a console that does not send the alerts)."""
+        self._events.extend(events)
+
     async def save(self, events: Sequence[AlertEvent], entries: Sequence[AlertEntry]) -> None:
         """Log ``events`` and replace the saved state by ``entries`` (``engine.state()``); nothing new: no write."""
         self._events.extend(events)
