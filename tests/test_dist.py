@@ -1,6 +1,7 @@
 """`make dist`'s product: one .pyz file that serves the console with nothing else installed."""
 
 import asyncio
+import configparser
 import json
 import shutil
 import signal
@@ -67,3 +68,12 @@ async def listening_port(process) -> int:
         if event.get("event") == "listening":
             return event["port"]
 
+
+
+def test_every_package_of_the_tree_is_in_the_distribution():
+    """A package missing from setup.cfg is missing from the wheel and the .pyz, and only they would notice."""
+    parser = configparser.ConfigParser()
+    parser.read(ROOT / "setup.cfg")
+    listed = set(parser["options"]["packages"].split())
+    found = {".".join(path.parent.relative_to(ROOT).parts) for path in (ROOT / "monitor").rglob("__init__.py")}
+    assert found == listed
