@@ -39,29 +39,40 @@ def write_config(tmp_path: Path, db_path: Path, server: str = "", extra: str = "
 
 
 class Workers:
-    """``monitor serve --workers N`` as a real process; its log read line by line as events."""
+    """``monitor serve --workers N`` as a real process; its log read all the time (a full pipe would stall it)."""
 
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
         self.events: list[dict] = []
         self.lines: list[str] = []
+        self._cursor = 0  # events before it were looked at by until()
+        self._changed = asyncio.Condition()
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        while line := await self.process.stderr.readline():
+            self.lines.append(line.decode())
+            async with self._changed:
+                if line.startswith(b"{"):
+                    self.events.append(json.loads(line))
+                self._changed.notify_all()
+        async with self._changed:
+            self._changed.notify_all()
 
     async def until(self, event: str, **fields) -> dict:
-        """The next log event named ``event`` with ``fields`` (read on from where the last call stopped)."""
-        async with asyncio.timeout(60):
+        """The next log event named ``event`` with ``fields`` (looking on from where the last call stopped)."""
+        async with asyncio.timeout(60), self._changed:
             while True:
-                line = await self.process.stderr.readline()
-                assert line, f"the console exited before {event} {fields}: {self.lines[-20:]}"
-                self.lines.append(line.decode())
-                if line.startswith(b"{"):
-                    entry = json.loads(line)
-                    self.events.append(entry)
+                for entry in self.events[self._cursor:]:
+                    self._cursor += 1
                     if entry["event"] == event and all(entry.get(k) == v for k, v in fields.items()):
                         return entry
+                assert not self._reader.done(), f"the console exited before {event} {fields}: {self.lines[-20:]}"
+                await self._changed.wait()
 
     async def rest(self) -> str:
-        """Everything it writes until it exits."""
-        self.lines.append((await asyncio.wait_for(self.process.stderr.read(), timeout=60)).decode())
+        """Everything it wrote, once it exited."""
+        await asyncio.wait_for(self._reader, timeout=60)
         return "".join(self.lines)
 
 
@@ -266,7 +277,9 @@ async def test_the_parent_alone_tells_systemd_ready_once_every_worker_is(tmp_pat
             messages.append(await next_datagram(sock))
         assert messages[0][0] == "STATUS=starting 2 workers"
         assert messages[-1][0] == "READY=1\nSTATUS=serving with 2 workers"
-        assert sum(event["event"] == "worker_ready" for event in workers.events) == 2  # both, before READY=1
+        names = [event["event"] for event in workers.events]
+        readies = [at for at, name in enumerate(names) if name == "worker_ready"]
+        assert len(readies) == 2 and names.index("workers_ready") > readies[-1]  # both, then READY=1
         assert await next_datagram(sock) == ("WATCHDOG=1", parent)
         victim = next(event["pid"] for event in workers.events if event["event"] == "worker_started")
         os.kill(victim, signal.SIGKILL)
