@@ -4,23 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
-from collections.abc import Mapping
 from typing import Any
 
 from monitor.settings import ConfigError, Settings
 
 MAX_WORKERS = 64
-# Lets --workers > 1 run without a broker: each worker then polls alone and resumes only its own
-# clients, so two clients can see different states. Tests of the process management use it; nothing else may.
-UNSAFE_WITHOUT_BROKER = "MONITOR_TEST_UNSAFE_WORKERS_WITHOUT_BROKER"
 
 
-def worker_count(settings: Settings, flag: int | None = None, environ: Mapping[str, str] | None = None) -> int:
+def worker_count(settings: Settings, flag: int | None = None) -> int:
     """Worker processes to run: ``--workers`` over ``[server] workers``; a ConfigError when they lack a broker."""
-    environ = os.environ if environ is None else environ
     count = flag if flag is not None else settings.server.workers
-    if count > 1 and not settings.broker.url and environ.get(UNSAFE_WITHOUT_BROKER) != "1":
+    if count > 1 and not settings.broker.url:
         where = f"--workers {count}" if flag is not None else f"{settings.path}: [server] workers"
         raise ConfigError(f'{where}: {count} worker processes need a shared broker: set [broker] url = "redis://…"')
     return count

@@ -24,7 +24,7 @@ import structlog
 from monitor.listener import reserve_port
 from monitor.settings import Settings
 from monitor.systemd import Notifier
-from monitor.worker_config import UNSAFE_WITHOUT_BROKER, worker_settings
+from monitor.worker_config import worker_settings
 from monitor.worker_pipe import READY, ReadyPipe, stop_with_parent
 
 log = structlog.get_logger(__name__)
@@ -299,9 +299,6 @@ class Supervisor:
 
 def supervise(settings: Settings, count: int, serve_worker: ServeWorker) -> int:
     """Run ``count`` workers of the console for ``settings`` until SIGTERM/SIGINT; the exit status."""
-    if not settings.broker.url:
-        log.warning("workers_without_broker", workers=count, variable=UNSAFE_WITHOUT_BROKER,
-                    hint="each worker polls alone and resumes only its own clients: for tests only")
     return Supervisor(settings, count, serve_worker).run()
 
 

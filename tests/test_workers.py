@@ -15,7 +15,7 @@ import pytest
 from monitor.listener import listening_sockets
 from monitor.server import WORKER_HEADER
 from monitor.settings import ConfigError, settings_from_mapping
-from monitor.worker_config import UNSAFE_WITHOUT_BROKER, worker_count, worker_settings
+from monitor.worker_config import worker_count, worker_settings
 from monitor.workers import START_FAILURE_LIMIT, Supervisor
 from tests.support import ProtocolClient
 from tests.test_process import ROOT, run_cli
@@ -24,8 +24,10 @@ REASON = '2 worker processes need a shared broker: set [broker] url = "redis://â
 ANSWERS_TO_SEE_EVERY_WORKER = 200  # new connections, each hashed to a worker: missing one of two is ~2^-200
 
 
-def write_config(tmp_path: Path, db_path: Path, server: str = "", extra: str = "", port: int = 0) -> Path:
+def write_config(tmp_path: Path, db_path: Path, server: str = "", extra: str = "", port: int = 0,
+                 broker: str = "") -> Path:
     """A config of a console on any free port, polling hourly, without history (workers would share its file)."""
+    extra = (f'[broker]\nurl = "{broker}"\n' if broker else "") + extra
     tmp_path.mkdir(exist_ok=True)
     path = tmp_path / "config.toml"
     # No per-address connection rate: every request of these tests comes from 127.0.0.1 on a new connection.
@@ -81,11 +83,10 @@ async def start_workers():
     """Starts ``monitor serve --workers N`` and waits until all are ready; kills what is left at the end."""
     started: list[Workers] = []
 
-    async def start(config: Path, count: int = 2, unsafe: bool = True, **env: str) -> tuple[Workers, int]:
-        unsafe_env = {UNSAFE_WITHOUT_BROKER: "1"} if unsafe else {}  # no broker: the test-only hook lets them run
+    async def start(config: Path, count: int = 2, **env: str) -> tuple[Workers, int]:
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "monitor", "serve", "--config", str(config), "--workers", str(count), cwd=ROOT,
-            env={**os.environ, **unsafe_env, **env}, stdout=asyncio.subprocess.DEVNULL,
+            env={**os.environ, **env}, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE)
         workers = Workers(process)
         started.append(workers)
@@ -159,10 +160,10 @@ async def answering_workers(port: int, attempts: int = ANSWERS_TO_SEE_EVERY_WORK
 
 def test_more_workers_than_one_need_a_broker():
     settings = settings_from_mapping({})
-    assert worker_count(settings, None, environ={}) == 1
+    assert worker_count(settings, None) == 1
     with pytest.raises(ConfigError, match="--workers 2: " + REASON.replace("[", r"\[").replace("]", r"\]")):
-        worker_count(settings, 2, environ={})
-    assert worker_count(settings, 2, environ={UNSAFE_WITHOUT_BROKER: "1"}) == 2
+        worker_count(settings, 2)
+    assert worker_count(settings_from_mapping({"broker": {"url": "redis://127.0.0.1:6379/0"}}), 2) == 2
 
 
 def test_explicit_caps_are_split_among_workers_and_derived_ones_stay_per_process():
@@ -201,9 +202,9 @@ async def test_check_and_serve_refuse_workers_in_the_config_without_a_broker(tmp
 
 def test_the_flag_overrides_the_config():
     with_broker = settings_from_mapping({"server": {"workers": 2}, "broker": {"url": "redis://127.0.0.1:6379/0"}})
-    assert worker_count(with_broker, None, environ={}) == 2 and worker_count(with_broker, 3, environ={}) == 3
+    assert worker_count(with_broker, None) == 2 and worker_count(with_broker, 3) == 3
     without = settings_from_mapping({"server": {"workers": 2}})
-    assert worker_count(without, 1, environ={}) == 1  # one process needs no broker, whatever the file says
+    assert worker_count(without, 1) == 1  # one process needs no broker, whatever the file says
 
 
 async def test_a_worker_count_out_of_range_is_refused(tmp_path, db_path):
@@ -214,8 +215,8 @@ async def test_a_worker_count_out_of_range_is_refused(tmp_path, db_path):
     assert code == 2 and "[server] workers" in err and "65" in err
 
 
-async def test_two_workers_answer_on_one_port_and_stop_together(tmp_path, db_path, start_workers):
-    workers, port = await start_workers(write_config(tmp_path, db_path))
+async def test_two_workers_answer_on_one_port_and_stop_together(tmp_path, db_path, start_workers, redis_url):
+    workers, port = await start_workers(write_config(tmp_path, db_path, broker=redis_url))
     pids = {event["pid"] for event in workers.events if event["event"] == "worker_started"}
     answered = await answering_workers(port)
     assert {int(value.split()[1]) for value in answered} == pids and len(pids) == 2
@@ -231,8 +232,8 @@ async def test_two_workers_answer_on_one_port_and_stop_together(tmp_path, db_pat
             os.kill(pid, 0)
 
 
-async def test_a_killed_worker_is_restarted_on_the_same_port(tmp_path, db_path, start_workers):
-    workers, port = await start_workers(write_config(tmp_path, db_path))
+async def test_a_killed_worker_is_restarted_on_the_same_port(tmp_path, db_path, start_workers, redis_url):
+    workers, port = await start_workers(write_config(tmp_path, db_path, broker=redis_url))
     victim = next(event for event in workers.events if event["event"] == "worker_started" and event["worker"] == 1)
     os.kill(victim["pid"], signal.SIGKILL)
     exited = await workers.until("worker_exited", pid=victim["pid"])
@@ -247,29 +248,30 @@ async def test_a_killed_worker_is_restarted_on_the_same_port(tmp_path, db_path, 
 
 
 async def serve_to_the_end(config: Path, *args: str) -> tuple[int, str]:
-    """Run ``monitor serve`` (a lone console, or workers without a broker) that is expected to exit by itself."""
+    """Run ``monitor serve`` (a lone console, or workers) that is expected to exit by itself."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "monitor", "serve", "--config", str(config), *args, cwd=ROOT,
-        env={**os.environ, UNSAFE_WITHOUT_BROKER: "1"}, stdout=asyncio.subprocess.DEVNULL,
+        env=dict(os.environ), stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE)
     _, err = await asyncio.wait_for(process.communicate(), timeout=60)
     return process.returncode, err.decode()
 
 
-async def test_a_port_held_by_other_workers_or_anyone_else_is_refused(tmp_path, db_path, start_workers):
-    _, port = await start_workers(write_config(tmp_path, db_path))
-    taken = write_config(tmp_path / "second", db_path, port=port)
+async def test_a_port_held_by_other_workers_or_anyone_else_is_refused(tmp_path, db_path, start_workers, redis_url):
+    _, port = await start_workers(write_config(tmp_path, db_path, broker=redis_url))
+    taken = write_config(tmp_path / "second", db_path, port=port, broker=redis_url)
     for args in (("--workers", "2"), ()):  # SO_REUSEPORT would let other workers in quietly: they must not
         code, err = await serve_to_the_end(taken, *args)
         assert code == 2 and f"monitor: cannot listen on 127.0.0.1:{port}: " in err, err
     with socket.create_server(("127.0.0.1", 0)) as plain:
-        held = write_config(tmp_path / "third", db_path, port=plain.getsockname()[1])
+        held = write_config(tmp_path / "third", db_path, port=plain.getsockname()[1], broker=redis_url)
         code, err = await serve_to_the_end(held, "--workers", "2")
         assert code == 2 and "cannot listen" in err and "Address already in use" in err
 
-async def test_the_parent_alone_tells_systemd_ready_once_every_worker_is(tmp_path, db_path, start_workers):
+async def test_the_parent_alone_tells_systemd_ready_once_every_worker_is(tmp_path, db_path, start_workers, redis_url):
     sock, path = notify_socket(tmp_path)
-    workers, _ = await start_workers(write_config(tmp_path, db_path), NOTIFY_SOCKET=path, WATCHDOG_USEC="400000")
+    workers, _ = await start_workers(write_config(tmp_path, db_path, broker=redis_url), NOTIFY_SOCKET=path,
+                                     WATCHDOG_USEC="400000")
     try:
         parent = workers.process.pid
         messages = [await next_datagram(sock)]
@@ -293,8 +295,8 @@ async def test_the_parent_alone_tells_systemd_ready_once_every_worker_is(tmp_pat
         sock.close()
 
 
-async def test_workers_stop_when_their_parent_is_killed(tmp_path, db_path, start_workers):
-    workers, _ = await start_workers(write_config(tmp_path, db_path))
+async def test_workers_stop_when_their_parent_is_killed(tmp_path, db_path, start_workers, redis_url):
+    workers, _ = await start_workers(write_config(tmp_path, db_path, broker=redis_url))
     pids = [event["pid"] for event in workers.events if event["event"] == "worker_started"]
     workers.process.kill()
     await workers.process.wait()
@@ -311,8 +313,8 @@ def test_the_parent_gives_up_on_a_worker_that_fails_before_it_is_ready():
     assert all(slot.pid == 0 for slot in supervisor.slots)
 
 
-async def test_a_worker_whose_loop_is_stuck_is_killed_and_restarted(tmp_path, db_path, start_workers):
-    workers, _ = await start_workers(write_config(tmp_path, db_path), WATCHDOG_USEC="400000")
+async def test_a_worker_whose_loop_is_stuck_is_killed_and_restarted(tmp_path, db_path, start_workers, redis_url):
+    workers, _ = await start_workers(write_config(tmp_path, db_path, broker=redis_url), WATCHDOG_USEC="400000")
     stuck = next(event for event in workers.events if event["event"] == "worker_started" and event["worker"] == 0)
     os.kill(stuck["pid"], signal.SIGSTOP)  # as a blocked event loop: alive, silent
     await workers.until("worker_unresponsive", pid=stuck["pid"])
@@ -350,7 +352,7 @@ async def test_workers_sharing_a_redis_broker_bring_a_change_to_clients_of_both(
                                                                                 start_workers, redis_url):
     config = write_config(tmp_path, db_path, extra=f'[broker]\nurl = "{redis_url}"\nlock_ttl = 1.0\n'
                                                    '[channels.queue]\ninterval = 0.2\n')
-    workers, port = await start_workers(config, unsafe=False)
+    workers, port = await start_workers(config)
     clients, session = await open_clients_on_every_worker(port)
     async with session:
         assert {worker for worker, _ in clients} == {"0", "1"}
