@@ -351,7 +351,7 @@ async def run_series(args: argparse.Namespace, clients: int, target: Target, sid
         side.opened = await side.loadgen.call("open", path=side.path, count=clients, tag="fresh")
         print(f"    {side.name}: {side.opened['upgraded']:,} upgraded in {side.opened['ready_s']:.1f} s, "
               f"first frame {side.opened['first_frame_bytes']:,.0f} bytes", flush=True)
-    await settle(target.server.pid)
+    await settle(target.server)
     ours = {os.getpid(), target.server.pid, *(side.loadgen.child.pid for side in sides)}
     loadgen_before = [cpu_seconds(side.loadgen.child.pid) for side in sides]
     processes_before, softirq_before, busy_before = process_cpu(), softirq_seconds(), machine_busy_seconds()
@@ -366,7 +366,7 @@ async def run_series(args: argparse.Namespace, clients: int, target: Target, sid
     machine_during = machine_share(processes_before, ours, series_s) | {
         "softirq_cpu_pct": 100 * (softirq_seconds() - softirq_before) / series_s,
         "machine_busy_pct": 100 * (machine_busy_seconds() - busy_before) / series_s}
-    await settle(target.server.pid)
+    await settle(target.server)
     cpu = await server_cpu(target) - cpu_before
     result: dict = {"clients": clients, "changes": made, "planned_changes": args.changes, "series_s": series_s,
                     "server_cpu_per_change_ms": 1000 * cpu / max(1, made),

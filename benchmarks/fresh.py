@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from benchmarks.phases import Target, new_marker, percentile
-from benchmarks.procs import cpu_seconds
+from benchmarks.procs import Child
 from benchmarks.trace import gc_pauses, stages
 
 QUANTILES = (50, 95, 99)
@@ -38,20 +38,23 @@ class Series:
 
 
 async def server_cpu(target: Target) -> float:
-    """The server's CPU seconds so far, less what the benchmark's trace hook cost it (when it can say)."""
-    if target.kind == "baseline":
-        return cpu_seconds(target.server.pid)
+    """The server's CPU seconds so far, less what the benchmark's trace hook cost it (when it can say).
+
+    Workers (which have no trace): the parent's, the workers' and redis-server's together.
+    """
+    if target.kind in ("baseline", "console-workers2"):
+        return target.server.cpu_seconds()
     async with target.http.get(f"{target.control_url}/_bench/cpu") as resp:
         body = await resp.json()
     return body["cpu"] - body["hooks_cpu"]
 
 
-async def settle(pid: int, limit: float = QUIET_WAIT) -> None:
+async def settle(server: Child, limit: float = QUIET_WAIT) -> None:
     """Wait (at most ``limit`` s) until the server used at most one clock tick in half a second."""
-    deadline, before = time.monotonic() + limit, cpu_seconds(pid)
+    deadline, before = time.monotonic() + limit, server.cpu_seconds()
     while time.monotonic() < deadline:
         await asyncio.sleep(0.5)
-        now = cpu_seconds(pid)
+        now = server.cpu_seconds()
         if now - before <= 0.011:
             return
         before = now
@@ -79,14 +82,14 @@ async def freshness(target: Target, path: str, change: Callable[[str], None], ch
                     timeout: float, gap: tuple[float, float], limit: float = 600.0) -> dict:
     """``changes`` changes to ``clients`` clients of ``path``, ``gap`` seconds apart (uniform); ``limit`` s at most."""
     opened = await target.loadgen.call("open", path=path, count=clients, tag="fresh")
-    await settle(target.server.pid)
+    await settle(target.server)
     series, started, cpu_before = Series(), time.monotonic(), await server_cpu(target)
     made = 0
     while made < changes and time.monotonic() - started < limit:
         await _one_change(target, path, change, timeout, series)
         made += 1
         await asyncio.sleep(random.uniform(*gap))
-    await settle(target.server.pid)
+    await settle(target.server)
     cpu = await server_cpu(target) - cpu_before
     result = {"clients": opened["upgraded"], "changes": made, "planned_changes": changes,
               "delivered": len(series.latencies),

@@ -3,7 +3,9 @@
 ``POST /_bench/floor`` writes one pre-built WebSocket frame straight to the transport of
 every connection of a channel: the floor a fan-out cannot beat. ``POST /_bench/patch``
 publishes a ~1 KB patch through the console's own path (channel state, broker, hub), so
-both are measured on the same sockets in the same process. Never part of the product.
+both are measured on the same sockets in the same process. With a shared (Redis) broker
+the patch is published by the channel's poller through Redis to every console's clients;
+another console answers 409 (the driver asks again on a new connection). Never part of the product.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import orjson
 from aiohttp import web
 
 from monitor.broker import InProcessBroker
+from monitor.brokers.shared import SharedBroker
 from monitor.channels.base import ChannelData
 from monitor.connection import text_frame
 from monitor.keys import BROKER, HUB
@@ -54,16 +57,30 @@ async def publish_patch(request: web.Request) -> web.Response:
     """Publish a patch of about ``size`` bytes on ``channel`` through broker and hub; time the publish."""
     channel, marker, size = _arguments(request)
     broker, hub = request.app[BROKER], request.app[HUB]
+    if isinstance(broker, SharedBroker):
+        return _publish_shared(broker, channel, hub.count(channel), padding(marker, size - 120))
     assert isinstance(broker, InProcessBroker), "the fan-out hook times the in-process broker"
     state = broker.current(channel).state
     summary = {**state["summary"], "bench": padding(marker, size - 120)}
-    frame = broker.apply(channel, ChannelData(summary, state["items"]))  # untimed: diff and encoding
+    published = time.monotonic()
+    frame = broker.apply(channel, ChannelData(summary, state["items"]))  # out of t0..t1: diff and encoding
     started = time.monotonic()
     broker.deliver(channel, frame)
     finished = time.monotonic()
     backlogged = sum(1 for c in hub.connections(channel) if c.backlog_size)
-    return web.json_response({"t0": started, "t1": finished, "n": hub.count(channel), "backlogged": backlogged,
-                              "seq": broker.current(channel).seq})
+    return web.json_response({"t0": started, "t1": finished, "tp": published, "n": hub.count(channel),
+                              "backlogged": backlogged, "seq": broker.current(channel).seq})
+
+
+def _publish_shared(broker: SharedBroker, channel: str, here: int, pad: str) -> web.Response:
+    """Publish through the shared broker, from the channel's poller only: diff, then the write to Redis (queued)."""
+    if not broker.leads(channel):
+        raise web.HTTPConflict(text=f"not {channel}'s poller: ask again on a new connection")
+    state = broker.authored(channel).state
+    started = time.monotonic()  # t0 = tp: nothing of the publish is left out
+    broker.publish(channel, ChannelData({**state["summary"], "bench": pad}, state["items"]))
+    finished = time.monotonic()
+    return web.json_response({"t0": started, "t1": finished, "tp": started, "n": here})
 
 
 async def full_collection(request: web.Request) -> web.Response:

@@ -16,18 +16,19 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from benchmarks.procs import Child, LoadGenerator, cpu_seconds, rss_bytes
+from benchmarks.procs import Child, LoadGenerator, cpu_seconds, socket_count
 from benchmarks.trace import gc_pauses
 
 QUEUE_PATH = "/api/v1/ws/queue"
 SETTLE_SECONDS = 2.0
+POLLER_ATTEMPTS = 40  # new connections tried to reach the queue's poller among the workers (each 1 in N)
 
 
 @dataclass
 class Target:
     """One running server under test, and the tools to drive it."""
 
-    kind: str  # "console", "baseline", "aiohttp" or "websockets"
+    kind: str  # "console", "console-workers2", "baseline", "aiohttp" or "websockets"
     server: Child
     loadgen: LoadGenerator
     http: aiohttp.ClientSession
@@ -54,22 +55,22 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, round(fraction * len(ordered)) - 1))]
 
 
-async def settled_rss(pid: int, samples: int = 5) -> int:
-    """Median RSS over ``samples`` readings 0.2 s apart."""
+async def settled_rss(server: Child, samples: int = 5) -> int:
+    """Median RSS (of every process that serves) over ``samples`` readings 0.2 s apart."""
     readings = []
     for _ in range(samples):
-        readings.append(rss_bytes(pid))
+        readings.append(server.rss_bytes())
         await asyncio.sleep(0.2)
     return int(statistics.median(readings))
 
 
 async def memory_and_accept(target: Target, steps: tuple[int, ...], concurrency: int) -> dict:
     """RSS per idle connection at each step (minus RSS at 0), and connection rates on the way."""
-    loadgen, pid = target.loadgen, target.server.pid
+    loadgen, server = target.loadgen, target.server
     await loadgen.call("open", path=QUEUE_PATH, count=20, tag="warmup")
     await loadgen.call("reset_all")
     await asyncio.sleep(SETTLE_SECONDS)
-    rss_zero = await settled_rss(pid)
+    rss_zero = await settled_rss(server)
     result: dict = {"rss_zero_mb": rss_zero / 2**20}
     opened, handshake_s, ready_s, loadgen_cpu = 0, 0.0, 0.0, 0.0
     for step in steps:
@@ -80,9 +81,11 @@ async def memory_and_accept(target: Target, steps: tuple[int, ...], concurrency:
         ready_s += answer["ready_s"]
         opened = step
         await asyncio.sleep(SETTLE_SECONDS)
-        rss = await settled_rss(pid)
+        rss = await settled_rss(server)
         result[f"rss_per_conn_kb_{step}"] = (rss - rss_zero) / answer["open"] / 1024
         result[f"open_{step}"] = answer["open"]
+        if len(server.pids()) > 1:  # where the kernel put them: each process's sockets
+            result[f"sockets_by_process_{step}"] = {str(pid): socket_count(pid) for pid in server.pids()}
         result["snapshot_bytes"] = answer["first_frame_bytes"]
     result["accept_per_s"] = opened / handshake_s
     result["ready_per_s"] = opened / ready_s
@@ -93,34 +96,51 @@ async def memory_and_accept(target: Target, steps: tuple[int, ...], concurrency:
 
 async def idle_cpu(target: Target, windows: int, window_seconds: float) -> dict:
     """The server's CPU share (percent of one core) in each of ``windows`` windows while its clients sit idle."""
-    pid, loadgen_pid = target.server.pid, target.loadgen.child.pid
+    server, loadgen_pid = target.server, target.loadgen.child.pid
     readings, loadgen_before = [], cpu_seconds(loadgen_pid)
-    started, cpu_before = time.monotonic(), cpu_seconds(pid)
+    started, cpu_before = time.monotonic(), server.cpu_seconds()
     window_start, window_cpu = started, cpu_before
     for _ in range(windows):
         await asyncio.sleep(window_seconds)
-        now, cpu = time.monotonic(), cpu_seconds(pid)
+        now, cpu = time.monotonic(), server.cpu_seconds()
         readings.append(100 * (cpu - window_cpu) / (now - window_start))
         window_start, window_cpu = now, cpu
     elapsed = time.monotonic() - started
     stats = await target.loadgen.call("stats")
-    return {"idle_cpu_pct": 100 * (cpu_seconds(pid) - cpu_before) / elapsed, "idle_seconds": elapsed,
+    return {"idle_cpu_pct": 100 * (server.cpu_seconds() - cpu_before) / elapsed, "idle_seconds": elapsed,
             "idle_windows_pct": readings, "idle_median_pct": statistics.median(readings),
             "idle_min_pct": min(readings), "idle_max_pct": max(readings), "idle_open": stats["open"],
             "idle_loadgen_cpu_pct": 100 * (cpu_seconds(loadgen_pid) - loadgen_before) / elapsed}
 
 
+async def _call_hook(target: Target, hook: str, marker: str, size: int) -> dict:
+    """POST the hook; with workers, on new connections until one lands on the queue's poller (the others: 409)."""
+    url, params = f"{target.control_url}/_bench/{hook}", {"marker": marker, "size": size}
+    headers = {"Connection": "close"} if target.kind == "console-workers2" else {}
+    for _ in range(POLLER_ATTEMPTS):
+        async with target.http.post(url, params=params, headers=headers) as resp:
+            if resp.status != 409 or not headers:
+                resp.raise_for_status()
+                return await resp.json()
+    raise RuntimeError(f"no worker answered as the queue's poller in {POLLER_ATTEMPTS} connections")
+
+
 async def _hooked_delivery(target: Target, hook: str, size: int) -> dict:
     marker = new_marker()
     await target.loadgen.call("arm", marker=marker)
-    async with target.http.post(f"{target.control_url}/_bench/{hook}", params={"marker": marker, "size": size}) as resp:
-        resp.raise_for_status()
-        timing = await resp.json()
+    timing = await _call_hook(target, hook, marker, size)
     collected = await target.loadgen.call("collect", timeout=60.0)
     arrivals = collected["arrivals"]
-    result = {"client_s": (max(arrivals) - timing["t0"]) if arrivals else float("nan"),
+    nan = float("nan")
+    result = {"client_s": (max(arrivals) - timing["t0"]) if arrivals else nan,
               "server_s": timing["t1"] - timing["t0"], "missing": collected["missing"], "n": timing["n"],
-              "frame_bytes": collected["frame_bytes"], "gc_s": 0.0, "bad_json": collected["bad_json"]}
+              "frame_bytes": collected["frame_bytes"], "gc_s": 0.0, "bad_json": collected["bad_json"],
+              # From the publish call (diff and encoding included) to the last and the first client:
+              # what one process and workers behind Redis can be compared on.
+              "published_last_s": (max(arrivals) - timing["tp"]) if arrivals and "tp" in timing else nan,
+              "published_first_s": (min(arrivals) - timing["tp"]) if arrivals and "tp" in timing else nan}
+    if target.kind == "console-workers2":  # the hook's count is one worker's: the load generator's is all
+        result["n"] = len(arrivals) + collected["missing"]
     if target.kind == "console":
         async with target.http.get(f"{target.base_url}/_bench/trace", params={"since": timing["t0"]}) as resp:
             result["gc_s"] = sum(gc_pauses(await resp.json(), timing["t0"], timing["t1"]).values())
@@ -128,7 +148,7 @@ async def _hooked_delivery(target: Target, hook: str, size: int) -> dict:
 
 
 async def _full_collection(target: Target) -> dict:
-    if target.kind == "baseline":
+    if target.kind in ("baseline", "console-workers2"):  # workers: one of them would answer
         return {}
     async with target.http.post(f"{target.control_url}/_bench/gc") as resp:
         timing = await resp.json()
@@ -136,10 +156,14 @@ async def _full_collection(target: Target) -> dict:
 
 
 async def fanout(target: Target, repetitions: int, size: int = 1024) -> dict:
-    """A ~1 KB patch to every client vs a pre-built frame to the same transports, interleaved."""
-    runs: dict[str, list[dict]] = {"floor": [], "patch": []}
+    """A ~1 KB patch to every client vs a pre-built frame to the same transports, interleaved.
+
+    Workers have no floor (its hook writes to one worker's transports): the patch alone.
+    """
+    hooks = ["patch"] if target.kind == "console-workers2" else ["floor", "patch"]
+    runs: dict[str, list[dict]] = {hook: [] for hook in hooks}
     for _ in range(repetitions):
-        order = ["floor", "patch"]
+        order = list(hooks)
         random.shuffle(order)
         for hook in order:
             runs[hook].append(await _hooked_delivery(target, hook, size))
@@ -147,9 +171,12 @@ async def fanout(target: Target, repetitions: int, size: int = 1024) -> dict:
     result = {"fanout_n": runs["patch"][-1]["n"], "fanout_missing": sum(r["missing"] for r in runs["patch"]),
               "fanout_bad_json": sum(r["bad_json"] for done in runs.values() for r in done),
               **await _full_collection(target), "fanout_frame_bytes": runs["patch"][-1]["frame_bytes"],
-              "floor_frame_bytes": runs["floor"][-1]["frame_bytes"],
               "fanout_runs_ms": {hook: [round(1000 * r["client_s"], 1) for r in done] for hook, done in runs.items()},
               "fanout_gc_ms": {hook: [round(1000 * r["gc_s"], 1) for r in done] for hook, done in runs.items()}}
+    result |= _published(runs["patch"])
+    if "floor" not in runs:
+        return result
+    result["floor_frame_bytes"] = runs["floor"][-1]["frame_bytes"]
     for side in ("client", "server"):
         floor = statistics.median(r[f"{side}_s"] for r in runs["floor"])
         patch = statistics.median(r[f"{side}_s"] for r in runs["patch"])
@@ -158,9 +185,21 @@ async def fanout(target: Target, repetitions: int, size: int = 1024) -> dict:
     return result
 
 
+def _published(patches: list[dict]) -> dict:
+    """Publish call → last and → first client over the repetitions: p50 / p99 (ms) and every repetition's."""
+    result: dict = {}
+    for end in ("last", "first"):
+        times = [r[f"published_{end}_s"] for r in patches if r[f"published_{end}_s"] == r[f"published_{end}_s"]]
+        if times:
+            result[f"fanout_published_{end}_ms"] = {"p50": 1000 * percentile(times, 0.5),
+                                                    "p99": 1000 * percentile(times, 0.99),
+                                                    "runs": [round(1000 * t, 2) for t in times]}
+    return result
+
+
 async def channel_is_wired(target: Target, channel: str) -> bool:
     """True when the console polls ``channel`` (its source state left ``pending``)."""
-    if target.kind != "console":
+    if target.kind not in ("console", "console-workers2"):
         return True
     async with target.http.get(f"{target.base_url}/api/v1/{channel}") as resp:
         body = await resp.json()

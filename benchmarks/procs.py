@@ -82,6 +82,27 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def children_of(pid: int) -> list[int]:
+    """The direct children of ``pid`` (a ``--workers`` parent's workers), from /proc."""
+    try:
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def socket_count(pid: int) -> int:
+    """Open sockets of ``pid``: its clients, give or take its listening socket and its own connections."""
+    fds = Path(f"/proc/{pid}/fd")
+    return sum(1 for fd in fds.iterdir() if _readlink(fd).startswith("socket:"))
+
+
+def _readlink(path: Path) -> str:
+    try:
+        return os.readlink(path)
+    except FileNotFoundError:  # closed meanwhile
+        return ""
+
+
 @dataclass
 class Child:
     """A started child process and where its stderr goes."""
@@ -91,14 +112,34 @@ class Child:
     log_path: Path
     port: int = 0
     extra: dict = field(default_factory=dict)
+    companions: list[Child] = field(default_factory=list)  # serve with it (a redis-server), stopped after it
 
     @property
     def pid(self) -> int:
         """The child's process id."""
         return self.process.pid
 
+    def pids(self) -> list[int]:
+        """Every process that serves: the child, its own children (workers) and its companions."""
+        return [self.pid, *children_of(self.pid), *(c.pid for c in self.companions)]
+
+    def cpu_seconds(self) -> float:
+        """CPU time of every process that serves (a worker restarted meanwhile would be missed)."""
+        return sum(cpu_seconds(pid) for pid in self.pids())
+
+    def rss_bytes(self) -> int:
+        """Resident memory of every process that serves, summed."""
+        return sum(rss_bytes(pid) for pid in self.pids())
+
     async def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM, then SIGKILL after ``grace`` seconds; idempotent."""
+        """SIGTERM, then SIGKILL after ``grace`` seconds, then the companions; idempotent."""
+        try:
+            await self._stop_own(grace)
+        finally:
+            for companion in self.companions:
+                await companion.stop(grace)
+
+    async def _stop_own(self, grace: float) -> None:
         if self.process.returncode is not None:
             return
         self.process.send_signal(signal.SIGTERM)
@@ -110,33 +151,39 @@ class Child:
 
 
 async def start_child(name: str, argv: list[str], log_path: Path, env: dict[str, str] | None = None,
-                      pipes: bool = False) -> Child:
-    """Start ``python argv...`` from the repository root with stderr to ``log_path``."""
+                      pipes: bool = False, program: str = sys.executable) -> Child:
+    """Start ``python argv...`` (or ``program argv...``) from the repository root with stderr to ``log_path``."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "wb") as log:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, *argv, cwd=REPO_ROOT, env={**os.environ, **(env or {})},
+            program, *argv, cwd=REPO_ROOT, env={**os.environ, **(env or {})},
             stdin=asyncio.subprocess.PIPE if pipes else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE if pipes else asyncio.subprocess.DEVNULL,
             stderr=log, preexec_fn=_die_with_parent, limit=1 << 24)
     return Child(name, process, log_path)
 
 
-async def wait_listening(child: Child, timeout: float = 60.0) -> int:
-    """Wait for the child's ``listening`` JSON log line on stderr; return its port."""
+async def wait_listening(child: Child, timeout: float = 60.0, ready: str = "listening") -> int:
+    """Wait for the child's ``listening`` JSON log line on stderr (and its ``ready`` one); return its port.
+
+    ``ready="workers_ready"``: a ``--workers`` parent, once every worker listens.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if child.process.returncode is not None:
             raise RuntimeError(f"{child.name} exited with {child.process.returncode}; see {child.log_path}")
+        seen = set()
         for line in child.log_path.read_text(errors="replace").splitlines():
-            if '"listening"' in line:
+            if '"listening"' in line or f'"{ready}"' in line:
                 event = json.loads(line)
-                if event.get("event") == "listening":
+                seen.add(event.get("event"))
+                if event.get("event") == "listening" and not child.port:
                     child.port = int(event["port"])
                     child.extra.update(event)  # a peer's separate control_port, say
-                    return child.port
+        if {"listening", ready} <= seen:
+            return child.port
         await asyncio.sleep(0.1)
-    raise RuntimeError(f"{child.name} did not log 'listening' within {timeout:g} s; see {child.log_path}")
+    raise RuntimeError(f"{child.name} did not log {ready!r} within {timeout:g} s; see {child.log_path}")
 
 
 class LoadGenerator:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-LABELS = {"console": "console", "aiohttp": "plain aiohttp", "websockets": "websockets library",
-          "baseline": "seed replica"}
+LABELS = {"console": "console", "console-workers2": "console --workers 2 (+ redis-server)",
+          "aiohttp": "plain aiohttp", "websockets": "websockets library", "baseline": "seed replica"}
 FRESH_TARGETS = {1000: "last: p50 ≤ 25, p99 ≤ 60", 10000: "last: p99 ≤ 250"}
 Row = tuple[str, str, list[str]]
 DASH = "—"
@@ -30,6 +30,8 @@ def memory_rows(ms: list[dict], plan: dict) -> list[Row]:
                       [fmt(m.get(f"rss_per_conn_kb_{step}")) for m in ms]))
     table.append(("First frame at connect, the queue snapshot (bytes)", "",
                   [fmt(m.get("snapshot_bytes"), 0) for m in ms]))
+    table.append((f"Clients held at {largest:,} (upgraded, still open)", "", [fmt(m.get(f"open_{largest}"), 0)
+                                                                            for m in ms]))
     return table
 
 
@@ -42,6 +44,11 @@ def fanout_rows(ms: list[dict], plan: dict) -> list[Row]:
         table.append((f"  ratio to the floor ({label})", "≤ 1.15×" if side == "client" else "",
                       [fmt(m.get(f"fanout_ratio_{side}"), 2) + "×" if f"fanout_ratio_{side}" in m else DASH
                        for m in ms]))
+    table.append((f"1 KB change to all {largest:,} clients, publish call → last client: p50 / p99 over the "
+                   "repetitions (ms)", "", [joined(m, ["fanout_published_last_ms.p50", "fanout_published_last_ms.p99"],
+                                                   1) for m in ms]))
+    table.append(("  … publish call → first client: p50 / p99 (ms)", "",
+                  [joined(m, ["fanout_published_first_ms.p50", "fanout_published_first_ms.p99"], 2) for m in ms]))
     table.append((f"  a full garbage collection at {largest:,} connections (ms)", "",
                   [fmt(m.get("full_gc_ms")) for m in ms]))
     table.append(("  clients missing a fan-out / frames not valid JSON", "0 / 0",

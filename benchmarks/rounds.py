@@ -16,7 +16,7 @@ from benchmarks import phases
 from benchmarks.fresh import freshness
 from benchmarks.plan import Plan
 from benchmarks.procs import LoadGenerator, cpu_seconds, machine_busy_seconds, own_cpu_seconds, pin, wait_until_quiet
-from benchmarks.servers import STARTERS, WATCHING
+from benchmarks.servers import CONSOLES, STARTERS, WATCHING
 from benchmarks.webhook_stub import WebhookStub
 from benchmarks.workspace import WorkspaceChanges
 
@@ -46,7 +46,7 @@ async def run_round(bench: Bench, kind: str, index: int) -> dict:
         pin(loadgen.child, 1)
         async with aiohttp.ClientSession() as http:
             result = await measure(bench, phases.Target(kind, server, loadgen, http), first_round=index == 1)
-        ours = cpu_seconds(server.pid) + cpu_seconds(loadgen.child.pid) + own_cpu_seconds() - own_at_start
+        ours = server.cpu_seconds() + cpu_seconds(loadgen.child.pid) + own_cpu_seconds() - own_at_start
         others = machine_busy_seconds() - busy_at_start - ours
         # Other people's work on the same machine during the round, in % of one core.
         result["background_cpu_pct"] = 100 * others / (time.monotonic() - started)
@@ -94,8 +94,8 @@ def queue_change(bench: Bench) -> Callable[[str], None]:
 async def measure_sqlite(bench: Bench, target: phases.Target) -> dict:
     """One-row queue commits at each client count of the plan (the replica: the first only)."""
     plan, loadgen, fresh = bench.plan, target.loadgen, {}
-    changes = plan.fresh_changes if target.kind == "console" else plan.baseline_fresh_changes
-    counts = plan.fresh_clients if target.kind == "console" else plan.fresh_clients[:1]
+    changes = plan.fresh_changes if target.kind in CONSOLES else plan.baseline_fresh_changes
+    counts = plan.fresh_clients if target.kind in CONSOLES else plan.fresh_clients[:1]
     await loadgen.call("open", path="/api/v1/ws/workflows", count=SENTINELS, tag="sentinel")
     for clients in counts:
         result = await freshness(target, phases.QUEUE_PATH, queue_change(bench), changes, clients, 15.0, (0.2, 0.6),
@@ -113,7 +113,7 @@ async def measure_freshness(bench: Bench, target: phases.Target) -> dict:
     """SQLite commits at each client count; state file rewrite and polled HTTP source at the first."""
     plan, loadgen = bench.plan, target.loadgen
     fresh, clients = await measure_sqlite(bench, target), plan.fresh_clients[0]
-    changes = plan.fresh_other_changes if target.kind == "console" else plan.baseline_fresh_changes
+    changes = plan.fresh_other_changes if target.kind in CONSOLES else plan.baseline_fresh_changes
     if await phases.channel_is_wired(target, "workflows"):
         rewrite = bench.changes.rewrite_state_file
         fresh[f"statefile_{clients}"] = await freshness(target, "/api/v1/ws/workflows", rewrite, changes, clients,
@@ -122,7 +122,7 @@ async def measure_freshness(bench: Bench, target: phases.Target) -> dict:
     if await phases.channel_is_wired(target, "webhook-status"):
         # The seed sent webhook status only at connect: one change shows that it never arrives.
         fresh[f"http_{clients}"] = await freshness(target, "/api/v1/ws/webhook-status", bench.stub.record_failure,
-                                                   changes if target.kind == "console" else 1, clients,
+                                                   changes if target.kind in CONSOLES else 1, clients,
                                                    plan.polled_interval + 3.0, (0.0, plan.polled_interval))
         await loadgen.call("reset_all")
     return fresh

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from benchmarks.hooks import HOOKS_ENV
 from benchmarks.procs import Child, start_child, wait_listening
+from benchmarks.redis_server import start_redis
 from benchmarks.workspace import Workspace
 
 HEARTBEAT = 30.0
@@ -37,10 +38,10 @@ def console_config(workspace: Workspace, webhook_url: str, overrides: tuple[str,
                      for name, table in sections.items())
 
 
-async def listening(child: Child) -> Child:
+async def listening(child: Child, ready: str = "listening") -> Child:
     """Wait for the child's announcement; stop it if it never comes."""
     try:
-        await wait_listening(child)
+        await wait_listening(child, ready=ready)
     except BaseException:
         await child.stop()
         raise
@@ -53,6 +54,26 @@ async def start_console(workspace: Workspace, webhook_url: str, logs: Path, over
     config.write_text(console_config(workspace, webhook_url, overrides))
     argv = ["-m", "benchmarks.server_entry", "--config", str(config)]
     return await listening(await start_child("console", argv, logs / "console.log", env={HOOKS_ENV: "1"}))
+
+
+async def start_console_workers(workspace: Workspace, webhook_url: str, logs: Path,
+                                overrides: tuple[str, ...] = (), workers: int = 2) -> Child:
+    """The console as ``--workers 2`` with ``[broker] url`` on a redis-server of its own (a companion).
+
+    The parent's, the workers' and redis-server's CPU and memory all count as the server's.
+    """
+    redis = await start_redis(workspace.root / "redis", logs)
+    try:
+        config = workspace.root / "config-workers.toml"
+        broker = (f'broker.url="redis://127.0.0.1:{redis.port}/0"',)
+        config.write_text(console_config(workspace, webhook_url, (*broker, *overrides)))
+        argv = ["-m", "benchmarks.server_entry", "--config", str(config), "--workers", str(workers)]
+        child = await start_child("console-workers", argv, logs / "console-workers.log", env={HOOKS_ENV: "1"})
+    except BaseException:
+        await redis.stop()
+        raise
+    child.companions.append(redis)
+    return await listening(child, ready="workers_ready")
 
 
 async def start_baseline(workspace: Workspace, webhook_url: str, logs: Path, overrides: tuple[str, ...] = ()) -> Child:
@@ -83,7 +104,9 @@ async def start_websockets(workspace: Workspace, webhook_url: str, logs: Path,
     return await _start_peer("websockets", workspace, logs)
 
 
-STARTERS = {"console": start_console, "baseline": start_baseline, "aiohttp": start_aiohttp,
-            "websockets": start_websockets}
+STARTERS = {"console": start_console, "console-workers2": start_console_workers, "baseline": start_baseline,
+            "aiohttp": start_aiohttp, "websockets": start_websockets}
+# The console itself, as one process or as workers sharing a Redis broker.
+CONSOLES = ("console", "console-workers2")
 # Servers that read the workspace's sources (and so can be measured for freshness and bytes).
-WATCHING = ("console", "baseline")
+WATCHING = (*CONSOLES, "baseline")
