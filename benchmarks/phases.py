@@ -84,8 +84,9 @@ async def memory_and_accept(target: Target, steps: tuple[int, ...], concurrency:
         rss = await settled_rss(server)
         result[f"rss_per_conn_kb_{step}"] = (rss - rss_zero) / answer["open"] / 1024
         result[f"open_{step}"] = answer["open"]
-        if len(server.pids()) > 1:  # where the kernel put them: each process's sockets
-            result[f"sockets_by_process_{step}"] = {str(pid): socket_count(pid) for pid in server.pids()}
+        named = server.named_pids()
+        if len(named) > 1:  # where the kernel put them: each process's sockets
+            result[f"sockets_by_process_{step}"] = {name: socket_count(pid) for name, pid in named.items()}
         result["snapshot_bytes"] = answer["first_frame_bytes"]
     result["accept_per_s"] = opened / handshake_s
     result["ready_per_s"] = opened / ready_s
@@ -98,6 +99,7 @@ async def idle_cpu(target: Target, windows: int, window_seconds: float) -> dict:
     """The server's CPU share (percent of one core) in each of ``windows`` windows while its clients sit idle."""
     server, loadgen_pid = target.server, target.loadgen.child.pid
     readings, loadgen_before = [], cpu_seconds(loadgen_pid)
+    each_before = {name: (pid, cpu_seconds(pid)) for name, pid in server.named_pids().items()}
     started, cpu_before = time.monotonic(), server.cpu_seconds()
     window_start, window_cpu = started, cpu_before
     for _ in range(windows):
@@ -107,7 +109,10 @@ async def idle_cpu(target: Target, windows: int, window_seconds: float) -> dict:
         window_start, window_cpu = now, cpu
     elapsed = time.monotonic() - started
     stats = await target.loadgen.call("stats")
+    # Workers: which process (parent, each worker, redis-server) the idle CPU went to.
+    each = {name: 100 * (cpu_seconds(pid) - before) / elapsed for name, (pid, before) in each_before.items()}
     return {"idle_cpu_pct": 100 * (server.cpu_seconds() - cpu_before) / elapsed, "idle_seconds": elapsed,
+            **({"idle_cpu_pct_by_process": each} if len(each) > 1 else {}),
             "idle_windows_pct": readings, "idle_median_pct": statistics.median(readings),
             "idle_min_pct": min(readings), "idle_max_pct": max(readings), "idle_open": stats["open"],
             "idle_loadgen_cpu_pct": 100 * (cpu_seconds(loadgen_pid) - loadgen_before) / elapsed}

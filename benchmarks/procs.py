@@ -121,7 +121,12 @@ class Child:
 
     def pids(self) -> list[int]:
         """Every process that serves: the child, its own children (workers) and its companions."""
-        return [self.pid, *children_of(self.pid), *(c.pid for c in self.companions)]
+        return list(self.named_pids().values())
+
+    def named_pids(self) -> dict[str, int]:
+        """``pids`` by role: the child's name, ``child-<n>`` for its children, the companions' names."""
+        children = {f"child-{n}": pid for n, pid in enumerate(children_of(self.pid))}
+        return {self.name: self.pid, **children, **{c.name: c.pid for c in self.companions}}
 
     def cpu_seconds(self) -> float:
         """CPU time of every process that serves (a worker restarted meanwhile would be missed)."""
