@@ -68,13 +68,17 @@ class Cluster:
         """Indexes of the consoles that are running and listening."""
         return [i for i, c in enumerate(self.consoles) if c.port is not None]
 
-    async def health(self, index: int) -> dict | None:
-        """Console ``index``'s /healthz, None when it does not answer."""
+    async def _get_json(self, index: int, path: str) -> dict | None:
+        """``GET path`` on console ``index`` as JSON, None when it does not answer."""
         try:
-            async with self.http.get(f"http://127.0.0.1:{self.consoles[index].port}/healthz") as response:
+            async with self.http.get(f"http://127.0.0.1:{self.consoles[index].port}{path}") as response:
                 return await response.json()
         except (aiohttp.ClientError, TimeoutError):
             return None
+
+    async def health(self, index: int) -> dict | None:
+        """Console ``index``'s /healthz, None when it does not answer."""
+        return await self._get_json(index, "/healthz")
 
     async def leader(self, among: list[int] | None = None) -> int:
         """The console polling the queue (awaited, bounded by ``HARD_WAIT``)."""
@@ -101,11 +105,7 @@ class Cluster:
 
     async def view(self, index: int) -> dict | None:
         """``GET /api/v1/queue`` on console ``index`` (epoch, seq, data), None when it does not answer."""
-        try:
-            async with self.http.get(f"http://127.0.0.1:{self.consoles[index].port}/api/v1/{CHANNEL}") as response:
-                return await response.json()
-        except (aiohttp.ClientError, TimeoutError):
-            return None
+        return await self._get_json(index, f"/api/v1/{CHANNEL}")
 
     def tracebacks(self) -> int:
         """Tracebacks the consoles wrote to their logs (all their runs)."""
