@@ -31,8 +31,7 @@ def setup_templates(app: web.Application) -> None:
     env.globals.update(sparklines.template_globals())
 
 
-DAY = 86_400
-DAILY_SPAN = 30 * DAY  # a daily series (cost per day) is drawn over a month
+DAILY_DAYS = 30  # a daily series (cost per day) is drawn over a month
 
 
 async def panel_trends(request: web.Request, name: str) -> dict[str, Series]:
@@ -41,8 +40,7 @@ async def panel_trends(request: web.Request, name: str) -> dict[str, Series]:
     trends = dict(history.recent(name))  # recent() is shared by every caller until the next sample
     daily = [spec.name for spec in SERIES.get(name, ()) if spec.daily]
     if daily:
-        now = history.now()
-        by_day = await history.query(name, now - DAILY_SPAN + DAY, now, DAY)
+        by_day = await history.by_day(name, DAILY_DAYS)
         trends.update({key: by_day[key] for key in daily if key in by_day})
     return trends
 

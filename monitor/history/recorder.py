@@ -50,6 +50,8 @@ class History:
         self.write_errors = 0
         self._failing = False
         self._rolled_until: int | None = None
+        # channel -> (slot it was read in, its series by day): pages ask on every render, the file changes once a step
+        self._by_day: dict[str, tuple[int, dict[str, Series]]] = {}
         # Writes reach the file in the order their samples reached memory (the lock is first come, first served).
         self._writing = asyncio.Lock()
 
@@ -104,6 +106,7 @@ class History:
             self.window.put(channel, index, values)
             rows.extend((channel, name, start, value) for name, value in values.items() if value is not None)
         await self._write(rows, at)
+        self._by_day.clear()  # a page after this pass reads the day series with its point
 
     async def _write(self, rows: list[Row], at: float) -> None:
         try:
@@ -159,6 +162,15 @@ class History:
         names += sorted(set(values) - set(names))
         return {name: Series(name, spec.label, spec.format, step, filled(values.get(name, {}), first, count, step))
                 for name in names if (spec := series_spec(channel, name)) is not None}
+
+    async def by_day(self, channel: str, days: int) -> dict[str, Series]:
+        """``channel``'s series a point a UTC day over the last ``days`` days; read from the file once a step."""
+        slot = self.window.slot_index(self.now())
+        cached = self._by_day.get(channel)
+        if cached is None or cached[0] != slot:
+            now = self.now()
+            cached = self._by_day[channel] = (slot, await self.query(channel, now - (days - 1) * DAY, now, DAY))
+        return cached[1]
 
     def _from_window(self, channel: str, first: int, count: int, step: float, now: float) -> dict[str, Series]:
         window = self.window
