@@ -24,6 +24,7 @@ from monitor.sources.dbcommon import DatabaseError, Rows, sqlite_path
 from monitor.sources.schema import MissingColumns, Query
 from monitor.sources.sqlite_thread import ThreadConnection
 from monitor.sources.tables import TableTokens
+from monitor.sources.wal_pages import TablePages
 
 T = TypeVar("T")
 READERS = 4  # connections reading at once: one per database channel
@@ -45,6 +46,7 @@ class SqliteDatabase:
         self._reading = asyncio.Semaphore(READERS)
         self._closing: set[asyncio.Task[None]] = set()
         self._tables = TableTokens(full_read_interval)
+        self._pages = TablePages(self.path)  # which small tables a commit touched (used on the probe's thread)
 
     @property
     def generation(self) -> int:
@@ -64,7 +66,7 @@ class SqliteDatabase:
             assert conn is not None  # _gate opened it
 
             async def probe(names: Collection[str]) -> dict[str, Hashable | None]:
-                return await self._guarded(conn, lambda c: sqlite_thread.probe(c, names))
+                return await self._guarded(conn, lambda c: sqlite_thread.probe(c, names, self._pages))
             return await self._tables.tokens(tables, gate, probe)
 
     async def fetch_many(self, queries: Mapping[str, Query | str],
@@ -130,6 +132,7 @@ class SqliteDatabase:
             self._conn, self._identity = await self._open(), identity
             self._generation += 1
             self._tables.forget()
+            self._pages.forget()
         return self._conn
 
     async def _reader(self, identity: Identity) -> ThreadConnection:

@@ -19,6 +19,7 @@ from typing import TypeVar
 from monitor.sources.dbcommon import Rows
 from monitor.sources.schema import KEYS, Query, render_all, tables_of
 from monitor.sources.tables import NEWEST_ROWS, SMALL_TABLE_ROWS
+from monitor.sources.wal_pages import TablePages
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -97,22 +98,25 @@ def _columns(conn: sqlite3.Connection, table: str) -> frozenset[str]:
     return frozenset(str(row[0]).lower() for row in conn.execute("SELECT name FROM pragma_table_info(?)", (table,)))
 
 
-def probe(conn: sqlite3.Connection, tables: Collection[str]) -> dict[str, Hashable | None]:
-    """Each table's signature: None when small or unreadable, else its newest rows (rowid and all)."""
+def probe(conn: sqlite3.Connection, tables: Collection[str],
+          pages: TablePages | None = None) -> dict[str, Hashable | None]:
+    """Each table's signature: None when it cannot be told, else its newest rows (rowid and all) when
+    large, or when small the version of its pages (``wal_pages``) where the WAL tells it exactly."""
+    versions = pages.versions(conn, tables) if pages is not None else {}
     signatures: dict[str, Hashable | None] = {}
     for table in tables:
         try:
-            signatures[table] = _signature(conn, table)
+            signatures[table] = _signature(conn, table, versions.get(table))
         except sqlite3.OperationalError:  # no such table, or no rowid: read it whenever anything moved
             signatures[table] = None
     return signatures
 
 
-def _signature(conn: sqlite3.Connection, table: str) -> Hashable | None:
+def _signature(conn: sqlite3.Connection, table: str, version: int | None) -> Hashable | None:
     name = '"' + table.replace('"', '""') + '"'
     small = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {name} LIMIT {SMALL_TABLE_ROWS + 1})").fetchone()[0]
     if small <= SMALL_TABLE_ROWS:
-        return None
+        return None if version is None else ("pages", version)
     # One b-tree path, whatever the size. No count(*): it walks a whole index, and after
     # another connection's commit that index is no longer in this connection's page cache
     # (16 ms at 200k rows, on every commit). A deleted older row is an older row changed.
