@@ -16,7 +16,8 @@ from monitor.auth import auth_middleware
 from monitor.broker import Broker, InProcessBroker
 from monitor.brokers.shared import SharedBroker
 from monitor.brokers.status import broker_status
-from monitor.channels.registry import CHANNEL_NAMES, make_readers
+from monitor.channels.registry import CHANNEL_NAMES, channels_watching, make_readers
+from monitor.channels.spec import DATABASE
 from monitor.compat.cors import compat_cors
 from monitor.compat.routes import setup_compat
 from monitor.gcpolicy import GcPolicy
@@ -45,11 +46,12 @@ from monitor.login import setup_auth
 from monitor.logs import quiet_malformed_requests
 from monitor.metrics import Metrics
 from monitor.pages import setup_templates
-from monitor.poller import Poller, quickest_first
+from monitor.poller import Poller
 from monitor.scheduler import Polling, build_scheduler
 from monitor.settings import Settings
 from monitor.sources.resources import Sources
 from monitor.urls import list_routes, setup_routes
+from monitor.wake import Waker
 from monitor.watch import start_watcher, watch_targets
 
 log = structlog.get_logger(__name__)
@@ -146,7 +148,10 @@ async def pollers_ctx(app: web.Application) -> AsyncIterator[None]:
                for name, reader in make_readers(app[SOURCES]).items()}
     app[POLLERS] = pollers
     if shared is not None:  # a channel taken over is polled at once, not at its next interval
-        shared.on_lead = lambda channel: pollers[channel].request_poll() if channel in pollers else None
+        def poll_taken(channel: str) -> None:
+            if channel in pollers:
+                pollers[channel].request_poll()
+        shared.on_lead = poll_taken
     await asyncio.gather(*(poller.poll() for poller in pollers.values()))
     polling = Polling(build_scheduler(settings, pollers), pollers)
     app[POLLING] = polling
@@ -165,19 +170,17 @@ async def watcher_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
         return
 
-    def trigger(channels: frozenset[str]) -> None:
-        for channel in quickest_first(pollers, channels):
-            pollers[channel].request_poll()
-
+    waker = Waker(pollers, frozenset(channels_watching(DATABASE)), app[SOURCES].database.change_token)
     files = app[SOURCES].state_files
-    targets = watch_targets(settings, files.moved)
-    watcher = app[WATCHER] = start_watcher(targets, trigger, settings.sources.watch_debounce)
+    targets = watch_targets(settings, files.moved, waker.database_event)
+    watcher = app[WATCHER] = start_watcher(targets, waker, settings.sources.watch_debounce)
     if watcher is not None:  # a database commit then leaves a fresh scan of them standing
         files.watched = lambda: watcher.alive
     yield
     files.watched = lambda: False
     if watcher is not None:
         await watcher.stop()
+    await waker.stop()
 
 
 async def heartbeat_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -87,16 +87,17 @@ class Poller:
             finally:
                 self._running = None
 
-    def request_poll(self) -> None:
-        """Poll as soon as possible (a change was signalled); coalesces with a running poll."""
+    def request_poll(self) -> asyncio.Task[None] | None:
+        """Poll as soon as possible (a change was signalled); the new poll's task, None when coalesced with one."""
         if self._stopped:
-            return
+            return None
         if self._lock.locked():
             self._again = True
-            return
+            return None
         task = asyncio.get_running_loop().create_task(self.poll())
         self._triggered.add(task)
         task.add_done_callback(self._triggered.discard)
+        return task
 
     async def stop(self) -> None:
         """Refuse further polls and cancel the one in flight."""

@@ -44,8 +44,12 @@ class Watcher(Protocol):
         """Whether changes are still being reported."""
 
 
-def watch_targets(settings: Settings, files_moved: Callable[[], None] = lambda: None) -> list[WatchTarget]:
-    """What to watch for ``settings``: state files, worktrees (``files_moved`` on their changes), a SQLite file."""
+def watch_targets(settings: Settings, files_moved: Callable[[], None] = lambda: None,
+                  database_moved: Callable[[], None] = lambda: None) -> list[WatchTarget]:
+    """What to watch for ``settings``: state files, worktrees (``files_moved`` on their changes), a SQLite file.
+
+    ``database_moved`` is called on each change to the SQLite files.
+    """
     sources = settings.sources
     agents = Path(sources.agents_dir).absolute()
 
@@ -60,7 +64,7 @@ def watch_targets(settings: Settings, files_moved: Callable[[], None] = lambda: 
         db = Path(sqlite_path(sources.database)).absolute()
         names = {db.name, f"{db.name}-wal", f"{db.name}-journal"}
         targets.append(WatchTarget(db.parent, channels_watching(DATABASE), depth=0,
-                                   relevant=lambda changed: changed.name in names))
+                                   relevant=lambda changed: changed.name in names, moved=database_moved))
     return targets
 
 
