@@ -47,11 +47,12 @@ from monitor.state import ChannelState
 CHANNELS = ("queue", "adw-monitor", "workflows", "workflow-history", "planned-features")
 
 
-def build_workspace(root: Path, history_rows: int = 10_000) -> tuple[Path, Path, list[str]]:
-    """Create the database and 1,000 agent directories; return (db, agents dir, adw ids)."""
+def build_workspace(root: Path, history_rows: int = 10_000, journal: str = "delete") -> tuple[Path, Path, list[str]]:
+    """Create the database (journal mode ``journal``) and 1,000 agent directories; return (db, agents, adw ids)."""
     db, agents = root / "database.db", root / "agents"
     ids = [f"{0xa0000000 + i:08x}" for i in range(1000)]
     conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA journal_mode={journal}")
     conn.executescript(SQLITE_SCHEMA)
     conn.execute("INSERT INTO queue_config VALUES ('queue_paused', 'false', '2026-01-01T00:00:00Z')")
     conn.executemany("INSERT INTO phase_queue (queue_id, status, phase_data, priority, issue_number) "
@@ -187,13 +188,13 @@ async def commit_cost(sources: Sources, db: Path, repeat: int) -> dict:
     return result
 
 
-async def run_history(sizes: list[int], repeat: int) -> dict:
+async def run_history(sizes: list[int], repeat: int, journal: str = "delete") -> dict:
     """``commit_cost`` in a fresh workspace of each history size."""
     results = {}
     for size in sizes:
         with tempfile.TemporaryDirectory() as tmp:
             root = Path(tmp)
-            db, agents, _ = await asyncio.to_thread(build_workspace, root, size)
+            db, agents, _ = await asyncio.to_thread(build_workspace, root, size, journal)
             await settle()
             sources = Sources(_settings(root, db, agents))
             await sources.open()
@@ -240,9 +241,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--history", help="history sizes, e.g. 120,50000,200000: the cost of one commit as it grows")
+    parser.add_argument("--journal", choices=("delete", "wal"), default="delete",
+                        help="the database's journal mode (wal: a commit is told apart by the pages it wrote)")
     args = parser.parse_args()
     if args.history:
-        results = asyncio.run(run_history([int(size) for size in args.history.split(",")], args.repeat))
+        results = asyncio.run(run_history([int(size) for size in args.history.split(",")], args.repeat, args.journal))
         text, name = history_table(results), "poll_cost_history.json"
     else:
         results = asyncio.run(run(args.repeat))

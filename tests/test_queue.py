@@ -1,9 +1,10 @@
 """The queue channel read from a real SQLite file, end to end to a WebSocket client."""
 
+import operator
 import os
 import sqlite3
 
-from monitor.channels.base import DecodedRecords
+from monitor.channels.base import DecodedRecords, reuse_rows
 from monitor.channels.queue import JSON_COLUMNS, add_title
 from monitor.keys import BROKER, POLLERS
 from tests.support import ProtocolClient, poll
@@ -156,3 +157,15 @@ def test_a_value_equal_in_python_but_not_in_json_is_a_change():
     assert records.decode([{"queue_id": "a", "phase_data": {"x": 1}, "n": 1}])[0] is not first[0]
     again = records.decode([{"queue_id": "a", "phase_data": {"x": 1}, "n": 1.0}])
     assert again[0]["n"] == 1.0 and isinstance(again[0]["n"], float)
+
+
+def test_rows_read_again_keep_the_unchanged_ones_and_say_whether_all_were():
+    kept = [{"queue_id": "a", "n": 1}, {"queue_id": "b", "n": 2}]
+    merged, same = reuse_rows(kept, [{"queue_id": "a", "n": 1}, {"queue_id": "b", "n": 2}])
+    assert same and all(map(operator.is_, merged, kept))
+    merged, same = reuse_rows(kept, [{"queue_id": "a", "n": 1}, {"queue_id": "b", "n": 2.0}])  # 2 → 2.0 is a change
+    assert not same and merged[0] is kept[0] and merged[1] is not kept[1] and merged[1]["n"] == 2.0
+    merged, same = reuse_rows(kept, [{"queue_id": "a", "n": 1}])
+    assert not same and merged == [{"queue_id": "a", "n": 1}]
+    merged, same = reuse_rows(kept, [*kept, {"queue_id": "c", "n": 3}])
+    assert not same and [row["queue_id"] for row in merged] == ["a", "b", "c"]

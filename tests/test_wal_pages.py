@@ -101,7 +101,8 @@ def random_write(rng, write):
     """One random commit: short and long values (overflow and new pages), deletions, or a checkpoint."""
     text, row = "x" * rng.choice((1, 50, 3000, 9000)), rng.randint(1, 40)
     writes = (
-        ("INSERT INTO phase_queue (queue_id, feature_id, phase_number, status, phase_data) VALUES (?, 1, 1, 'queued', ?)",
+        ("INSERT INTO phase_queue (queue_id, feature_id, phase_number, status, phase_data)"
+         " VALUES (?, 1, 1, 'queued', ?)",
          (f"q{rng.getrandbits(40)}", text)),
         ("UPDATE phase_queue SET phase_data = ? WHERE rowid = ?", (text, row)),
         ("DELETE FROM phase_queue WHERE rowid = ?", (row,)),

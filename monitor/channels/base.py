@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeGuard
@@ -89,6 +90,18 @@ def same_json(a: Any, b: Any) -> bool:
 def same_rows(a: Rows, b: Rows) -> bool:
     """Two reads of a query gave the same rows, type for type (``same_json``)."""
     return len(a) == len(b) and all(map(same_json, a, b))
+
+
+def reuse_rows(kept: Rows, fresh: Rows) -> tuple[Rows, bool]:
+    """``fresh`` with each row that is the same (``same_json``) as the kept row at its place replaced by
+    that kept row, and whether every row was.
+
+    One comparison per row: ``DecodedRecords`` then knows an unchanged row by identity
+    instead of comparing it again.
+    """
+    merged = [old if same_json(old, new) else new for old, new in zip(kept, fresh, strict=False)]
+    merged += fresh[len(merged):]
+    return merged, len(kept) == len(fresh) and all(map(operator.is_, merged, kept))
 
 
 class DecodedRecords:

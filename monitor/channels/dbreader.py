@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Mapping, Sequence
 
-from monitor.channels.base import ChannelData, same_rows
+from monitor.channels.base import ChannelData, reuse_rows
 from monitor.sources.database import Database, Rows
 from monitor.sources.schema import KEYS, Query
 from monitor.sources.tables import WHOLE_DATABASE
@@ -57,8 +57,12 @@ class QueryCache:
             if name not in fresh:
                 changed = changed or kept is not None or name not in self._stamps
                 self.rows.pop(name, None)
-            elif kept is None or not same_rows(kept, fresh[name]):
+            elif kept is None:
                 self.rows[name], changed = fresh[name], True
+            else:
+                rows, same = reuse_rows(kept, fresh[name])
+                if not same:
+                    self.rows[name], changed = rows, True
             self._stamps[name] = stamps[name]
         return changed
 
