@@ -101,8 +101,9 @@ class SourcesSettings:
                                            "cheap signature did not show (a change to an older row) before it is "
                                            "read in full", minimum=1.0)
     watch: bool = _opt(True, "watch agents_dir, trees_dir and the SQLite files and poll at once on a change")
-    watch_debounce: float = _opt(0.005, "seconds from a file change to the poll of the channels it affects; "
-                                        "changes meanwhile share that poll", minimum=0.001)
+    watch_debounce: float = _opt(0.001, "seconds from a file change to the poll of the channels it affects; "
+                                        "changes meanwhile share that poll (a database commit's channels "
+                                        "then wait until the commit is visible)", minimum=0.001)
     max_file_bytes: int = _opt(1 << 20, "largest state file read; a larger one is that run's error, not the channel's",
                                minimum=1024, maximum=1 << 30)
 
