@@ -33,6 +33,8 @@ TURN_LIMIT = 0.05  # seconds a woken poll may hold up the next one
 # ~70 ms in all, then poll anyway.
 VISIBLE_CHECKS = (0.0, 0.0005, 0.0005, 0.0005, 0.0005, 0.001, 0.001, 0.002, 0.004, 0.008, 0.016, 0.032)
 
+VISIBLE_LIMIT = 0.25  # seconds a wake waits for the token in all, however slowly it answers
+
 Token = Callable[[], Awaitable[Hashable]]
 
 
@@ -68,7 +70,11 @@ class Waker:
 
     async def _wake(self, channels: frozenset[str], wait: bool) -> None:
         if wait and channels & self.committed:
-            await self.visible()
+            try:
+                async with asyncio.timeout(VISIBLE_LIMIT):  # a hung file system: the polls' own timeouts report it
+                    await self.visible()
+            except TimeoutError:
+                pass
         await self.in_turn(channels)
 
     async def visible(self) -> bool:

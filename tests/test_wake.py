@@ -123,3 +123,18 @@ async def test_a_failing_token_leaves_the_reads_to_report_it():
     await readers["queue"].started.wait()
     readers["queue"].release.set()
     await waker.stop()
+
+
+async def test_a_token_that_never_answers_holds_the_polls_up_only_briefly():
+    pollers, readers = pollers_for("queue")
+    never = asyncio.Event()
+
+    async def hung():
+        await never.wait()
+
+    waker = Waker(pollers, frozenset({"queue"}), hung)
+    waker.database_event()
+    waker(frozenset({"queue"}))
+    await readers["queue"].started.wait()
+    readers["queue"].release.set()
+    await waker.stop()
