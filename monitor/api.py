@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from monitor.brokers.shared import SharedBroker
 from monitor.brokers.status import broker_status
 from monitor.channels.registry import CHANNEL_NAMES
 from monitor.keys import ALERTS, AUTH_USER, BROKER, COMPAT, HUB, METRICS, POLLERS, SETTINGS, STARTED_AT, WATCHER
@@ -36,12 +37,9 @@ async def healthz(request: web.Request) -> web.Response:
     channels: dict[str, dict[str, Any]] = {name: {"source": view.source} for name, view in views.items()}
     if app[SETTINGS].auth.mode != "none" and request.get(AUTH_USER) is None:
         return json_response({"status": "ok", "channels": channels})
-    now = time.monotonic()
+    ages = await poll_ages(app)
     for name, entry in channels.items():
-        poller = app[POLLERS].get(name)
-        last_ok = poller.last_ok_monotonic if poller else None
-        entry.update(seq=views[name].seq, connections=app[HUB].count(name),
-                     last_good_poll_age_s=None if last_ok is None else round(now - last_ok, 3))
+        entry.update(seq=views[name].seq, connections=app[HUB].count(name), last_good_poll_age_s=ages.get(name))
     watcher = app[WATCHER]
     watch = {"active": watcher is not None, "directories": watcher.watch_count if watcher else 0}
     body = {"status": "ok", "uptime_s": round(time.time() - app[STARTED_AT], 1), "watch": watch,
@@ -55,6 +53,19 @@ async def healthz(request: web.Request) -> web.Response:
         body["alerts"] = {"rules": len(app[SETTINGS].alerts), "firing": len(alerting.engine.firing()),
                           "delivery": alerting.notifier.stats()}
     return json_response(body)
+
+
+async def poll_ages(app: web.Application) -> dict[str, float]:
+    """Seconds since each channel's last good poll: this console's own, or the poller's (shared broker)."""
+    now, broker = time.monotonic(), app[BROKER]
+    shared = broker if isinstance(broker, SharedBroker) else None
+    ages = {name: round(now - poller.last_ok_monotonic, 3) for name, poller in app[POLLERS].items()
+            if poller.last_ok_monotonic is not None and (shared is None or shared.leads(name))}
+    if shared is not None:
+        wall = time.time()
+        for name, at in (await shared.last_polls()).items():
+            ages.setdefault(name, round(max(0.0, wall - at), 3))
+    return ages
 
 
 async def metrics(request: web.Request) -> web.Response:

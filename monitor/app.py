@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import structlog
 from aiohttp import web, web_response
@@ -139,11 +139,24 @@ async def sources_ctx(app: web.Application) -> AsyncIterator[None]:
     await app[SOURCES].close()
 
 
+def poll_observer(metrics: Metrics, shared: SharedBroker | None) -> Callable[[str, float, bool], None]:
+    """What each poll is reported to: the metrics, and a shared broker (the other consoles show its age)."""
+    if shared is None:
+        return metrics.observe_poll
+
+    def observe(channel: str, seconds: float, ok: bool) -> None:
+        metrics.observe_poll(channel, seconds, ok)
+        if ok:
+            shared.polled(channel)
+    return observe
+
+
 async def pollers_ctx(app: web.Application) -> AsyncIterator[None]:
     """Create one poller per channel, run the first polls, then schedule the rest."""
     settings, broker = app[SETTINGS], app[BROKER]
     shared = broker if isinstance(broker, SharedBroker) else None
-    pollers = {name: Poller(name, reader, broker, settings.channel(name).timeout, observe=app[METRICS].observe_poll,
+    observe = poll_observer(app[METRICS], shared)
+    pollers = {name: Poller(name, reader, broker, settings.channel(name).timeout, observe=observe,
                             leads=shared.leads if shared else None, view=shared.authored if shared else None)
                for name, reader in make_readers(app[SOURCES]).items()}
     app[POLLERS] = pollers

@@ -9,6 +9,7 @@ import redis.asyncio
 
 from monitor.app import create_app
 from monitor.brokers.mirror import BROKER_DOWN
+from monitor.brokers.polls import polled_key
 from monitor.brokers.scripts import REFUSED_FENCE, REFUSED_GAP, ChannelKeys
 from monitor.brokers.writer import Write
 from monitor.keys import BROKER, POLLERS
@@ -171,6 +172,22 @@ async def test_healthz_and_metrics_show_the_broker(consoles):
     assert 'monitor_broker_leader{channel="queue"} 1.0' in metrics
     assert "monitor_broker_rtt_seconds_count" in metrics
     assert 'monitor_broker_leader{channel="queue"} 0.0' in await (await follower.get("/metrics")).text()
+
+
+async def test_a_follower_shows_how_old_the_pollers_last_good_poll_is(consoles, redis_url):
+    polling = leader(consoles)
+    follower = next(c for c in consoles if c is not polling)
+    await polling.app[POLLERS]["queue"].poll()
+    async with asyncio.timeout(10):  # the poller's write reaches Redis on its own task
+        while "queue" not in await follower.app[BROKER].last_polls():
+            await asyncio.sleep(0.01)
+    health = await (await follower.get("/healthz")).json()
+    assert health["channels"]["queue"]["last_good_poll_age_s"] >= 0
+    store = redis.asyncio.Redis.from_url(redis_url)
+    await store.set(polled_key("queue"), "nan")  # Redis is shared: whatever is there is checked
+    await store.aclose()
+    health = await (await follower.get("/healthz")).json()
+    assert health["channels"]["queue"]["last_good_poll_age_s"] is None
 
 
 async def test_without_a_broker_url_the_console_is_alone_and_says_so(client):

@@ -31,6 +31,7 @@ from monitor.brokers import stream
 from monitor.brokers.connection import CONNECTION_ERRORS, backoff_delay, connect
 from monitor.brokers.leadership import Leadership, Lease
 from monitor.brokers.mirror import MirrorState
+from monitor.brokers.polls import PollTimes
 from monitor.brokers.scripts import ChannelKeys
 from monitor.brokers.watchers import Watchers
 from monitor.brokers.writer import Write, Writer
@@ -65,6 +66,7 @@ class RedisBroker:
         self._reader = connect(url, max(1.0, lock_ttl) + READ_BLOCK_MS / 1000)
         self._leadership = Leadership(self._client, self.console_id, lock_ttl, self._observe_rtt)
         self._writer = Writer(self._client, self._keys, ring_size, self._step_down)
+        self._polls = PollTimes(self._client, channels)
         self._tasks: list[asyncio.Task[None]] = []
         self._watchers = Watchers()
         self._closed = False
@@ -109,6 +111,15 @@ class RedisBroker:
         held = self._authors.get(channel)
         return held[0].view if held is not None else self.current(channel)
 
+    def polled(self, channel: str) -> None:
+        """This console's poll of ``channel`` was good: let every console tell its age (``polls.py``)."""
+        if channel in self._authors:
+            self._polls.note(channel)
+
+    async def last_polls(self) -> dict[str, float]:
+        """Each channel's last good poll by whichever console polls it, as a Unix time (when Redis says)."""
+        return dict(await self._polls.read())
+
     def lease(self, channel: str) -> Lease | None:
         """This console's lease on ``channel``'s lock, None unless it is the poller."""
         held = self._authors.get(channel)
@@ -151,6 +162,7 @@ class RedisBroker:
         self._closed = True
         self._watchers.notify()
         await self._stop_tasks()
+        await self._polls.close()
         leases, self._authors = dict(self._authors), {}
         if release and self.connected:
             for channel, (_, lease) in leases.items():

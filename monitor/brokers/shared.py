@@ -26,6 +26,12 @@ class SharedBroker(Broker, Protocol):
     def authored(self, channel: str) -> ChannelView:
         """The state this console's last read of ``channel`` made."""
 
+    def polled(self, channel: str) -> None:
+        """This console's poll of ``channel`` was good (the others show its age)."""
+
+    async def last_polls(self) -> dict[str, float]:
+        """Each channel's last good poll by whichever console polls it, as a Unix time (where known)."""
+
     def status(self) -> dict[str, Any]:
         """The broker's state for /healthz."""
 
