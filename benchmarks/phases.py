@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from benchmarks.procs import Child, LoadGenerator, cpu_seconds, socket_count
+from benchmarks.loadgroup import LoadGroup
+from benchmarks.procs import Child, cpu_seconds, socket_count
 from benchmarks.trace import gc_pauses
 
 QUEUE_PATH = "/api/v1/ws/queue"
@@ -30,7 +31,7 @@ class Target:
 
     kind: str  # "console", "console-workers2", "baseline", "aiohttp" or "websockets"
     server: Child
-    loadgen: LoadGenerator
+    loadgen: LoadGroup
     http: aiohttp.ClientSession
 
     @property
@@ -74,9 +75,9 @@ async def memory_and_accept(target: Target, steps: tuple[int, ...], concurrency:
     result: dict = {"rss_zero_mb": rss_zero / 2**20}
     opened, handshake_s, ready_s, loadgen_cpu = 0, 0.0, 0.0, 0.0
     for step in steps:
-        before = cpu_seconds(loadgen.child.pid)
+        before = loadgen.cpu_seconds()
         answer = await loadgen.call("open", path=QUEUE_PATH, count=step - opened, concurrency=concurrency)
-        loadgen_cpu += cpu_seconds(loadgen.child.pid) - before
+        loadgen_cpu += loadgen.cpu_seconds() - before
         handshake_s += answer["handshake_s"]
         ready_s += answer["ready_s"]
         opened = step
@@ -97,8 +98,8 @@ async def memory_and_accept(target: Target, steps: tuple[int, ...], concurrency:
 
 async def idle_cpu(target: Target, windows: int, window_seconds: float) -> dict:
     """The server's CPU share (percent of one core) in each of ``windows`` windows while its clients sit idle."""
-    server, loadgen_pid = target.server, target.loadgen.child.pid
-    readings, loadgen_before = [], cpu_seconds(loadgen_pid)
+    server, loadgen = target.server, target.loadgen
+    readings, loadgen_before = [], loadgen.cpu_seconds()
     each_before = {name: (pid, cpu_seconds(pid)) for name, pid in server.named_pids().items()}
     started, cpu_before = time.monotonic(), server.cpu_seconds()
     window_start, window_cpu = started, cpu_before
@@ -115,7 +116,7 @@ async def idle_cpu(target: Target, windows: int, window_seconds: float) -> dict:
             **({"idle_cpu_pct_by_process": each} if len(each) > 1 else {}),
             "idle_windows_pct": readings, "idle_median_pct": statistics.median(readings),
             "idle_min_pct": min(readings), "idle_max_pct": max(readings), "idle_open": stats["open"],
-            "idle_loadgen_cpu_pct": 100 * (cpu_seconds(loadgen_pid) - loadgen_before) / elapsed}
+            "idle_loadgen_cpu_pct": 100 * (loadgen.cpu_seconds() - loadgen_before) / elapsed}
 
 
 async def _call_hook(target: Target, hook: str, marker: str, size: int) -> dict:

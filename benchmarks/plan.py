@@ -35,6 +35,7 @@ class Plan:
     quiet_pct: float = 15.0  # other work on the machine, as a share of all cores, that a round waits out
     quiet_patience: float = 60.0
     console_settings: tuple[str, ...] = ()  # section.key=value overrides of the generated config.toml
+    loadgens: int = 1  # load generator processes, the clients split evenly among them
 
     @property
     def idle_seconds(self) -> float:

@@ -14,8 +14,9 @@ import aiohttp
 
 from benchmarks import phases
 from benchmarks.fresh import freshness
+from benchmarks.loadgroup import LoadGroup
 from benchmarks.plan import Plan
-from benchmarks.procs import LoadGenerator, cpu_seconds, machine_busy_seconds, own_cpu_seconds, pin, wait_until_quiet
+from benchmarks.procs import machine_busy_seconds, own_cpu_seconds, pin, wait_until_quiet
 from benchmarks.servers import CONSOLES, STARTERS, WATCHING
 from benchmarks.webhook_stub import WebhookStub
 from benchmarks.workspace import WorkspaceChanges
@@ -41,12 +42,11 @@ async def run_round(bench: Bench, kind: str, index: int) -> dict:
     server = await STARTERS[kind](bench.changes.workspace, bench.stub.url, logs, bench.plan.console_settings)
     loadgen = None
     try:
-        loadgen = await LoadGenerator.start("127.0.0.1", server.port, logs / f"loadgen-{kind}.log")
+        loadgen = await LoadGroup.start(bench.plan.loadgens, "127.0.0.1", server.port, logs, kind)
         pin(server, 0)
-        pin(loadgen.child, 1)
         async with aiohttp.ClientSession() as http:
             result = await measure(bench, phases.Target(kind, server, loadgen, http), first_round=index == 1)
-        ours = server.cpu_seconds() + cpu_seconds(loadgen.child.pid) + own_cpu_seconds() - own_at_start
+        ours = server.cpu_seconds() + loadgen.cpu_seconds() + own_cpu_seconds() - own_at_start
         others = machine_busy_seconds() - busy_at_start - ours
         # Other people's work on the same machine during the round, in % of one core.
         result["background_cpu_pct"] = 100 * others / (time.monotonic() - started)

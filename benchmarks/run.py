@@ -93,6 +93,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--fresh-series-limit", type=float, help="seconds one series of changes may take (600)")
     parser.add_argument("--steps", type=_ints, help="memory steps, the last one also idle and fan-out")
     parser.add_argument("--fanout-repetitions", type=int, help="1 KB fan-outs at the last step (default 9)")
+    parser.add_argument("--loadgens", type=int, help="load generator processes sharing the clients (default 1)")
     parser.add_argument("--unrelated-commits", action="store_true",
                         help="commit to another table 20 ms before each queue commit")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
@@ -106,7 +107,7 @@ def plan_from(args: argparse.Namespace) -> Plan:
     given = {"rounds": args.rounds, "idle_windows": args.idle_windows, "idle_window_seconds": args.idle_window_seconds,
              "history": args.history, "fresh_clients": args.fresh_clients, "fresh_changes": args.fresh_changes,
              "fresh_other_changes": args.fresh_other_changes, "fresh_series_limit": args.fresh_series_limit,
-             "steps": args.steps, "fanout_repetitions": args.fanout_repetitions,
+             "steps": args.steps, "fanout_repetitions": args.fanout_repetitions, "loadgens": args.loadgens,
              "servers": tuple(args.servers.split(",")) if args.servers else None}
     plan = dataclasses.replace(plan, **{key: value for key, value in given.items() if value is not None})
     unknown = set(plan.servers) - set(STARTERS)
