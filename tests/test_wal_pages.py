@@ -37,7 +37,9 @@ def writer(wal_path):
 async def wal_db(wal_path, writer):
     writer("INSERT INTO planned_features (item_type, title) VALUES ('feature', 'first')")  # the WAL exists
     db = SqliteDatabase(f"sqlite:///{wal_path}", busy_timeout=0.2)
-    await db.table_tokens(SMALL)  # the first look knows nothing: everything counts as moved once
+    await db.table_tokens(SMALL)  # the first look knows nothing: everything counts as moved
+    writer("UPDATE queue_config SET config_value = 'listed'")
+    await db.table_tokens(SMALL)  # the next one lists the pages (everything moves once more)
     yield db
     await db.close()
 
@@ -64,14 +66,31 @@ async def test_creating_a_missing_table_moves_it(wal_db, writer):
     assert moved(before, await wal_db.table_tokens(["late_table"])) == {"late_table"}
 
 
-async def test_a_restarted_wal_moves_everything_once(wal_db, writer):
-    before = await wal_db.table_tokens(SMALL)
+async def test_a_restarted_wal_moves_everything_until_the_pages_are_listed_again(wal_db, writer):
     writer.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    writer("UPDATE queue_config SET config_value = 'true'")  # the first frame of a new WAL generation
-    assert moved(before, await wal_db.table_tokens(SMALL)) == set(SMALL)
+    for value in ("true", "false"):  # a new WAL generation: unknown, then the pages listed afresh
+        before = await wal_db.table_tokens(SMALL)
+        writer("UPDATE queue_config SET config_value = ?", value)
+        assert moved(before, await wal_db.table_tokens(SMALL)) == set(SMALL)
     before = await wal_db.table_tokens(SMALL)
-    writer("UPDATE queue_config SET config_value = 'false'")
+    writer("UPDATE queue_config SET config_value = 'true'")
     assert moved(before, await wal_db.table_tokens(SMALL)) == {"queue_config"}
+
+
+async def test_a_schema_change_moves_every_table(wal_db, writer):
+    before = await wal_db.table_tokens(SMALL)
+    writer("ALTER TABLE task_logs ADD COLUMN extra TEXT")
+    assert moved(before, await wal_db.table_tokens(SMALL)) == set(SMALL)
+
+
+async def test_a_view_moves_with_every_commit(wal_db, writer):
+    writer("CREATE VIEW late_view AS SELECT * FROM planned_features")
+    for _ in range(2):  # the schema change, then the listing
+        await wal_db.table_tokens(["late_view"])
+        writer("UPDATE queue_config SET config_value = 'x'")
+    before = await wal_db.table_tokens(["late_view"])
+    writer("UPDATE planned_features SET title = 'seen through the view'")
+    assert moved(before, await wal_db.table_tokens(["late_view"])) == {"late_view"}
 
 
 async def test_a_rollback_journal_database_moves_every_small_table(db_path):

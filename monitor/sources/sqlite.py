@@ -46,7 +46,9 @@ class SqliteDatabase:
         self._reading = asyncio.Semaphore(READERS)
         self._closing: set[asyncio.Task[None]] = set()
         self._tables = TableTokens(full_read_interval)
-        self._pages = TablePages(self.path)  # which small tables a commit touched (used on the probe's thread)
+        # Which small tables a commit touched: one per change-check connection, so that a probe
+        # still running on a connection given up (a poll timed out) never shares it.
+        self._pages = TablePages(self.path)
 
     @property
     def generation(self) -> int:
@@ -62,11 +64,11 @@ class SqliteDatabase:
         """A token per table that moves whenever its rows may have changed (``sources.tables``)."""
         async with self._lock:
             gate = await self._gate()
-            conn = self._conn
+            conn, pages = self._conn, self._pages
             assert conn is not None  # _gate opened it
 
             async def probe(names: Collection[str]) -> dict[str, Hashable | None]:
-                return await self._guarded(conn, lambda c: sqlite_thread.probe(c, names, self._pages))
+                return await self._guarded(conn, lambda c: sqlite_thread.probe(c, names, pages))
             return await self._tables.tokens(tables, gate, probe)
 
     async def fetch_many(self, queries: Mapping[str, Query | str],
@@ -132,7 +134,7 @@ class SqliteDatabase:
             self._conn, self._identity = await self._open(), identity
             self._generation += 1
             self._tables.forget()
-            self._pages.forget()
+            self._pages = TablePages(self.path)
         return self._conn
 
     async def _reader(self, identity: Identity) -> ThreadConnection:

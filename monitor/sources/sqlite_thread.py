@@ -24,6 +24,7 @@ from monitor.sources.wal_pages import TablePages
 T = TypeVar("T")
 U = TypeVar("U")
 KEYS_SQL = "(SELECT value FROM json_each(?))"
+SMALL = ("small",)  # a table's signature until its pages' version stands in
 
 
 class ThreadConnection:
@@ -100,23 +101,34 @@ def _columns(conn: sqlite3.Connection, table: str) -> frozenset[str]:
 
 def probe(conn: sqlite3.Connection, tables: Collection[str],
           pages: TablePages | None = None) -> dict[str, Hashable | None]:
-    """Each table's signature: None when it cannot be told, else its newest rows (rowid and all) when
-    large, or when small the version of its pages (``wal_pages``) where the WAL tells it exactly."""
-    versions = pages.versions(conn, tables) if pages is not None else {}
+    """Each table's signature: its newest rows when large, its pages' version when small (None: can't tell).
+
+    A small table's version comes from the WAL (``wal_pages``); a rollback-journal file,
+    a view or a table the probe cannot read has none, and moves with every commit.
+    """
     signatures: dict[str, Hashable | None] = {}
+    small = []
     for table in tables:
         try:
-            signatures[table] = _signature(conn, table, versions.get(table))
+            signature = _signature(conn, table)
         except sqlite3.OperationalError:  # no such table, or no rowid: read it whenever anything moved
-            signatures[table] = None
+            signature = None
+        if signature is SMALL:
+            small.append(table)
+        else:
+            signatures[table] = signature
+    versions = pages.versions(conn, small) if pages is not None and small else {}
+    for table in small:
+        version = versions.get(table)
+        signatures[table] = None if version is None else ("pages", version)
     return signatures
 
 
-def _signature(conn: sqlite3.Connection, table: str, version: int | None) -> Hashable | None:
+def _signature(conn: sqlite3.Connection, table: str) -> Hashable | None:
     name = '"' + table.replace('"', '""') + '"'
     small = conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {name} LIMIT {SMALL_TABLE_ROWS + 1})").fetchone()[0]
     if small <= SMALL_TABLE_ROWS:
-        return None if version is None else ("pages", version)
+        return SMALL
     # One b-tree path, whatever the size. No count(*): it walks a whole index, and after
     # another connection's commit that index is no longer in this connection's page cache
     # (16 ms at 200k rows, on every commit). A deleted older row is an older row changed.

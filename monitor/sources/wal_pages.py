@@ -4,14 +4,17 @@ In WAL mode a commit appends one frame per changed page to the ``-wal`` file: a 
 header (page number, the database size on a commit frame, the WAL's two salts, two
 checksums) and the page. The shared index (``-shm``) says up to which frame commits are
 visible (``mxFrame``). So the headers of the frames appended since the last look name
-every page changed, and a table moved if and only if one of its b-tree pages (listed by
+every page changed, and a table counts as moved when one of its b-tree pages (listed by
 the ``dbstat`` virtual table) is among them: any change to a b-tree writes at least one
-page it already had (a new page is linked from an old one). That is exact and costs a few
-small reads, where proving a small table unchanged otherwise means reading it whole.
+page it already had (a new page is linked from an old one), so no change is missed. A
+page freed by one table and reused by another may move both: a read too many, never one
+too few. A change of ``PRAGMA schema_version`` (a table created, altered, dropped) moves
+every table. This costs a few small reads, where proving a small table unchanged
+otherwise means reading it whole.
 
 Whatever cannot be read exactly (no WAL, a WAL restarted after a checkpoint, the index
-mid-update, no ``dbstat``, thousands of frames at once) answers "unknown", and every
-table counts as moved: the old behaviour, never a missed change.
+mid-update, no ``dbstat``, thousands of frames at once, a view or a virtual table)
+answers "unknown", and those tables count as moved: the old behaviour.
 
 File layouts: https://www.sqlite.org/fileformat2.html#walformat (the WAL file, big-endian)
 and https://www.sqlite.org/walformat.html (the shared index header, native byte order).
@@ -28,8 +31,6 @@ from pathlib import Path
 WAL_HEADER_BYTES = 32
 FRAME_HEADER_BYTES = 24
 INDEX_HEADER_BYTES = 48  # written twice in a row; the two copies differ only while a writer updates them
-# Page 1 holds the schema's root: a table created, altered or dropped moves with it.
-SCHEMA_PAGES = frozenset({1})
 MAX_FRAMES = 4096  # beyond this many new frames, reading their headers costs more than reading the tables
 
 
@@ -73,7 +74,7 @@ class WalFrames:
 
     def _pages(self, wal_fd: int, salts: bytes, page_size: int, last: int) -> set[int] | None:
         pages = set()
-        for frame in range(self._frame, last):  # frame numbers are 1-based: these are frames + 1
+        for frame in range(self._frame, last):  # the frame numbered frame + 1 (they count from 1)
             head = os.pread(wal_fd, FRAME_HEADER_BYTES, WAL_HEADER_BYTES + frame * (FRAME_HEADER_BYTES + page_size))
             if len(head) < FRAME_HEADER_BYTES or head[8:16] != salts:
                 return None
@@ -97,48 +98,57 @@ def _index_settled(index: bytes, salts: bytes) -> bool:
 
 
 class TablePages:
-    """A version per small table that moves exactly when a commit touched one of its pages."""
+    """A version per small table that moves whenever a commit wrote one of its pages or changed the schema.
+
+    One per change-check connection, used on its thread only.
+    """
 
     def __init__(self, database: Path) -> None:
-        self.database = database
         self.frames = WalFrames(database)
         self.usable = True  # False once dbstat is found missing: every table then counts as moved
-        self._pages: dict[str, frozenset[int]] = {}
+        # None: not a table with pages of its own (a view, a virtual table): it moves with every commit.
+        self._pages: dict[str, frozenset[int] | None] = {}
         self._versions: dict[str, int] = {}
-
-    def forget(self) -> None:
-        """Start afresh (a new connection or file)."""
-        self.frames = WalFrames(self.database)
-        self._pages.clear()
+        self._schema: int | None = None
 
     def versions(self, conn: sqlite3.Connection, tables: Collection[str]) -> dict[str, int | None]:
         """Each table's version (None: cannot be told), after the commits the WAL holds since the last call."""
+        unknown: dict[str, int | None] = dict.fromkeys(tables)
         if not self.usable:
-            return dict.fromkeys(tables)
+            return unknown
         changed = self.frames.committed_pages()
+        schema = conn.execute("PRAGMA schema_version").fetchone()[0]
+        if changed is None or schema != self._schema:  # the page sets may be stale: list them next time
+            self._schema = schema
+            for table in list(self._pages):
+                self._moved(table)
+            return unknown
         for table, pages in list(self._pages.items()):
-            if changed is None or pages & changed:
-                del self._pages[table]  # moved: its pages are listed again below, after the change
-                self._versions[table] = self._versions.get(table, 0) + 1
+            if pages is None or pages & changed:
+                self._moved(table)  # its pages are listed again below, after the change
         result: dict[str, int | None] = {}
         for table in tables:
             if table not in self._pages:
-                listed = self._list_pages(conn, table)
-                if listed is None:
-                    return dict.fromkeys(tables)
-                self._pages[table] = listed
+                try:
+                    self._pages[table] = _list_pages(conn, table)
+                except sqlite3.OperationalError as exc:
+                    self.usable = "dbstat" not in str(exc)  # built without dbstat: for good; else this time
+                    return unknown
                 self._versions[table] = self._versions.get(table, 0) + 1
-            result[table] = self._versions[table]
+            result[table] = None if self._pages[table] is None else self._versions[table]
         return result
 
-    def _list_pages(self, conn: sqlite3.Connection, table: str) -> frozenset[int] | None:
-        try:
-            named = conn.execute("SELECT name FROM sqlite_schema WHERE type = 'table' AND lower(name) = ?",
-                                 (table,)).fetchone()
-            if named is None:
-                return SCHEMA_PAGES  # no such table (yet): creating it writes the schema
-            listed = conn.execute("SELECT pageno FROM dbstat WHERE name = ?", named)
-            return SCHEMA_PAGES | frozenset(row[0] for row in listed)
-        except sqlite3.OperationalError:  # built without dbstat
-            self.usable = False
-            return None
+    def _moved(self, table: str) -> None:
+        del self._pages[table]
+        self._versions[table] = self._versions.get(table, 0) + 1
+
+
+def _list_pages(conn: sqlite3.Connection, table: str) -> frozenset[int] | None:
+    """The pages of ``table``'s b-tree; None when it has none of its own (a view, a virtual table)."""
+    named = conn.execute("SELECT name, type, rootpage FROM sqlite_schema WHERE lower(name) = ?", (table,)).fetchone()
+    if named is None:
+        return frozenset()  # gone since the count: creating it again changes the schema version
+    name, kind, root = named
+    if kind != "table" or not root:
+        return None
+    return frozenset(row[0] for row in conn.execute("SELECT pageno FROM dbstat WHERE name = ?", (name,)))
