@@ -27,17 +27,24 @@ class LoadGroup:
 
     @classmethod
     async def start(cls, count: int, host: str, port: int, logs: Path, name: str) -> LoadGroup:
-        """Start ``count`` load generators (logs ``loadgen-<name>[-i].log``), pinned away from the server first."""
-        members = []
+        """Start ``count`` load generators (logs ``loadgen-<name>[-i].log``).
+
+        One is pinned to core 1, away from a one-process console on core 0. Several are
+        left to the scheduler: on two cores one of them shares a core with the server
+        whatever is pinned, and the scheduler can at least move it to the idler one.
+        """
+        if count < 1:
+            raise ValueError(f"at least one load generator, not {count}")
+        members: list[LoadGenerator] = []
         try:
             for index in range(count):
                 suffix = f"-{index}" if count > 1 else ""
                 members.append(await LoadGenerator.start(host, port, logs / f"loadgen-{name}{suffix}.log"))
+            if count == 1:
+                pin(members[0].child, 1)
         except BaseException:
             await cls(members).stop()
             raise
-        for index, member in enumerate(members):
-            pin(member.child, (1 + index) % 2)  # core 1 first: the one-process console is on core 0
         return cls(members)
 
     @property
@@ -51,10 +58,12 @@ class LoadGroup:
 
     async def call(self, command: str, answer_within: float = 300.0, **args: Any) -> dict:
         """``command`` on every member (``open`` splits its ``count``), their answers merged."""
-        if command == "open":
+        if command == "open":  # the clients and the handshakes in flight shared out: the same load in all
             counts = split(args.pop("count"), len(self.members))
-            answers = await asyncio.gather(*(member.call(command, answer_within, count=count, **args)
-                                             for member, count in zip(self.members, counts, strict=True)))
+            flight = split(args.pop("concurrency", 100), len(self.members))
+            answers = await asyncio.gather(*(
+                member.call(command, answer_within, count=count, concurrency=max(1, inflight), **args)
+                for member, count, inflight in zip(self.members, counts, flight, strict=True)))
         else:
             answers = await asyncio.gather(*(member.call(command, answer_within, **args) for member in self.members))
         return merge(list(answers))

@@ -75,6 +75,13 @@ def _ints(text: str) -> tuple[int, ...]:
     return tuple(int(part.replace("_", "")) for part in text.split(","))
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
+
+
 def parse_args() -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(description="benchmark the console against DESIGN §6, beside its peers")
@@ -93,7 +100,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--fresh-series-limit", type=float, help="seconds one series of changes may take (600)")
     parser.add_argument("--steps", type=_ints, help="memory steps, the last one also idle and fan-out")
     parser.add_argument("--fanout-repetitions", type=int, help="1 KB fan-outs at the last step (default 9)")
-    parser.add_argument("--loadgens", type=int, help="load generator processes sharing the clients (default 1)")
+    parser.add_argument("--loadgens", type=_positive, help="load generator processes sharing the clients (default 1)")
     parser.add_argument("--unrelated-commits", action="store_true",
                         help="commit to another table 20 ms before each queue commit")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
