@@ -130,13 +130,10 @@ async def test_only_database_events_consult_the_token():
     await waker.stop()
 
 
-async def test_a_failing_token_leaves_the_reads_to_report_it():
+async def database_wake_polls(token):
+    """A database event with ``token`` as the change token still polls the queue."""
     pollers, readers = pollers_for("queue")
-
-    async def broken():
-        raise OSError("database file not found")
-
-    waker = Waker(pollers, frozenset({"queue"}), broken)
+    waker = Waker(pollers, frozenset({"queue"}), token)
     waker.database_event()
     waker(frozenset({"queue"}))
     await readers["queue"].wait_starts(1)
@@ -144,16 +141,17 @@ async def test_a_failing_token_leaves_the_reads_to_report_it():
     await waker.stop()
 
 
+async def test_a_failing_token_leaves_the_reads_to_report_it():
+    async def broken():
+        raise OSError("database file not found")
+
+    await database_wake_polls(broken)
+
+
 async def test_a_token_that_never_answers_holds_the_polls_up_only_briefly():
-    pollers, readers = pollers_for("queue")
     never = asyncio.Event()
 
     async def hung():
         await never.wait()
 
-    waker = Waker(pollers, frozenset({"queue"}), hung)
-    waker.database_event()
-    waker(frozenset({"queue"}))
-    await readers["queue"].wait_starts(1)
-    readers["queue"].release.set()
-    await waker.stop()
+    await database_wake_polls(hung)

@@ -48,39 +48,35 @@ def moved(before, after):
     return {table for table in before if before[table] != after[table]}
 
 
+async def moved_by(db, write, sql, *params, tables=SMALL):
+    """The tables whose tokens one commit of ``sql`` moved."""
+    before = await db.table_tokens(tables)
+    write(sql, *params)
+    return moved(before, await db.table_tokens(tables))
+
+
 async def test_a_queue_commit_moves_the_queue_and_no_other_small_table(wal_db, writer):
-    before = await wal_db.table_tokens(SMALL)
-    writer("INSERT INTO phase_queue (queue_id, feature_id, phase_number, status) VALUES ('q1', 1, 1, 'queued')")
-    assert moved(before, await wal_db.table_tokens(SMALL)) == {"phase_queue"}
+    insert = "INSERT INTO phase_queue (queue_id, feature_id, phase_number, status) VALUES ('q1', 1, 1, 'queued')"
+    assert await moved_by(wal_db, writer, insert) == {"phase_queue"}
 
 
 async def test_a_commit_to_another_table_moves_that_table(wal_db, writer):
-    before = await wal_db.table_tokens(SMALL)
-    writer("UPDATE planned_features SET title = 'renamed'")
-    assert moved(before, await wal_db.table_tokens(SMALL)) == {"planned_features"}
+    assert await moved_by(wal_db, writer, "UPDATE planned_features SET title = 'renamed'") == {"planned_features"}
 
 
 async def test_creating_a_missing_table_moves_it(wal_db, writer):
-    before = await wal_db.table_tokens(["late_table"])
-    writer("CREATE TABLE late_table (x)")
-    assert moved(before, await wal_db.table_tokens(["late_table"])) == {"late_table"}
+    assert await moved_by(wal_db, writer, "CREATE TABLE late_table (x)", tables=["late_table"]) == {"late_table"}
 
 
 async def test_a_restarted_wal_moves_everything_until_the_pages_are_listed_again(wal_db, writer):
     writer.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     for value in ("true", "false"):  # a new WAL generation: unknown, then the pages listed afresh
-        before = await wal_db.table_tokens(SMALL)
-        writer("UPDATE queue_config SET config_value = ?", value)
-        assert moved(before, await wal_db.table_tokens(SMALL)) == set(SMALL)
-    before = await wal_db.table_tokens(SMALL)
-    writer("UPDATE queue_config SET config_value = 'true'")
-    assert moved(before, await wal_db.table_tokens(SMALL)) == {"queue_config"}
+        assert await moved_by(wal_db, writer, "UPDATE queue_config SET config_value = ?", value) == set(SMALL)
+    assert await moved_by(wal_db, writer, "UPDATE queue_config SET config_value = 'true'") == {"queue_config"}
 
 
 async def test_a_schema_change_moves_every_table(wal_db, writer):
-    before = await wal_db.table_tokens(SMALL)
-    writer("ALTER TABLE task_logs ADD COLUMN extra TEXT")
-    assert moved(before, await wal_db.table_tokens(SMALL)) == set(SMALL)
+    assert await moved_by(wal_db, writer, "ALTER TABLE task_logs ADD COLUMN extra TEXT") == set(SMALL)
 
 
 async def test_a_view_moves_with_every_commit(wal_db, writer):
@@ -88,9 +84,8 @@ async def test_a_view_moves_with_every_commit(wal_db, writer):
     for _ in range(2):  # the schema change, then the listing
         await wal_db.table_tokens(["late_view"])
         writer("UPDATE queue_config SET config_value = 'x'")
-    before = await wal_db.table_tokens(["late_view"])
-    writer("UPDATE planned_features SET title = 'seen through the view'")
-    assert moved(before, await wal_db.table_tokens(["late_view"])) == {"late_view"}
+    change = "UPDATE planned_features SET title = 'seen through the view'"
+    assert await moved_by(wal_db, writer, change, tables=["late_view"]) == {"late_view"}
 
 
 async def test_a_rollback_journal_database_moves_every_small_table(db_path):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Mapping
 
 from redis.asyncio import Redis
 
@@ -47,7 +46,7 @@ class PollTimes:
         self._writes.add(task)
         task.add_done_callback(self._writes.discard)
 
-    async def read(self) -> Mapping[str, float]:
+    async def read(self) -> dict[str, float]:
         """Each channel's last good poll (Unix time) that Redis has; empty when Redis is away."""
         try:
             async with asyncio.timeout(READ_TIMEOUT):

@@ -118,7 +118,7 @@ class RedisBroker:
 
     async def last_polls(self) -> dict[str, float]:
         """Each channel's last good poll by whichever console polls it, as a Unix time (when Redis says)."""
-        return dict(await self._polls.read())
+        return await self._polls.read()
 
     def lease(self, channel: str) -> Lease | None:
         """This console's lease on ``channel``'s lock, None unless it is the poller."""

@@ -99,8 +99,7 @@ def _columns(conn: sqlite3.Connection, table: str) -> frozenset[str]:
     return frozenset(str(row[0]).lower() for row in conn.execute("SELECT name FROM pragma_table_info(?)", (table,)))
 
 
-def probe(conn: sqlite3.Connection, tables: Collection[str],
-          pages: TablePages | None = None) -> dict[str, Hashable | None]:
+def probe(conn: sqlite3.Connection, tables: Collection[str], pages: TablePages) -> dict[str, Hashable | None]:
     """Each table's signature: its newest rows when large, its pages' version when small (None: can't tell).
 
     A small table's version comes from the WAL (``wal_pages``); a rollback-journal file,
@@ -117,7 +116,7 @@ def probe(conn: sqlite3.Connection, tables: Collection[str],
             small.append(table)
         else:
             signatures[table] = signature
-    versions = pages.versions(conn, small) if pages is not None and small else {}
+    versions = pages.versions(conn, small) if small else {}
     for table in small:
         version = versions.get(table)
         signatures[table] = None if version is None else ("pages", version)
