@@ -1,6 +1,7 @@
 """A WAL database: a commit moves exactly the small tables whose pages it wrote, and never misses one."""
 
 import hashlib
+import os
 import random
 import sqlite3
 
@@ -147,3 +148,13 @@ async def test_random_commits_never_leave_a_changed_table_unmoved(wal_db, writer
         assert exact >= 150, "most commits move only the tables they changed"
     finally:
         reader.close()
+
+
+@pytest.mark.parametrize("wal, shm", [(b"", b""), (b"\xff" * 32, b"\x00" * 96), (os.urandom(5000), os.urandom(200)),
+                                      (b"\x37\x7f\x06\x82" + b"\xff" * 28, (b"\x01" * 48) * 2)])
+def test_garbage_wal_files_are_unknown_not_a_crash(tmp_path, wal, shm):
+    database = tmp_path / "garbage.db"
+    database.with_name("garbage.db-wal").write_bytes(wal)
+    database.with_name("garbage.db-shm").write_bytes(shm)
+    frames = WalFrames(database)
+    assert frames.committed_pages() is None and frames.committed_pages() is None
