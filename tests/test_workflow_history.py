@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from monitor.channels.base import parse_time
 from monitor.channels import workflow_history
 from monitor.settings import Settings, settings_from_mapping
 from monitor.sources.sqlite import SqliteDatabase
@@ -142,7 +143,7 @@ def test_costs_query_narrows_to_a_day_before_the_month():
     (None, None),
 ])
 def test_start_times_parse_as_utc(text, expected):
-    assert workflow_history.parse_time(text) == expected
+    assert parse_time(text) == expected
 
 
 async def test_a_run_that_starts_later_than_now_counts_at_once(db_path, database):

@@ -86,6 +86,12 @@ class WholeHistory:
         """Each query's rows as last read."""
         return self.cache.rows
 
+    @property
+    def cost_segments(self) -> tuple[Rows, ...] | None:
+        """The costs rows as one segment (None: no costs query result)."""
+        costs = self.cache.rows.get("workflow_history_costs")
+        return (costs,) if costs is not None else None
+
     async def refresh(self, since: str) -> bool:
         """Re-read if the table moved; True when read. ``since`` goes into the costs query."""
         costs = self.queries["workflow_history_costs"]
@@ -114,6 +120,8 @@ class HistoryTail:
         self.db, self.parts, self.whole = db, parts, whole
         self.full_read_interval, self.clock = full_read_interval, clock
         self.rows: dict[str, Rows] = {}
+        # the costs rows of ``rows`` in parts: the base's list stands still between rebases
+        self.cost_segments: tuple[Rows, ...] | None = None
         self.tail_limit = TAIL_LIMIT
         self.rebases = 0
         self._base: Base | None = None
@@ -130,22 +138,22 @@ class HistoryTail:
             return False
         self._token = None  # until this read succeeds: a failed one is read again at the next poll
         try:
-            rows = await self._read(since)
+            rows, segments = await self._read(since)
         except MissingColumns:  # NotIntegerIds too
             # No id column, ids not integers (or no table): read it all; what is missing there is the channel's error.
             self._base, self._behind = None, False
             switched = self.rows is not self.whole.rows
             read = await self.whole.refresh(since)
-            self.rows = self.whole.rows
+            self.rows, self.cost_segments = self.whole.rows, self.whole.cost_segments
             self._token = token
             return read or switched
         self._token = token
         if rows.keys() == self.rows.keys() and all(same_rows(self.rows[name], rows[name]) for name in rows):
             return False  # a small table moves with every commit, mostly to come back unchanged
-        self.rows = rows
+        self.rows, self.cost_segments = rows, segments
         return True
 
-    async def _read(self, since: str) -> dict[str, Rows]:
+    async def _read(self, since: str) -> tuple[dict[str, Rows], tuple[Rows, ...] | None]:
         """The base (rebased when due) and a fresh tail; ``_behind`` says whether the base predates the table."""
         if self.db.generation != self._generation:
             self._base = None  # another file under the same name: nothing kept from the old one holds
@@ -158,7 +166,7 @@ class HistoryTail:
             await self._rebase(since)
             rows, _ = await self._read_tail(since)
         self._behind = not rebased
-        return rows
+        return self._compose(self._base, rows), self._cost_segments(self._base, rows)
 
     def _rebase_due(self) -> bool:
         base = self._base
@@ -192,7 +200,7 @@ class HistoryTail:
         return integer_ids([cut])[0]
 
     async def _read_tail(self, since: str) -> tuple[dict[str, Rows], bool]:
-        """The channel's rows from the base and a fresh tail; and whether the tail is still small."""
+        """A fresh tail (and the order of the newest); and whether the tail is still small."""
         base = self._base
         assert base is not None
         newest_first = self.parts.newest_first
@@ -202,11 +210,19 @@ class HistoryTail:
         queries["order"] = Query(TABLE, f"SELECT id FROM {TABLE} WHERE id >= {base.cut} OR id IN ({ids})"
                                         f" {newest_first} LIMIT {NEWEST}", required=("id",))
         rows = await self.db.fetch_many(queries)
-        return self._compose(base, rows), len(rows["newest"]) <= self.tail_limit
+        return rows, len(rows["newest"]) <= self.tail_limit
 
     @staticmethod
-    def _compose(base: Base, rows: Mapping[str, Rows]) -> dict[str, Rows]:
+    def _cost_segments(base: Base | None, rows: Mapping[str, Rows]) -> tuple[Rows, ...] | None:
+        """The costs of ``_compose``, as the base's list and the tail's."""
+        if base is None or base.costs is None or "costs" not in rows:
+            return None
+        return base.costs, rows["costs"]
+
+    @staticmethod
+    def _compose(base: Base | None, rows: Mapping[str, Rows]) -> dict[str, Rows]:
         """The three queries' rows: the newest 500 in the database's order, totals and costs of base and tail."""
+        assert base is not None
         by_id = {**base.newest, **{row["id"]: row for row in rows["newest"]}}
         composed = {"workflow_history": [by_id[row["id"]] for row in rows["order"] if row["id"] in by_id],
                     "workflow_history_totals": [*base.totals, *rows["totals"]]}

@@ -39,10 +39,9 @@ from monitor.channels.base import (
     ChannelData,
     DecodedRecords,
     channel_queries,
-    finite_number,
-    parse_time,
     percentage,
 )
+from monitor.channels.cost_windows import CostIndex, CostWindows
 from monitor.channels.history_tail import NEWEST, HistoryParts, HistoryTail, WholeHistory
 from monitor.channels.spec import DATABASE, ChannelSpec
 from monitor.sources.database import Database, Rows
@@ -87,7 +86,6 @@ TREND_WINDOWS = {"cost_trend_7d": dt.timedelta(days=7), "cost_trend_30d": dt.tim
 WINDOW_EDGES = tuple(sorted({*COST_WINDOWS.values(), *TREND_WINDOWS.values(),
                              *(2 * window for window in TREND_WINDOWS.values())}))
 Clock = Callable[[], dt.datetime]
-DatedCosts = list[tuple[dt.datetime, float]]
 
 
 def utc_now() -> dt.datetime:
@@ -125,6 +123,11 @@ def _count_by(totals: Rows, column: str) -> dict[str, int] | None:
 
 def build_summary(totals: Rows, costs: Rows | None, now: dt.datetime) -> dict[str, Any]:
     """total, completed, failed, running, success_rate, averages, cost windows, by_model, by_template."""
+    return summarize(totals, CostWindows.of_rows(costs) if costs is not None else None, now)
+
+
+def summarize(totals: Rows, costs: CostWindows | None, now: dt.datetime) -> dict[str, Any]:
+    """``build_summary`` with the costed runs already parsed and sorted."""
     by_status = _by_status(totals)
 
     def runs(status: str) -> int:
@@ -145,11 +148,10 @@ def build_summary(totals: Rows, costs: Rows | None, now: dt.datetime) -> dict[st
                       if status is not None} or None,
         **(_whole_table_means(totals, by_status) if costs is not None else {}),
     }
-    dated = _dated_costs(costs) if costs is not None else None  # each start parsed once, for every window
     for field, window in COST_WINDOWS.items():
-        summary[field] = round(math.fsum(_costs_between(dated, now - window)), 4) if dated is not None else None
+        summary[field] = round(costs.total(now - window), 4) if costs is not None else None
     for field, window in TREND_WINDOWS.items():
-        summary[field] = _trend(dated, now, window) if dated is not None else None
+        summary[field] = _trend(costs, now, window) if costs is not None else None
     return {key: value for key, value in summary.items() if value is not None}
 
 
@@ -166,12 +168,12 @@ def _whole_table_means(totals: Rows, by_status: dict[Any, dict[str, float]]) -> 
     }
 
 
-def _trend(costs: DatedCosts, now: dt.datetime, window: dt.timedelta) -> float | None:
+def _trend(costs: CostWindows, now: dt.datetime, window: dt.timedelta) -> float | None:
     """Change of the mean cost per costed run, ``window`` against the one before, in %; None without a before."""
-    before = _costs_between(costs, now - 2 * window, now - window)
+    before = costs.costs_between(now - 2 * window, now - window)
     if not before:
         return None
-    current = _costs_between(costs, now - window)
+    current = costs.costs_between(now - window)
     mean_before = math.fsum(before) / len(before)
     mean_now = math.fsum(current) / len(current) if current else 0.0
     return round((mean_now - mean_before) / mean_before * 100, 2) if mean_before else None
@@ -188,42 +190,9 @@ def _add_up(rows: Rows, columns: Iterable[str]) -> dict[str, float]:
     return {column: math.fsum(float(row.get(column) or 0) for row in rows) for column in columns}
 
 
-def _dated_costs(rows: Rows) -> DatedCosts:
-    """(start, cost) of each costed run whose start and cost can be read."""
-    dated = []
-    for row in rows:
-        started, cost = parse_time(row.get("start_time")), row.get("actual_cost_total")
-        if started is not None and finite_number(cost):
-            dated.append((started, float(cost)))
-    return dated
-
-
-def _costs_between(costs: DatedCosts, since: dt.datetime, before: dt.datetime | None = None) -> list[float]:
-    """Costs of the runs started from ``since`` (and before ``before``, when given).
-
-    A current window has no end: a run whose start reads as later than now (naive local
-    times east of UTC, a skewed clock) is in it, not left out until its start comes round.
-    """
-    return [cost for started, cost in costs if started >= since and (before is None or started < before)]
-
-
 def since_date(now: dt.datetime, window: dt.timedelta) -> str:
     """The ``{since}`` of the costs query: a date a day before the longest window opens."""
     return (now - window - dt.timedelta(days=1)).date().isoformat()
-
-
-def next_age_out(rows: Rows, now: dt.datetime) -> dt.datetime | None:
-    """The last moment a costed run is still inside a window it will leave after ``now``; None = never.
-
-    A run started at ``s`` counts in a window until ``s + window`` inclusive, so the
-    summary can change only once the clock has passed that moment.
-    """
-    moments: list[dt.datetime] = []
-    for row in rows:
-        started = parse_time(row.get("start_time"))
-        if started is not None and started < dt.datetime.max.replace(tzinfo=dt.UTC) - max(WINDOW_EDGES):
-            moments.extend(m for window in WINDOW_EDGES if (m := started + window) >= now)
-    return min(moments, default=None)
 
 
 class WorkflowHistoryReader:
@@ -239,6 +208,8 @@ class WorkflowHistoryReader:
         self._data: ChannelData | None = None
         self._recheck_at: dt.datetime | None = None  # nothing can age out of a window before this
         self._items = DecodedRecords(JSON_COLUMNS, "adw_id")
+        self._cost_index = CostIndex()
+        self._costs: CostWindows | None = None  # the costed runs of the last build
 
     @property
     def db(self) -> Database:
@@ -250,24 +221,30 @@ class WorkflowHistoryReader:
         now = self.clock()
         if await self.source.refresh(since_date(now, max(WINDOW_EDGES))) or self._data is None:
             self._data = None  # until this build succeeds
-            self._data = build_workflow_history(self.source.rows, now, self._items)
-            self._recheck_at = next_age_out(self.source.rows.get("workflow_history_costs", []), now)
+            segments = self.source.cost_segments
+            self._costs = self._cost_index.windows(segments) if segments is not None else None
+            self._data = build_workflow_history(self.source.rows, now, self._items, self._costs)
+            self._recheck_at = self._costs.next_age_out(now, WINDOW_EDGES) if self._costs is not None else None
             return self._data
-        if self._recheck_at is None or now <= self._recheck_at:
+        if self._recheck_at is None or now <= self._recheck_at or self._costs is None:
             return None  # a quiet table and no run leaving a window: nothing to recompute
-        rows = self.source.rows
-        self._recheck_at = next_age_out(rows.get("workflow_history_costs", []), now)
-        summary = build_summary(rows["workflow_history_totals"], rows.get("workflow_history_costs"), now)
+        self._recheck_at = self._costs.next_age_out(now, WINDOW_EDGES)
+        summary = summarize(self.source.rows["workflow_history_totals"], self._costs, now)
         if summary == self._data.summary:
             return None
         self._data = ChannelData(summary, self._data.items)
         return self._data
 
 
-def build_workflow_history(rows: Mapping[str, Rows], now: dt.datetime,
-                           items: DecodedRecords | None = None) -> ChannelData:
-    """The channel from the results of the three queries, as of ``now`` (``items``: see ``build_items``)."""
-    summary = build_summary(rows["workflow_history_totals"], rows.get("workflow_history_costs"), now)
+def build_workflow_history(rows: Mapping[str, Rows], now: dt.datetime, items: DecodedRecords | None = None,
+                           costs: CostWindows | None = None) -> ChannelData:
+    """The channel from the results of the three queries, as of ``now``.
+
+    ``items``: see ``build_items``; ``costs``: the costs rows already parsed (else parsed here).
+    """
+    if costs is None and rows.get("workflow_history_costs") is not None:
+        costs = CostWindows.of_rows(rows["workflow_history_costs"])
+    summary = summarize(rows["workflow_history_totals"], costs, now)
     return ChannelData(summary, build_items(rows["workflow_history"], items))
 
 
