@@ -5,8 +5,10 @@ import os
 import sqlite3
 
 from monitor.channels.base import DecodedRecords, reuse_rows
-from monitor.channels.queue import JSON_COLUMNS, add_title
+from monitor.channels.dbreader import QueryCache
+from monitor.channels.queue import DEFAULT_QUERIES, JSON_COLUMNS, add_title
 from monitor.keys import BROKER, POLLERS
+from monitor.sources.sqlite_thread import reuse_identical
 from tests.support import ProtocolClient, poll
 
 
@@ -169,3 +171,25 @@ def test_rows_read_again_keep_the_unchanged_ones_and_say_whether_all_were():
     assert not same and merged == [{"queue_id": "a", "n": 1}]
     merged, same = reuse_rows(kept, [*kept, {"queue_id": "c", "n": 3}])
     assert not same and [row["queue_id"] for row in merged] == ["a", "b", "c"]
+
+
+def test_the_reading_thread_hands_back_an_identical_row_as_the_kept_object():
+    names = ["queue_id", "n", "note"]
+    kept = reuse_identical(names, [("a", 1, None), ("b", 2, "x")], [])
+    again = reuse_identical(names, [("a", 1, None), ("b", 2.0, "x"), ("c", 3, None)], kept)  # 2 → 2.0: a change
+    assert again[0] is kept[0] and again[1] is not kept[1] and again[1]["n"] == 2.0 and again[2]["queue_id"] == "c"
+    assert reuse_identical(["queue_id", "m", "note"], [("a", 1, None)], kept)[0] == {"queue_id": "a", "m": 1,
+                                                                                      "note": None}
+    assert reuse_identical(names, [("a", "1", None)], kept)[0] is not kept[0]  # "1" is not 1
+
+
+async def test_a_one_row_commit_reads_back_the_other_rows_as_the_same_objects(sources, db_path, queue_table):
+    queue_table.insert("queued", "one")
+    queue_table.insert("queued", "two")
+    cache = QueryCache(sources.database, {"phase_queue": DEFAULT_QUERIES["phase_queue"]})
+    await cache.refresh()
+    before = cache.rows["phase_queue"]
+    queue_table.update(before[1]["queue_id"], status="running")
+    assert await cache.refresh()
+    after = cache.rows["phase_queue"]
+    assert after[0] is before[0] and after[1] is not before[1] and after[1]["status"] == "running"

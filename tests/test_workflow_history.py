@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from monitor.channels.base import parse_time
 from monitor.channels import workflow_history
+from monitor.channels.base import parse_time
 from monitor.settings import Settings, settings_from_mapping
 from monitor.sources.sqlite import SqliteDatabase
 from monitor.state import ChannelState

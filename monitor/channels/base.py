@@ -99,7 +99,7 @@ def reuse_rows(kept: Rows, fresh: Rows) -> tuple[Rows, bool]:
     One comparison per row: ``DecodedRecords`` then knows an unchanged row by identity
     instead of comparing it again.
     """
-    merged = [old if same_json(old, new) else new for old, new in zip(kept, fresh, strict=False)]
+    merged = [old if old is new or same_json(old, new) else new for old, new in zip(kept, fresh, strict=False)]
     merged += fresh[len(merged):]
     return merged, len(kept) == len(fresh) and all(map(operator.is_, merged, kept))
 

@@ -50,7 +50,8 @@ class QueryCache:
         stale = {name: q for name, q in self.queries.items() if self._stamps.get(name) != stamps[name]}
         if not stale:
             return False
-        fresh = await self.db.fetch_many(stale, {name: key_tuple for name in stale if name in keyed})
+        kept_rows = {name: self.rows[name] for name in stale if name in self.rows}
+        fresh = await self.db.fetch_many(stale, {name: key_tuple for name in stale if name in keyed}, kept_rows)
         changed = False
         for name in stale:
             kept = self.rows.get(name)

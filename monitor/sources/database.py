@@ -32,10 +32,14 @@ class Database(Protocol):
         """A token per table that moves whenever its rows may have changed (``sources.tables``)."""
 
     async def fetch_many(self, queries: Mapping[str, Query | str],
-                         keys: Mapping[str, Sequence[str]] | None = None) -> dict[str, Rows]:
+                         keys: Mapping[str, Sequence[str]] | None = None,
+                         kept: Mapping[str, Rows] | None = None) -> dict[str, Rows]:
         """Run several SELECTs (``schema.Query`` or SQL text) in one read transaction; rows by query name.
 
-        ``keys`` holds the keys of each keyed query (``{@keys}`` in its text).
+        ``keys`` holds the keys of each keyed query (``{@keys}`` in its text). ``kept`` holds
+        rows a query gave before: a backend may hand back such a row object in place of an
+        identical fresh one (same values, same types, same place), so callers can tell an
+        unchanged row by identity.
         """
 
     async def close(self) -> None:

@@ -141,12 +141,13 @@ class PostgresDatabase:
         return await self._tables.tokens(tables, gate, lambda names: self._read(lambda conn: _probe(conn, names)))
 
     async def fetch_many(self, queries: Mapping[str, Query | str],
-                         keys: Mapping[str, Sequence[str]] | None = None) -> dict[str, Rows]:
+                         keys: Mapping[str, Sequence[str]] | None = None,
+                         kept: Mapping[str, Rows] | None = None) -> dict[str, Rows]:
         """Run the queries in one READ ONLY, REPEATABLE READ transaction: one consistent state.
 
         ``Query`` objects are fitted to the tables' columns as the catalog lists them in
         that same transaction; optional ones that cannot run are left out of the result.
-        ``keys`` gives keyed queries their keys.
+        ``keys`` gives keyed queries their keys. ``kept`` is not used: every row is fresh.
         """
         return await self._read(lambda conn: _read_all(conn, queries, keys or {}))
 

@@ -72,17 +72,20 @@ class SqliteDatabase:
             return await self._tables.tokens(tables, gate, probe)
 
     async def fetch_many(self, queries: Mapping[str, Query | str],
-                         keys: Mapping[str, Sequence[str]] | None = None) -> dict[str, Rows]:
+                         keys: Mapping[str, Sequence[str]] | None = None,
+                         kept: Mapping[str, Rows] | None = None) -> dict[str, Rows]:
         """Run the queries in one read transaction, so they see one consistent state.
 
         ``Query`` objects are fitted to the tables' current columns; optional ones that
         cannot run are left out of the result. ``keys`` gives keyed queries their keys.
+        A row identical to the ``kept`` row at its place is that kept object
+        (``sqlite_thread.reuse_identical``), compared on the reading thread.
         """
         async with self._reading:
             identity = await self._file_identity()
             conn = await self._reader(identity)
             try:
-                result = await self._guarded(conn, lambda c: sqlite_thread.read_all(c, queries, keys or {}))
+                result = await self._guarded(conn, lambda c: sqlite_thread.read_all(c, queries, keys or {}, kept or {}))
             except MissingColumns:
                 self._idle.append((identity, conn))  # refused before running: the connection is fine
                 raise
