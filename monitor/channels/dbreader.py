@@ -9,17 +9,26 @@ each a committed state of their own table.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Hashable, Mapping, Sequence
 
 from monitor.channels.base import ChannelData, reuse_rows
-from monitor.sources.database import Database, Rows
+from monitor.sources.database import Database, RowReads, Rows, TableRead
 from monitor.sources.schema import KEYS, Query
 from monitor.sources.tables import WHOLE_DATABASE
+
+WHOLE_TABLE = re.compile(r"\s*SELECT\s+\*\s+FROM\s+(\w+)\s*;?\s*", re.IGNORECASE)
 
 
 def table_of(query: Query) -> str:
     """The table whose token a query's rows follow (a query run as written: the whole database)."""
     return query.table.lower() if query.table else WHOLE_DATABASE
+
+
+def whole_table(query: Query) -> bool:
+    """``SELECT * FROM`` its own table, required: rows a backend may read again in part (``RowReads``)."""
+    match = WHOLE_TABLE.fullmatch(query.sql)
+    return bool(match and query.table and match.group(1).lower() == query.table.lower() and not query.optional)
 
 
 class QueryCache:
@@ -34,6 +43,7 @@ class QueryCache:
         self.queries = dict(queries)
         self.rows: dict[str, Rows] = {}  # by query name; an optional query that cannot run is absent
         self._stamps: dict[str, Hashable] = {}
+        self._tables: dict[str, TableRead] = {}  # the last read of each whole-table query, for the next
 
     async def refresh(self, keys: Sequence[str] = ()) -> bool:
         """Re-read the queries that moved; True when any came back with other rows. ``keys`` go to keyed queries.
@@ -50,8 +60,7 @@ class QueryCache:
         stale = {name: q for name, q in self.queries.items() if self._stamps.get(name) != stamps[name]}
         if not stale:
             return False
-        kept_rows = {name: self.rows[name] for name in stale if name in self.rows}
-        fresh = await self.db.fetch_many(stale, {name: key_tuple for name in stale if name in keyed}, kept_rows)
+        fresh = await self._read(stale, {name: key_tuple for name in stale if name in keyed})
         changed = False
         for name in stale:
             kept = self.rows.get(name)
@@ -66,6 +75,23 @@ class QueryCache:
                     self.rows[name], changed = rows, True
             self._stamps[name] = stamps[name]
         return changed
+
+
+    async def _read(self, stale: dict[str, Query], keys: dict[str, tuple[str, ...]]) -> dict[str, Rows]:
+        """The stale queries' rows: whole tables through ``RowReads`` when the backend has it."""
+        fresh: dict[str, Rows] = {}
+        if isinstance(db := self.db, RowReads):
+            for name, query in stale.items():
+                if name in keys or not whole_table(query):
+                    continue
+                last = self._tables.pop(name, None)  # kept again only once this read succeeds
+                read = await db.read_table(query, last)
+                self._tables[name], fresh[name] = read, read.rows
+        others = {name: q for name, q in stale.items() if name not in fresh}
+        if others:
+            kept = {name: self.rows[name] for name in others if name in self.rows}
+            fresh |= await self.db.fetch_many(others, keys, kept)
+        return fresh
 
 
 class DatabaseReader:

@@ -20,6 +20,7 @@ from typing import TypeVar
 from urllib.parse import quote
 
 from monitor.sources import sqlite_thread
+from monitor.sources.database import TableRead
 from monitor.sources.dbcommon import DatabaseError, Rows, sqlite_path
 from monitor.sources.schema import MissingColumns, Query
 from monitor.sources.sqlite_thread import ThreadConnection
@@ -46,6 +47,7 @@ class SqliteDatabase:
         self._reading = asyncio.Semaphore(READERS)
         self._closing: set[asyncio.Task[None]] = set()
         self._tables = TableTokens(full_read_interval)
+        self.table_reads = {"partial": 0, "whole": 0}  # read_table's reads, by how much they read
         # Which small tables a commit touched: one per change-check connection, so that a probe
         # still running on a connection given up (a poll timed out) never shares it.
         self._pages = TablePages(self.path)
@@ -91,6 +93,40 @@ class SqliteDatabase:
                 raise
             self._idle.append((identity, conn))
             return result
+
+    async def read_table(self, query: Query, last: TableRead | None) -> TableRead:
+        """``query`` (``SELECT * FROM <table>``) in rowid order; from ``last``, only the rows that moved.
+
+        In WAL mode the pages a commit wrote name the rows it may have changed
+        (``wal_pages.TablePages.rows_changed``): those and new rows are read, the others
+        kept. Otherwise (a rollback journal, a large table, too many rows moved, a table
+        without rowid) the table is read whole, as ``fetch_many`` would.
+        """
+        table = query.table.lower()
+        if last is not None and len(last.rowids) != len(last.rows):
+            last = None  # read as written last time: nothing to go by
+        async with self._lock:  # no probe runs meanwhile: the page versions stand still
+            pages, generation = self._pages, self._generation
+            version, point = pages.version(table), pages.point
+            changed = None
+            if last is not None and version is not None and isinstance(last.mark, tuple) and last.mark[0] == generation:
+                changed = pages.rows_changed(table, last.mark[1], version)
+        async with self._reading:
+            identity = await self._file_identity()
+            conn = await self._reader(identity)
+            try:
+                read = await self._guarded(
+                    conn, lambda c: sqlite_thread.read_table(c, query, last, changed, point, self.path))
+            except MissingColumns:
+                self._idle.append((identity, conn))  # refused before reading: the connection is fine
+                raise
+            self._idle.append((identity, conn))
+        if read is None:  # no rowid to go by: read as written, in the order it gives
+            rows = (await self.fetch_many({"table": query}))["table"]
+            return TableRead(rows, (), None)
+        rows, rowids, partial = read
+        self.table_reads["partial" if partial else "whole"] += 1
+        return TableRead(rows, rowids, (generation, version) if version is not None else None)
 
     async def close(self) -> None:
         """Close every connection (their threads end with them)."""

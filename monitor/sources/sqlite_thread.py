@@ -14,12 +14,14 @@ import json
 import sqlite3
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any, TypeVar
 
+from monitor.sources.database import TableRead
 from monitor.sources.dbcommon import Rows
-from monitor.sources.schema import KEYS, Query, render_all, tables_of
+from monitor.sources.schema import KEYS, Query, render, render_all, tables_of
 from monitor.sources.tables import NEWEST_ROWS, SMALL_TABLE_ROWS
-from monitor.sources.wal_pages import TablePages
+from monitor.sources.wal_pages import TablePages, wal_point
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -109,13 +111,87 @@ def reuse_identical(names: list[str], values: list[tuple[Any, ...]], kept: Rows)
         return [dict(zip(names, row, strict=True)) for row in values]
     rows: Rows = []
     for old, row in zip(kept, values, strict=False):
-        old_values = tuple(old.values())
-        if old_values == row and tuple(map(type, old_values)) == tuple(map(type, row)) and len(old) == len(names):
+        if len(old) == len(names) and _identical(tuple(old.values()), row):
             rows.append(old)
         else:
             rows.append(dict(zip(names, row, strict=True)))
     rows += [dict(zip(names, row, strict=True)) for row in values[len(rows):]]
     return rows
+
+
+ROWID_NAMES = ("rowid", "_rowid_", "oid")  # a column may take a name: the rowid keeps the others
+WalPoint = tuple[bytes, int]
+
+
+def read_table(conn: sqlite3.Connection, query: Query, last: TableRead | None, changed: frozenset[int] | None,
+               point: WalPoint | None, database: Path) -> tuple[Rows, tuple[int, ...], bool] | None:
+    """``query``'s table in rowid order, each row's rowid, and whether it was read in part; None when
+    it has no rowid to go by.
+
+    With ``last`` and the rowids ``changed`` since (as of WAL position ``point``): only those
+    rows and new ones are read, the rest kept from ``last``; if the WAL moved past ``point``
+    meanwhile, the snapshot may hold commits ``changed`` does not cover, and the table is
+    read whole instead, in the same transaction.
+    """
+    conn.execute("BEGIN")
+    try:
+        have = _columns(conn, query.table)
+        render(query, {query.table.lower(): have} if have else {})  # MissingColumns, as a read of the query would raise
+        rowid = next((name for name in ROWID_NAMES if name not in have), None)
+        if rowid is None:
+            return None
+        table = '"' + query.table.replace('"', '""') + '"'
+        if last is not None and changed is not None and point is not None:
+            partial = _read_changed(conn, table, rowid, last, changed)
+            if partial is not None and wal_point(database) == point:
+                return (*partial, True)
+        cursor = conn.execute(f"SELECT {rowid}, * FROM {table} ORDER BY {rowid}")
+        return (*_rows_by_rowid(cursor, last), False)
+    except sqlite3.OperationalError:
+        return None  # WITHOUT ROWID, or a table that is not one: the query is read as written
+    finally:
+        conn.execute("COMMIT")
+
+
+def _read_changed(conn: sqlite3.Connection, table: str, rowid: str, last: TableRead,
+                  changed: frozenset[int]) -> tuple[Rows, tuple[int, ...]] | None:
+    """The table from ``last`` and the rows ``changed`` or new; None when a whole read is as cheap."""
+    current = tuple(row[0] for row in conn.execute(f"SELECT {rowid} FROM {table} ORDER BY {rowid}"))
+    needed = (changed & frozenset(current)) | (frozenset(current) - frozenset(last.rowids))
+    if len(needed) > max(8, len(current) // 2):
+        return None
+    cursor = conn.execute(f"SELECT {rowid}, * FROM {table} WHERE {rowid} IN {KEYS_SQL} ORDER BY {rowid}",
+                          (json.dumps(sorted(needed)),))
+    fresh_rows, fresh_ids = _rows_by_rowid(cursor, last)
+    if last.rows and fresh_rows and list(fresh_rows[0]) != list(last.rows[0]):
+        return None  # the columns changed
+    fresh = dict(zip(fresh_ids, fresh_rows, strict=True))
+    kept = dict(zip(last.rowids, last.rows, strict=True))
+    if any(key not in fresh and key not in kept for key in current):
+        return None
+    return [fresh[key] if key in fresh else kept[key] for key in current], current
+
+
+def _rows_by_rowid(cursor: sqlite3.Cursor, last: TableRead | None) -> tuple[Rows, tuple[int, ...]]:
+    """Rows (without the leading rowid) and their rowids; a row identical to ``last``'s of that rowid is that row."""
+    names = [column[0] for column in cursor.description][1:]
+    fetched = cursor.fetchall()
+    rowids = tuple(row[0] for row in fetched)
+    kept = dict(zip(last.rowids, last.rows, strict=True)) if last is not None else {}
+    same_names = bool(kept) and list(last.rows[0]) == names if last is not None and last.rows else False
+    rows: Rows = []
+    for key, row in zip(rowids, fetched, strict=True):
+        values, old = row[1:], kept.get(key) if same_names else None
+        if old is not None and _identical(tuple(old.values()), values):
+            rows.append(old)
+        else:
+            rows.append(dict(zip(names, values, strict=True)))
+    return rows, rowids
+
+
+def _identical(old: tuple[Any, ...], new: tuple[Any, ...]) -> bool:
+    """Same values of the same types (``1``, ``1.0`` and ``"1"`` differ)."""
+    return old == new and tuple(map(type, old)) == tuple(map(type, new))
 
 
 def _columns(conn: sqlite3.Connection, table: str) -> frozenset[str]:

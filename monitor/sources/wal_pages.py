@@ -26,12 +26,27 @@ import os
 import sqlite3
 import struct
 from collections.abc import Collection
+from dataclasses import dataclass
 from pathlib import Path
+
+from monitor.sources.btree_pages import TABLE_INTERIOR, TABLE_LEAF, leaf_rowids, page_kind
 
 WAL_HEADER_BYTES = 32
 FRAME_HEADER_BYTES = 24
 INDEX_HEADER_BYTES = 48  # written twice in a row; the two copies differ only while a writer updates them
 MAX_FRAMES = 4096  # beyond this many new frames, reading their headers costs more than reading the tables
+MAX_IMAGES = 64  # pages whose images are read to name the rows a commit changed; more: "every row"
+MAX_ROWIDS = 256  # more rows named than this: a whole read is about as cheap
+ROW_LOG = 32  # versions of a table whose changed rows are remembered
+
+
+@dataclass(frozen=True, slots=True)
+class Commits:
+    """What the commits since the last look wrote: page numbers, and the latest image of each when few."""
+
+    pages: frozenset[int]
+    images: dict[int, bytes] | None
+    point: tuple[bytes, int]  # (WAL salts, mxFrame) read up to
 
 
 class WalFrames:
@@ -43,7 +58,7 @@ class WalFrames:
         self._salts: bytes | None = None  # the WAL generation last read
         self._frame = 0  # frames up to this one were read
 
-    def committed_pages(self) -> set[int] | None:
+    def committed_pages(self) -> Commits | None:
         """Pages changed by commits since the last call; None when that cannot be told exactly."""
         try:
             return self._read()
@@ -51,7 +66,7 @@ class WalFrames:
             self._salts = None
             return None
 
-    def _read(self) -> set[int] | None:
+    def _read(self) -> Commits | None:
         wal_fd = os.open(self.wal, os.O_RDONLY)
         try:
             header = os.pread(wal_fd, WAL_HEADER_BYTES, 0)
@@ -63,23 +78,46 @@ class WalFrames:
             if salts != self._salts or last < self._frame or last - self._frame > MAX_FRAMES:
                 self._salts, self._frame = salts, last  # a new WAL generation, or too much: start from here
                 return None
-            pages = self._pages(wal_fd, salts, struct.unpack_from(">I", header, 8)[0], last)
-            if pages is None or os.pread(wal_fd, 8, 16) != salts:  # restarted while we read
+            page_size = struct.unpack_from(">I", header, 8)[0]
+            latest = self._pages(wal_fd, salts, page_size, last)
+            images = _images(wal_fd, latest, page_size) if latest is not None else None
+            if latest is None or os.pread(wal_fd, 8, 16) != salts:  # restarted while we read
                 self._salts = None
                 return None
             self._frame = last
-            return pages
+            return Commits(frozenset(latest), images, (salts, last))
         finally:
             os.close(wal_fd)
 
-    def _pages(self, wal_fd: int, salts: bytes, page_size: int, last: int) -> set[int] | None:
-        pages = set()
+    def _pages(self, wal_fd: int, salts: bytes, page_size: int, last: int) -> dict[int, int] | None:
+        """Each page written since the last look, with the offset of its latest image."""
+        latest = {}
         for frame in range(self._frame, last):  # the frame numbered frame + 1 (they count from 1)
-            head = os.pread(wal_fd, FRAME_HEADER_BYTES, WAL_HEADER_BYTES + frame * (FRAME_HEADER_BYTES + page_size))
+            offset = WAL_HEADER_BYTES + frame * (FRAME_HEADER_BYTES + page_size)
+            head = os.pread(wal_fd, FRAME_HEADER_BYTES, offset)
             if len(head) < FRAME_HEADER_BYTES or head[8:16] != salts:
                 return None
-            pages.add(struct.unpack_from(">I", head, 0)[0])
-        return pages
+            latest[struct.unpack_from(">I", head, 0)[0]] = offset + FRAME_HEADER_BYTES
+        return latest
+
+
+def wal_point(database: Path) -> tuple[bytes, int] | None:
+    """(salts, mxFrame) of the WAL as the shared index shows it now; None when unsettled or absent."""
+    try:
+        index = _read_file(database.with_name(database.name + "-shm"), 2 * INDEX_HEADER_BYTES)
+    except OSError:
+        return None
+    if not _index_settled(index, index[32:40]):
+        return None
+    return index[32:40], struct.unpack_from("=I", index, 16)[0]
+
+
+def _images(wal_fd: int, latest: dict[int, int], page_size: int) -> dict[int, bytes] | None:
+    """The latest image of each page, when there are few; else None."""
+    if len(latest) > MAX_IMAGES:
+        return None
+    images = {page: os.pread(wal_fd, page_size, offset) for page, offset in latest.items()}
+    return images if all(len(image) == page_size for image in images.values()) else None
 
 
 def _read_file(path: Path, size: int) -> bytes:
@@ -100,7 +138,9 @@ def _index_settled(index: bytes, salts: bytes) -> bool:
 class TablePages:
     """A version per small table that moves whenever a commit wrote one of its pages or changed the schema.
 
-    One per change-check connection, used on its thread only.
+    It also remembers, for each of a table's last ``ROW_LOG`` versions, the rowids the
+    commits may have changed (``rows_changed``). One per change-check connection, used on
+    its thread only, or on the event loop while no probe runs.
     """
 
     def __init__(self, database: Path) -> None:
@@ -108,47 +148,107 @@ class TablePages:
         self.usable = True  # False once dbstat is found missing: every table then counts as moved
         # None: not a table with pages of its own (a view, a virtual table): it moves with every commit.
         self._pages: dict[str, frozenset[int] | None] = {}
+        self._overflow: dict[str, frozenset[int]] = {}  # pages a row's in-place overwrite may change alone
         self._versions: dict[str, int] = {}
+        self._rows: dict[str, dict[int, frozenset[int] | None]] = {}  # version -> rowids changed to reach it
         self._schema: int | None = None
+        self.point: tuple[bytes, int] | None = None  # the WAL position the versions stand at
 
     def versions(self, conn: sqlite3.Connection, tables: Collection[str]) -> dict[str, int | None]:
         """Each table's version (None: cannot be told), after the commits the WAL holds since the last call."""
         unknown: dict[str, int | None] = dict.fromkeys(tables)
         if not self.usable:
             return unknown
-        changed = self.frames.committed_pages()
+        commits = self.frames.committed_pages()
         schema = conn.execute("PRAGMA schema_version").fetchone()[0]
-        if changed is None or schema != self._schema:  # the page sets may be stale: list them next time
+        self.point = commits.point if commits is not None else None
+        if commits is None or schema != self._schema:  # the page sets may be stale: list them next time
             self._schema = schema
             for table in list(self._pages):
-                self._moved(table)
+                self._moved(table, None)
             return unknown
         for table, pages in list(self._pages.items()):
-            if pages is None or pages & changed:
-                self._moved(table)  # its pages are listed again below, after the change
+            if pages is None or pages & commits.pages:
+                self._moved(table, self._changed_rows(table, commits))  # listed again below, after the change
         result: dict[str, int | None] = {}
         for table in tables:
             if table not in self._pages:
                 try:
-                    self._pages[table] = _list_pages(conn, table)
+                    self._pages[table], self._overflow[table] = _list_pages(conn, table)
                 except sqlite3.OperationalError as exc:
                     self.usable = "dbstat" not in str(exc)  # built without dbstat: for good; else this time
+                    self.point = None
                     return unknown
-                self._versions[table] = self._versions.get(table, 0) + 1
+                self._bump(table, frozenset() if table in self._versions else None)
             result[table] = None if self._pages[table] is None else self._versions[table]
         return result
 
-    def _moved(self, table: str) -> None:
+    def version(self, table: str) -> int | None:
+        """The table's version as the last call left it; None when it has none (not listed, or no pages)."""
+        return self._versions.get(table) if self._pages.get(table) is not None else None
+
+    def rows_changed(self, table: str, since: int, version: int) -> frozenset[int] | None:
+        """The rowids commits may have changed between two versions of ``table``; None when not known.
+
+        None too when the version has not moved: a caller reading anyway wants the whole table
+        (the periodic full read that catches what the pages cannot show).
+        """
+        if since >= version:
+            return None
+        log = self._rows.get(table, {})
+        changed: set[int] = set()
+        for step in range(since + 1, version + 1):
+            rowids = log.get(step)
+            if rowids is None:
+                return None
+            changed |= rowids
+        return frozenset(changed) if len(changed) <= MAX_ROWIDS else None
+
+    def _changed_rows(self, table: str, commits: Commits) -> frozenset[int] | None:
+        """The rowids on every table leaf the commits wrote: any row of ``table`` they changed is on one.
+
+        Leaves of other tables add rows that are read again for nothing, never one too few.
+        An overflow page of the table, or one of its pages that is no b-tree page now, may
+        hold a change no leaf shows: unknown.
+        """
+        if commits.images is None or self._pages.get(table) is None:
+            return None
+        own = self._pages[table] or frozenset()
+        if self._overflow.get(table, frozenset()) & commits.pages:
+            return None
+        rowids: set[int] = set()
+        for page, image in commits.images.items():
+            kind = page_kind(image, page)
+            if kind == TABLE_LEAF:
+                on_page = leaf_rowids(image, page)
+                if on_page is None:
+                    return None
+                rowids |= on_page
+            elif kind != TABLE_INTERIOR and page in own:
+                return None
+        return frozenset(rowids) if len(rowids) <= MAX_ROWIDS else None
+
+    def _moved(self, table: str, rowids: frozenset[int] | None) -> None:
         del self._pages[table]
-        self._versions[table] = self._versions.get(table, 0) + 1
+        self._overflow.pop(table, None)
+        self._bump(table, rowids)
+
+    def _bump(self, table: str, rowids: frozenset[int] | None) -> None:
+        version = self._versions.get(table, 0) + 1
+        self._versions[table] = version
+        log = self._rows.setdefault(table, {})
+        log[version] = rowids
+        log.pop(version - ROW_LOG, None)
 
 
-def _list_pages(conn: sqlite3.Connection, table: str) -> frozenset[int] | None:
-    """The pages of ``table``'s b-tree; None when it has none of its own (a view, a virtual table)."""
+def _list_pages(conn: sqlite3.Connection, table: str) -> tuple[frozenset[int] | None, frozenset[int]]:
+    """The pages of ``table``'s b-tree (None when it has none of its own: a view, a virtual table), and
+    which of them are overflow pages."""
     named = conn.execute("SELECT name, type, rootpage FROM sqlite_schema WHERE lower(name) = ?", (table,)).fetchone()
     if named is None:
-        return frozenset()  # gone since the count: creating it again changes the schema version
+        return frozenset(), frozenset()  # gone since the count: creating it again changes the schema version
     name, kind, root = named
     if kind != "table" or not root:
-        return None
-    return frozenset(row[0] for row in conn.execute("SELECT pageno FROM dbstat WHERE name = ?", (name,)))
+        return None, frozenset()
+    listed = conn.execute("SELECT pageno, pagetype FROM dbstat WHERE name = ?", (name,)).fetchall()
+    return frozenset(page for page, _ in listed), frozenset(page for page, kind in listed if kind == "overflow")
