@@ -70,7 +70,7 @@ def test_a_kept_segment_is_not_parsed_again_and_a_new_one_is():
 
 
 def test_an_equal_but_new_list_is_parsed_anew():
-    """Identity, not equality: a list the index no longer holds may share a dead list's id."""
+    """Segments are known by identity: an equal list read anew is parsed anew."""
     index, rows = CostIndex(), random_rows(random.Random(3), 20)
     first = index.windows([rows])
     second = index.windows([list(rows)])

@@ -8,6 +8,7 @@ import pytest
 from monitor.channels.dbreader import QueryCache
 from monitor.channels.queue import DEFAULT_QUERIES
 from monitor.sources.btree_pages import leaf_rowids, read_varint
+from monitor.sources.schema import Query
 from monitor.sources.sqlite import SqliteDatabase
 
 PHASE_QUEUE = DEFAULT_QUERIES["phase_queue"]
@@ -31,15 +32,26 @@ async def wal_db(db_path, writer):
     await db.close()
 
 
-def table_now(db_path):
-    """phase_queue as a plain read sees it, in rowid order."""
+def table_now(db_path, table="phase_queue", order=" ORDER BY rowid"):
+    """The table as a plain read sees it, in rowid order."""
     conn = sqlite3.connect(db_path)
     try:
-        cursor = conn.execute("SELECT * FROM phase_queue ORDER BY rowid")
+        cursor = conn.execute(f"SELECT * FROM {table}{order}")  # noqa: S608 - fixed names
         names = [column[0] for column in cursor.description]
         return [dict(zip(names, row, strict=True)) for row in cursor]
     finally:
         conn.close()
+
+
+def typed(rows):
+    """Rows with each value's type beside it: ``1``, ``1.0`` and ``True`` compare equal, and are not."""
+    return [[(name, type(value), value) for name, value in row.items()] for row in rows]
+
+
+async def read_whole_table(db, last):
+    """phase_queue read by ``fetch_tables`` from ``last``."""
+    _, reads = await db.fetch_tables({"phase_queue": PHASE_QUEUE}, {}, {}, {"phase_queue": last})
+    return reads["phase_queue"]
 
 
 def random_commit(rng, conn):
@@ -80,8 +92,27 @@ async def test_random_commits_read_in_part_equal_a_whole_read(wal_db, writer, db
         for _ in range(rng.choice((1, 1, 1, 2, 4))):  # a poll may come after several commits
             random_commit(rng, writer)
         await cache.refresh()
-        assert cache.rows["phase_queue"] == table_now(db_path)
+        assert typed(cache.rows["phase_queue"]) == typed(table_now(db_path))
     assert wal_db.table_reads["partial"] >= 80, wal_db.table_reads
+
+
+async def test_channels_probing_other_tables_between_commits_miss_nothing(wal_db, writer, db_path):
+    """Another channel's probe takes in commits to this table: the log must still name their rows."""
+    rng = random.Random(7)
+    queue = QueryCache(wal_db, {"phase_queue": PHASE_QUEUE})
+    features = QueryCache(wal_db, {"features": Query("planned_features", "SELECT * FROM planned_features")})
+    for _ in range(3):
+        await queue.refresh()
+        await features.refresh()
+    for _ in range(120):
+        random_commit(rng, writer)
+        await (features if rng.random() < 0.5 else queue).refresh()
+        random_commit(rng, writer)
+        await queue.refresh()
+        assert typed(queue.rows["phase_queue"]) == typed(table_now(db_path))
+        await features.refresh()
+        assert typed(features.rows["features"]) == typed(table_now(db_path, "planned_features"))
+    assert wal_db.table_reads["partial"] >= 40, wal_db.table_reads
 
 
 async def warmed_cache(db, writer):
@@ -99,7 +130,7 @@ async def test_a_commit_between_the_probe_and_the_read_is_read_whole(wal_db, wri
     writer.execute("UPDATE phase_queue SET status = 'running' WHERE rowid = 3")
     await wal_db.table_tokens({"phase_queue"})  # the probe names rowid 3's page …
     writer.execute("UPDATE phase_queue SET status = 'failed' WHERE rowid = 190")  # … and this lands after it
-    read = await wal_db.read_table(PHASE_QUEUE, cache._tables["phase_queue"])
+    read = await read_whole_table(wal_db, cache._tables["phase_queue"])
     assert read.rows == table_now(db_path) and read.rows[189]["status"] == "failed"
     assert wal_db.table_reads["partial"] == 1
 
@@ -116,9 +147,9 @@ async def test_a_change_only_an_overflow_page_holds_is_read(wal_db, writer, db_p
 
 async def test_a_read_with_no_commit_since_is_whole(wal_db, writer, db_path):
     """A caller reading although no page moved wants the periodic full read that catches the rest."""
-    first = await wal_db.read_table(PHASE_QUEUE, None)
+    first = await read_whole_table(wal_db, None)
     await wal_db.table_tokens({"phase_queue"})
-    second = await wal_db.read_table(PHASE_QUEUE, first)
+    second = await read_whole_table(wal_db, first)
     assert second.rows == table_now(db_path) and wal_db.table_reads == {"partial": 0, "whole": 2}
 
 
@@ -130,6 +161,32 @@ async def test_unchanged_rows_keep_their_objects_and_only_the_changed_row_is_new
     after = cache.rows["phase_queue"]
     assert [index for index, (a, b) in enumerate(zip(before, after, strict=True)) if a is not b] == [20]
     assert after[20]["status"] == "running" and wal_db.table_reads["partial"] == 2
+
+
+async def test_a_probe_given_up_leaves_its_page_state_behind(wal_db, writer, db_path):
+    """A timed-out probe may still run on its thread: reads go whole until a new connection lists the pages."""
+    cache = await warmed_cache(wal_db, writer)
+    given_up = wal_db._pages
+    wal_db._discard(wal_db._conn)  # as a timed-out probe does
+    writer.execute("UPDATE phase_queue SET status = 'failed' WHERE rowid = 150")
+    probe = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+    given_up.versions(probe, ["phase_queue"])  # the probe's thread goes on, on the page state it had
+    probe.close()
+    read = await read_whole_table(wal_db, cache._tables["phase_queue"])
+    assert read.rows == table_now(db_path) and wal_db.table_reads["partial"] == 1
+
+
+@pytest.mark.parametrize("ddl", ["CREATE TABLE odd (k TEXT PRIMARY KEY, v TEXT) WITHOUT ROWID",
+                                 "CREATE TABLE odd (rowid TEXT, _rowid_ TEXT, oid TEXT, v TEXT)",
+                                 "CREATE TABLE odd (rowid TEXT, k TEXT, v TEXT)"])
+async def test_tables_without_a_rowid_to_go_by_are_read_as_written(wal_db, writer, db_path, ddl):
+    writer.execute(ddl)
+    columns = "k, v" if "k TEXT" in ddl else "rowid, v"
+    cache = QueryCache(wal_db, {"odd": Query("odd", "SELECT * FROM odd")})
+    for n in range(4):
+        writer.execute(f"INSERT INTO odd ({columns}) VALUES (?, ?)", (f"key{n}", f"value{n}"))  # noqa: S608
+        await cache.refresh()
+        assert sorted(map(repr, cache.rows["odd"])) == sorted(map(repr, table_now(db_path, "odd", "")))
 
 
 async def test_a_rollback_journal_database_is_read_whole(db_path):

@@ -78,19 +78,14 @@ class QueryCache:
 
 
     async def _read(self, stale: dict[str, Query], keys: dict[str, tuple[str, ...]]) -> dict[str, Rows]:
-        """The stale queries' rows: whole tables through ``RowReads`` when the backend has it."""
-        fresh: dict[str, Rows] = {}
-        if isinstance(db := self.db, RowReads):
-            for name, query in stale.items():
-                if name in keys or not whole_table(query):
-                    continue
-                last = self._tables.pop(name, None)  # kept again only once this read succeeds
-                read = await db.read_table(query, last)
-                self._tables[name], fresh[name] = read, read.rows
-        others = {name: q for name, q in stale.items() if name not in fresh}
-        if others:
-            kept = {name: self.rows[name] for name in others if name in self.rows}
-            fresh |= await self.db.fetch_many(others, keys, kept)
+        """The stale queries' rows, in one transaction; whole tables through ``RowReads`` when the backend has it."""
+        kept = {name: self.rows[name] for name in stale if name in self.rows}
+        if not isinstance(db := self.db, RowReads):
+            return await db.fetch_many(stale, keys, kept)
+        whole = [name for name, query in stale.items() if name not in keys and whole_table(query)]
+        tables = {name: self._tables.pop(name, None) for name in whole}  # kept again once this read succeeds
+        fresh, reads = await db.fetch_tables(stale, keys, kept, tables)
+        self._tables.update(reads)
         return fresh
 
 

@@ -7,32 +7,14 @@ read-only; ``postgresql://`` connects with asyncpg.
 from __future__ import annotations
 
 from collections.abc import Collection, Hashable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from monitor.sources.dbcommon import DatabaseError, Rows, sqlite_path
+from monitor.sources.dbcommon import DatabaseError, RowReads, Rows, TableRead, sqlite_path
 from monitor.sources.schema import Query
 
 __all__ = ["Database", "DatabaseError", "RowReads", "Rows", "TableRead", "open_database", "sqlite_path",
            "validate_database_url"]
-
-
-@dataclass(frozen=True, slots=True)
-class TableRead:
-    """A whole table as read, for the next read to start from."""
-
-    rows: Rows
-    rowids: tuple[int, ...]  # each row's rowid, in the same order
-    mark: Hashable  # what the backend needs to tell which rows moved since
-
-
-@runtime_checkable
-class RowReads(Protocol):
-    """A backend that can read a whole table again by reading only the rows that moved."""
-
-    async def read_table(self, query: Query, last: TableRead | None) -> TableRead:
-        """``query`` (``SELECT * FROM <table>``): its rows in rowid order, read whole or, from ``last``, in part."""
 
 
 class Database(Protocol):

@@ -16,14 +16,13 @@ import os
 import sqlite3
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from monitor.sources import sqlite_thread
-from monitor.sources.database import TableRead
-from monitor.sources.dbcommon import DatabaseError, Rows, sqlite_path
+from monitor.sources.dbcommon import DatabaseError, Rows, TableRead, sqlite_path
 from monitor.sources.schema import MissingColumns, Query
-from monitor.sources.sqlite_thread import ThreadConnection
+from monitor.sources.sqlite_thread import TablePlan, ThreadConnection
 from monitor.sources.tables import TableTokens
 from monitor.sources.wal_pages import TablePages
 
@@ -47,7 +46,7 @@ class SqliteDatabase:
         self._reading = asyncio.Semaphore(READERS)
         self._closing: set[asyncio.Task[None]] = set()
         self._tables = TableTokens(full_read_interval)
-        self.table_reads = {"partial": 0, "whole": 0}  # read_table's reads, by how much they read
+        self.table_reads = {"partial": 0, "whole": 0}  # whole-table reads (fetch_tables), by how much they read
         # Which small tables a commit touched: one per change-check connection, so that a probe
         # still running on a connection given up (a poll timed out) never shares it.
         self._pages = TablePages(self.path)
@@ -83,50 +82,50 @@ class SqliteDatabase:
         A row identical to the ``kept`` row at its place is that kept object
         (``sqlite_thread.reuse_identical``), compared on the reading thread.
         """
+        return (await self.fetch_tables(queries, keys or {}, kept or {}, {}))[0]
+
+    async def fetch_tables(self, queries: Mapping[str, Query | str], keys: Mapping[str, Sequence[str]],
+                           kept: Mapping[str, Rows], tables: Mapping[str, TableRead | None],
+                           ) -> tuple[dict[str, Rows], dict[str, TableRead]]:
+        """``fetch_many``; the whole-table queries named in ``tables`` come in rowid order, with their reads.
+
+        In WAL mode the pages a commit wrote name the rows it may have changed
+        (``wal_pages.TablePages.rows_changed``): from its last read, such a table's named and
+        new rows are read and the others kept. Otherwise (a rollback journal, a large
+        table, too many rows named, no rowid) it is read whole.
+        """
+        plans, marks = await self._plans(queries, tables)
         async with self._reading:
             identity = await self._file_identity()
             conn = await self._reader(identity)
             try:
-                result = await self._guarded(conn, lambda c: sqlite_thread.read_all(c, queries, keys or {}, kept or {}))
+                rows, by_rowid = await self._guarded(
+                    conn, lambda c: sqlite_thread.read_all(c, queries, keys, kept, plans))
             except MissingColumns:
                 self._idle.append((identity, conn))  # refused before running: the connection is fine
                 raise
             self._idle.append((identity, conn))
-            return result
+        for read in by_rowid.values():
+            self.table_reads["partial" if read.partial else "whole"] += 1
+        return rows, {name: TableRead(read.rows, read.rowids, marks[name]) for name, read in by_rowid.items()}
 
-    async def read_table(self, query: Query, last: TableRead | None) -> TableRead:
-        """``query`` (``SELECT * FROM <table>``) in rowid order; from ``last``, only the rows that moved.
-
-        In WAL mode the pages a commit wrote name the rows it may have changed
-        (``wal_pages.TablePages.rows_changed``): those and new rows are read, the others
-        kept. Otherwise (a rollback journal, a large table, too many rows moved, a table
-        without rowid) the table is read whole, as ``fetch_many`` would.
-        """
-        table = query.table.lower()
-        if last is not None and len(last.rowids) != len(last.rows):
-            last = None  # read as written last time: nothing to go by
+    async def _plans(self, queries: Mapping[str, Query | str], tables: Mapping[str, TableRead | None],
+                     ) -> tuple[dict[str, TablePlan], dict[str, Any]]:
+        """How to read each table again, and the mark its read will carry: (generation, page version)."""
+        plans, marks = {}, {}
         async with self._lock:  # no probe runs meanwhile: the page versions stand still
-            pages, generation = self._pages, self._generation
-            version, point = pages.version(table), pages.point
-            changed = None
-            if last is not None and version is not None and isinstance(last.mark, tuple) and last.mark[0] == generation:
-                changed = pages.rows_changed(table, last.mark[1], version)
-        async with self._reading:
-            identity = await self._file_identity()
-            conn = await self._reader(identity)
-            try:
-                read = await self._guarded(
-                    conn, lambda c: sqlite_thread.read_table(c, query, last, changed, point, self.path))
-            except MissingColumns:
-                self._idle.append((identity, conn))  # refused before reading: the connection is fine
-                raise
-            self._idle.append((identity, conn))
-        if read is None:  # no rowid to go by: read as written, in the order it gives
-            rows = (await self.fetch_many({"table": query}))["table"]
-            return TableRead(rows, (), None)
-        rows, rowids, partial = read
-        self.table_reads["partial" if partial else "whole"] += 1
-        return TableRead(rows, rowids, (generation, version) if version is not None else None)
+            pages, generation, live = self._pages, self._generation, self._conn is not None
+            for name, last in tables.items():
+                query = queries[name]
+                table = query.table.lower() if isinstance(query, Query) else ""
+                version = pages.version(table) if live and table else None
+                changed = None
+                if last is not None and version is not None and isinstance(last.mark, tuple) \
+                        and last.mark[0] == generation and len(last.rowids) == len(last.rows):
+                    changed = pages.rows_changed(table, last.mark[1], version)
+                plans[name] = TablePlan(last, changed, pages.point, self.path)
+                marks[name] = (generation, version) if version is not None else None
+        return plans, marks
 
     async def close(self) -> None:
         """Close every connection (their threads end with them)."""
@@ -197,6 +196,8 @@ class SqliteDatabase:
         """Close ``conn`` in the background; the change-check connection starts afresh if it was that."""
         if conn is self._conn:
             self._conn, self._identity = None, None
+            # A probe may still run on its thread: it keeps the old page state, not ours.
+            self._pages = TablePages(self.path)
         task = asyncio.get_running_loop().create_task(_close_quietly(conn))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)

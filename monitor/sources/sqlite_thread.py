@@ -10,15 +10,16 @@ statement. Rows become dicts on that thread too.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import sqlite3
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from monitor.sources.database import TableRead
-from monitor.sources.dbcommon import Rows
+from monitor.sources.dbcommon import Rows, TableRead
 from monitor.sources.schema import KEYS, Query, render, render_all, tables_of
 from monitor.sources.tables import NEWEST_ROWS, SMALL_TABLE_ROWS
 from monitor.sources.wal_pages import TablePages, wal_point
@@ -78,24 +79,27 @@ def data_version(conn: sqlite3.Connection) -> int:
     return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
 
-def read_all(conn: sqlite3.Connection, queries: Mapping[str, Query | str],
-             keys: Mapping[str, Sequence[str]], kept: Mapping[str, Rows]) -> dict[str, Rows]:
+def read_all(conn: sqlite3.Connection, queries: Mapping[str, Query | str], keys: Mapping[str, Sequence[str]],
+             kept: Mapping[str, Rows], plans: Mapping[str, TablePlan] | None = None,
+             ) -> tuple[dict[str, Rows], dict[str, TableRows]]:
     """Every query that can run, in one read transaction, fitted to the columns it finds.
 
     A row identical to the one at its place in ``kept`` (by query name) is that kept object.
+    The queries ``plans`` names are whole tables read by rowid (``read_by_rowid``); their
+    rowids come back too.
     """
     conn.execute("BEGIN")
     try:
-        tables = tables_of(queries.values())
-        columns = {table: have for table in tables if (have := _columns(conn, table))}
-        result = {}
-        for name, sql in render_all(queries, columns).items():
+        columns = {table: have for table in tables_of(queries.values()) if (have := _columns(conn, table))}
+        by_rowid = read_by_rowid(conn, queries, columns, plans or {})
+        result = {name: read.rows for name, read in by_rowid.items()}
+        for name, sql in render_all({n: q for n, q in queries.items() if n not in result}, columns).items():
             params = (json.dumps(list(keys.get(name, ()))),) if KEYS in sql else ()
             cursor = conn.execute(sql.replace(KEYS, KEYS_SQL), params)
             # Plain tuples zipped with the names: twice as fast as sqlite3.Row turned into dicts.
             names = [column[0] for column in cursor.description]
             result[name] = reuse_identical(names, cursor.fetchall(), kept.get(name, []))
-        return result
+        return result, by_rowid
     finally:
         conn.execute("COMMIT")
 
@@ -123,34 +127,69 @@ ROWID_NAMES = ("rowid", "_rowid_", "oid")  # a column may take a name: the rowid
 WalPoint = tuple[bytes, int]
 
 
-def read_table(conn: sqlite3.Connection, query: Query, last: TableRead | None, changed: frozenset[int] | None,
-               point: WalPoint | None, database: Path) -> tuple[Rows, tuple[int, ...], bool] | None:
-    """``query``'s table in rowid order, each row's rowid, and whether it was read in part; None when
-    it has no rowid to go by.
+@dataclass(frozen=True, slots=True)
+class TablePlan:
+    """How to read a whole table again: from ``last``, with the rowids ``changed`` since, as of WAL ``point``."""
 
-    With ``last`` and the rowids ``changed`` since (as of WAL position ``point``): only those
-    rows and new ones are read, the rest kept from ``last``; if the WAL moved past ``point``
-    meanwhile, the snapshot may hold commits ``changed`` does not cover, and the table is
-    read whole instead, in the same transaction.
+    last: TableRead | None
+    changed: frozenset[int] | None
+    point: WalPoint | None
+    database: Path
+
+
+@dataclass(frozen=True, slots=True)
+class TableRows:
+    """A whole table in rowid order, each row's rowid, and whether it was read in part."""
+
+    rows: Rows
+    rowids: tuple[int, ...]
+    partial: bool
+
+
+def read_by_rowid(conn: sqlite3.Connection, queries: Mapping[str, Query | str], columns: dict[str, frozenset[str]],
+                  plans: Mapping[str, TablePlan]) -> dict[str, TableRows]:
+    """The planned whole-table queries, inside the caller's transaction; one without a rowid is left out.
+
+    A table is read in part (``_read_changed``) when its plan allows; if the WAL then stands
+    past a plan's ``point``, the snapshot may hold commits no ``changed`` covers, and those
+    tables are read whole instead, in the same transaction.
     """
-    conn.execute("BEGIN")
+    reads = {}
+    for name, plan in plans.items():
+        query = queries[name]
+        if isinstance(query, Query) and render(query, columns) is not None:  # MissingColumns as a read would
+            read = _read_table(conn, query.table, columns[query.table.lower()], plan)
+            if read is not None:
+                reads[name] = read
+    moved = [name for name, read in reads.items() if read.partial and wal_point(plans[name].database)
+             != plans[name].point]
+    for name in moved:
+        query = queries[name]
+        assert isinstance(query, Query)
+        whole = dataclasses.replace(plans[name], changed=None)
+        read = _read_table(conn, query.table, columns[query.table.lower()], whole)
+        assert read is not None
+        reads[name] = read
+    return reads
+
+
+def _read_table(conn: sqlite3.Connection, name: str, have: frozenset[str], plan: TablePlan) -> TableRows | None:
+    """One table by rowid, in part when ``plan`` allows; None when it has no rowid to go by."""
+    rowid = next((alias for alias in ROWID_NAMES if alias not in have), None)
+    if rowid is None:
+        return None
+    table = '"' + name.replace('"', '""') + '"'
     try:
-        have = _columns(conn, query.table)
-        render(query, {query.table.lower(): have} if have else {})  # MissingColumns, as a read of the query would raise
-        rowid = next((name for name in ROWID_NAMES if name not in have), None)
-        if rowid is None:
-            return None
-        table = '"' + query.table.replace('"', '""') + '"'
-        if last is not None and changed is not None and point is not None:
-            partial = _read_changed(conn, table, rowid, last, changed)
-            if partial is not None and wal_point(database) == point:
-                return (*partial, True)
+        if plan.last is not None and plan.changed is not None and plan.point is not None:
+            partial = _read_changed(conn, table, rowid, plan.last, plan.changed)
+            if partial is not None:
+                return TableRows(*partial, partial=True)
         cursor = conn.execute(f"SELECT {rowid}, * FROM {table} ORDER BY {rowid}")
-        return (*_rows_by_rowid(cursor, last), False)
-    except sqlite3.OperationalError:
-        return None  # WITHOUT ROWID, or a table that is not one: the query is read as written
-    finally:
-        conn.execute("COMMIT")
+    except sqlite3.OperationalError as exc:
+        if "no such column" in str(exc):
+            return None  # WITHOUT ROWID: read as written
+        raise
+    return TableRows(*_rows_by_rowid(cursor, plan.last), partial=False)
 
 
 def _read_changed(conn: sqlite3.Connection, table: str, rowid: str, last: TableRead,

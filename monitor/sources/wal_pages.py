@@ -167,21 +167,20 @@ class TablePages:
             for table in list(self._pages):
                 self._moved(table, None)
             return unknown
-        for table, pages in list(self._pages.items()):
-            if pages is None or pages & commits.pages:
-                self._moved(table, self._changed_rows(table, commits))  # listed again below, after the change
-        result: dict[str, int | None] = {}
-        for table in tables:
-            if table not in self._pages:
-                try:
-                    self._pages[table], self._overflow[table] = _list_pages(conn, table)
-                except sqlite3.OperationalError as exc:
-                    self.usable = "dbstat" not in str(exc)  # built without dbstat: for good; else this time
-                    self.point = None
-                    return unknown
-                self._bump(table, frozenset() if table in self._versions else None)
-            result[table] = None if self._pages[table] is None else self._versions[table]
-        return result
+        moved = [table for table, pages in self._pages.items() if pages is None or pages & commits.pages]
+        for table in moved:
+            self._moved(table, self._changed_rows(table, commits))
+        # Moved tables are listed again at once, asked about or not: a table listed only later
+        # would take in commits it never saw, and its log would say they changed nothing.
+        for table in [*moved, *(table for table in tables if table not in self._pages and table not in moved)]:
+            try:
+                self._pages[table], self._overflow[table] = _list_pages(conn, table)
+            except sqlite3.OperationalError as exc:
+                self.usable = "dbstat" not in str(exc)  # built without dbstat: for good; else this time
+                self.point = None
+                return unknown
+            self._bump(table, frozenset() if table in moved else None)  # listing again changes no row
+        return {table: None if self._pages[table] is None else self._versions[table] for table in tables}
 
     def version(self, table: str) -> int | None:
         """The table's version as the last call left it; None when it has none (not listed, or no pages)."""
