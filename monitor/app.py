@@ -134,6 +134,7 @@ async def sources_ctx(app: web.Application) -> AsyncIterator[None]:
     """Own the connections to the monitored system."""
     sources = Sources(app[SETTINGS], own_routes=lambda: list_routes(app))
     app[SOURCES] = sources
+    app[METRICS].watch_table_reads(lambda: dict(getattr(sources.database, "table_reads", {})))
     await sources.open()
     yield
     await app[SOURCES].close()

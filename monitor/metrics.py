@@ -113,6 +113,21 @@ class GcCollector:
         yield from (runs, spent, longest, frozen)
 
 
+class TableReadsCollector:
+    """Reads the database's whole-table read counts when Prometheus scrapes."""
+
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the whole-table reads by how much they read (``partial``: only the rows that moved)."""
+        reads = CounterMetricFamily("monitor_table_reads", "Whole-table reads (SQLite) by how much they read",
+                                    labels=["kind"])
+        for kind, count in sorted(self.counts().items()):
+            reads.add_metric([kind], count)
+        yield reads
+
+
 class Metrics:
     """This console's metrics: live collectors plus poll timings."""
 
@@ -156,6 +171,10 @@ class Metrics:
     def watch_gc(self, policy: GcPolicy) -> None:
         """Report ``policy``'s collections at every scrape."""
         self.registry.register(GcCollector(policy))
+
+    def watch_table_reads(self, counts: Callable[[], dict[str, int]]) -> None:
+        """Report ``counts()`` (whole-table reads by kind) at every scrape."""
+        self.registry.register(TableReadsCollector(counts))
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

@@ -1,5 +1,7 @@
 """/metrics moves when clients connect and patches flow; /healthz reports each channel."""
 
+import sqlite3
+
 from tests.support import ProtocolClient, poll
 
 
@@ -55,3 +57,16 @@ async def test_healthz_reports_source_state_per_channel(client, db_path):
     await poll(client)
     body = await (await client.get("/healthz")).json()
     assert body["channels"]["queue"]["source"] == "error"
+
+
+async def test_whole_table_reads_are_counted_by_how_much_they_read(make_client, db_path, queue_table):
+    with sqlite3.connect(db_path) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")  # a commit's pages then name its rows
+    conn.close()
+    client = await make_client()
+    for n in range(4):  # the first polls list the pages; the later ones go by them
+        queue_table.insert("queued", f"phase {n}")
+        await poll(client)
+    text = await (await client.get("/metrics")).text()
+    assert sample(text, "monitor_table_reads_total", kind="partial") >= 1
+    assert sample(text, "monitor_table_reads_total", kind="whole") >= 1
