@@ -1,7 +1,9 @@
 """A whole table read again in part: the rows a commit's WAL pages name, and new ones; never a stale row."""
 
+import asyncio
 import random
 import sqlite3
+import sys
 
 import pytest
 
@@ -214,3 +216,27 @@ def test_a_leaf_page_names_its_rowids_and_garbage_names_none(writer, db_path):
     assert leaf_rowids(b"\x0d\x00\x00\xff\xff" + b"\x00" * 20, 5) is None  # more cells than the page holds
     assert leaf_rowids(b"\x0a" + b"\x00" * 100, 5) is None  # an index page
     assert read_varint(b"\xff" * 9, 0) == (2 ** 64 - 1, 9) and read_varint(b"\x81", 0) == (None, -1)
+
+
+LOCK_PROBE = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+try:
+    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 128)  # SQLite's "in use" byte of the -shm
+except OSError:
+    print("in use")
+else:
+    print("free")
+"""
+
+
+async def test_reading_the_shared_index_leaves_sqlites_locks_on_it(wal_db, writer, db_path):
+    """Closing a descriptor of the -shm would drop this process's locks on it: the next writer to
+    connect would truncate it under our connections' memory map (SIGBUS, seen in a benchmark)."""
+    cache = await warmed_cache(wal_db, writer)  # the page versions and partial reads read the index
+    writer.execute("UPDATE phase_queue SET status = 'failed' WHERE rowid = 150")
+    await cache.refresh()
+    probe = await asyncio.create_subprocess_exec(sys.executable, "-c", LOCK_PROBE, f"{db_path}-shm",
+                                                 stdout=asyncio.subprocess.PIPE)
+    out, _ = await probe.communicate()
+    assert out.decode().strip() == "in use"

@@ -22,6 +22,7 @@ from urllib.parse import quote
 from monitor.sources import sqlite_thread
 from monitor.sources.dbcommon import DatabaseError, Rows, TableRead, sqlite_path
 from monitor.sources.schema import MissingColumns, Query
+from monitor.sources.shm_file import SharedIndex
 from monitor.sources.sqlite_thread import TablePlan, ThreadConnection
 from monitor.sources.tables import TableTokens
 from monitor.sources.wal_pages import TablePages
@@ -46,10 +47,12 @@ class SqliteDatabase:
         self._reading = asyncio.Semaphore(READERS)
         self._closing: set[asyncio.Task[None]] = set()
         self._tables = TableTokens(full_read_interval)
+        # Opened once, closed after the connections: closing it would drop their locks (shm_file).
+        self._index = SharedIndex(self.path)
         self.table_reads = {"partial": 0, "whole": 0}  # whole-table reads (fetch_tables), by how much they read
         # Which small tables a commit touched: one per change-check connection, so that a probe
         # still running on a connection given up (a poll timed out) never shares it.
-        self._pages = TablePages(self.path)
+        self._pages = TablePages(self.path, self._index)
 
     @property
     def generation(self) -> int:
@@ -123,18 +126,20 @@ class SqliteDatabase:
                 if last is not None and version is not None and isinstance(last.mark, tuple) \
                         and last.mark[0] == generation and len(last.rowids) == len(last.rows):
                     changed = pages.rows_changed(table, last.mark[1], version)
-                plans[name] = TablePlan(last, changed, pages.point, self.path)
+                plans[name] = TablePlan(last, changed, pages.point, self._index)
                 marks[name] = (generation, version) if version is not None else None
         return plans, marks
 
     async def close(self) -> None:
-        """Close every connection (their threads end with them)."""
+        """Close every connection (their threads end with them), then the shared index file."""
         await self._drop()
         idle, self._idle = self._idle, []
         for _, conn in idle:
             await _close_quietly(conn)
         if self._closing:
             await asyncio.wait(self._closing, timeout=2.0)
+        if all(task.done() for task in self._closing):  # else a stuck connection may still hold its locks
+            self._index.close()
 
     async def _gate(self) -> tuple[int, int, int, int]:
         identity = await self._file_identity()
@@ -172,7 +177,7 @@ class SqliteDatabase:
             self._conn, self._identity = await self._open(), identity
             self._generation += 1
             self._tables.forget()
-            self._pages = TablePages(self.path)
+            self._pages = TablePages(self.path, self._index)
         return self._conn
 
     async def _reader(self, identity: Identity) -> ThreadConnection:
@@ -197,7 +202,7 @@ class SqliteDatabase:
         if conn is self._conn:
             self._conn, self._identity = None, None
             # A probe may still run on its thread: it keeps the old page state, not ours.
-            self._pages = TablePages(self.path)
+            self._pages = TablePages(self.path, self._index)
         task = asyncio.get_running_loop().create_task(_close_quietly(conn))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)

@@ -16,13 +16,13 @@ import sqlite3
 from collections.abc import Callable, Collection, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TypeVar
 
 from monitor.sources.dbcommon import Rows, TableRead
 from monitor.sources.schema import KEYS, Query, render, render_all, tables_of
+from monitor.sources.shm_file import SharedIndex, WalPoint
 from monitor.sources.tables import NEWEST_ROWS, SMALL_TABLE_ROWS
-from monitor.sources.wal_pages import TablePages, wal_point
+from monitor.sources.wal_pages import TablePages
 
 T = TypeVar("T")
 U = TypeVar("U")
@@ -124,7 +124,6 @@ def reuse_identical(names: list[str], values: list[tuple[Any, ...]], kept: Rows)
 
 
 ROWID_NAMES = ("rowid", "_rowid_", "oid")  # a column may take a name: the rowid keeps the others
-WalPoint = tuple[bytes, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +133,7 @@ class TablePlan:
     last: TableRead | None
     changed: frozenset[int] | None
     point: WalPoint | None
-    database: Path
+    index: SharedIndex  # where the WAL stands now
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +160,7 @@ def read_by_rowid(conn: sqlite3.Connection, queries: Mapping[str, Query | str], 
             read = _read_table(conn, query.table, columns[query.table.lower()], plan)
             if read is not None:
                 reads[name] = read
-    moved = [name for name, read in reads.items() if read.partial and wal_point(plans[name].database)
-             != plans[name].point]
+    moved = [name for name, read in reads.items() if read.partial and plans[name].index.point() != plans[name].point]
     for name in moved:
         query = queries[name]
         assert isinstance(query, Query)

@@ -30,10 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from monitor.sources.btree_pages import TABLE_INTERIOR, TABLE_LEAF, leaf_rowids, page_kind
+from monitor.sources.shm_file import SharedIndex, WalPoint, settled
 
 WAL_HEADER_BYTES = 32
 FRAME_HEADER_BYTES = 24
-INDEX_HEADER_BYTES = 48  # written twice in a row; the two copies differ only while a writer updates them
 MAX_FRAMES = 4096  # beyond this many new frames, reading their headers costs more than reading the tables
 MAX_IMAGES = 64  # pages whose images are read to name the rows a commit changed; more: "every row"
 MAX_ROWIDS = 256  # more rows named than this: a whole read is about as cheap
@@ -46,15 +46,16 @@ class Commits:
 
     pages: frozenset[int]
     images: dict[int, bytes] | None
-    point: tuple[bytes, int]  # (WAL salts, mxFrame) read up to
+    point: WalPoint  # (WAL salts, mxFrame) read up to
 
 
 class WalFrames:
     """Reads the page numbers of the frames committed since the last call."""
 
-    def __init__(self, database: Path) -> None:
+    def __init__(self, database: Path, index: SharedIndex | None = None) -> None:
+        """``index``: the database's shared index, opened once (``shm_file``); one of its own by default."""
         self.wal = database.with_name(database.name + "-wal")
-        self.shm = database.with_name(database.name + "-shm")
+        self.index = index or SharedIndex(database)
         self._salts: bytes | None = None  # the WAL generation last read
         self._frame = 0  # frames up to this one were read
 
@@ -70,8 +71,8 @@ class WalFrames:
         wal_fd = os.open(self.wal, os.O_RDONLY)
         try:
             header = os.pread(wal_fd, WAL_HEADER_BYTES, 0)
-            index = _read_file(self.shm, 2 * INDEX_HEADER_BYTES)
-            if len(header) < WAL_HEADER_BYTES or not _index_settled(index, header[16:24]):
+            index = self.index.header()
+            if len(header) < WAL_HEADER_BYTES or not settled(index, header[16:24]):
                 self._salts = None
                 return None
             salts, last = header[16:24], struct.unpack_from("=I", index, 16)[0]
@@ -101,38 +102,12 @@ class WalFrames:
         return latest
 
 
-def wal_point(database: Path) -> tuple[bytes, int] | None:
-    """(salts, mxFrame) of the WAL as the shared index shows it now; None when unsettled or absent."""
-    try:
-        index = _read_file(database.with_name(database.name + "-shm"), 2 * INDEX_HEADER_BYTES)
-    except OSError:
-        return None
-    if not _index_settled(index, index[32:40]):
-        return None
-    return index[32:40], struct.unpack_from("=I", index, 16)[0]
-
-
 def _images(wal_fd: int, latest: dict[int, int], page_size: int) -> dict[int, bytes] | None:
     """The latest image of each page, when there are few; else None."""
     if len(latest) > MAX_IMAGES:
         return None
     images = {page: os.pread(wal_fd, page_size, offset) for page, offset in latest.items()}
     return images if all(len(image) == page_size for image in images.values()) else None
-
-
-def _read_file(path: Path, size: int) -> bytes:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return os.pread(fd, size, 0)
-    finally:
-        os.close(fd)
-
-
-def _index_settled(index: bytes, salts: bytes) -> bool:
-    """Whether the shared index header is whole, initialised, and of the WAL generation with ``salts``."""
-    if len(index) < 2 * INDEX_HEADER_BYTES or index[:INDEX_HEADER_BYTES] != index[INDEX_HEADER_BYTES:]:
-        return False
-    return index[12] == 1 and index[32:40] == salts
 
 
 class TablePages:
@@ -143,8 +118,8 @@ class TablePages:
     its thread only, or on the event loop while no probe runs.
     """
 
-    def __init__(self, database: Path) -> None:
-        self.frames = WalFrames(database)
+    def __init__(self, database: Path, index: SharedIndex | None = None) -> None:
+        self.frames = WalFrames(database, index)
         self.usable = True  # False once dbstat is found missing: every table then counts as moved
         # None: not a table with pages of its own (a view, a virtual table): it moves with every commit.
         self._pages: dict[str, frozenset[int] | None] = {}
