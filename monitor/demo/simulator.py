@@ -46,6 +46,7 @@ _KEEP = {"completed_queue_rows": 15, "history_today": 100, "history_older": 60, 
 _FAIL_CHANCE = {"critical": 0.025, "non_critical": 0.12}
 # Per tick: an operator pauses a running run about once in its life, and resumes it within ten seconds or so.
 _PAUSE_CHANCE = {"pause": 0.002, "resume": 0.1}
+ADOPTED_SECONDS = (5.0, 10.0)  # what is left of an adopted run's phase (or launch) when the demo starts
 
 
 class Deliveries(Protocol):
@@ -90,7 +91,7 @@ class Simulator:
                 return
             now, conn = self._clock(), self._connection()
             if not self._adopted:
-                self._adopt(conn)
+                self._adopt(conn, now)
             for run in list(self._runs.values()):
                 self._tick_run(conn, run, now)
             tick_queue(conn, self._rng, self._ws, now, pause_chance=self._busy(0.01, warm_up=0.0))
@@ -135,14 +136,20 @@ class Simulator:
         # the first ticks always act (and never pause the queue): a new user sees every panel move at once
         return warm_up if self._ticks < 2 else probability
 
-    def _adopt(self, conn: sqlite3.Connection) -> None:
-        """Pick up the runs the seed (or a previous demo) left pending or running."""
+    def _adopt(self, conn: sqlite3.Connection, now: datetime) -> None:
+        """Pick up the runs the seed (or a previous demo) left pending or running.
+
+        Their phases end a few seconds in (``ADOPTED_SECONDS``), not at the first tick: that
+        comes before the console serves, and the Build the seed left about to end would put
+        its route in the console's first snapshot, where no one sees it change.
+        """
         self._adopted = True
         rows = conn.execute("SELECT adw_id, status FROM workflow_history WHERE status IN ('pending', 'running')"
                             " ORDER BY start_time DESC").fetchall()
         for adw_id, status in rows:
             run = self._resume(conn, adw_id, status)
             if run is not None:
+                run.due = now + timedelta(seconds=self._rng.uniform(*ADOPTED_SECONDS))
                 self._runs[adw_id] = run
             if len(self._runs) >= self._max_live:
                 break
