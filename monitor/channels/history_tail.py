@@ -166,7 +166,9 @@ class HistoryTail:
             await self._rebase(since)
             rows, _ = await self._read_tail(since)
         self._behind = not rebased
-        return self._compose(self._base, rows), self._cost_segments(self._base, rows)
+        base = self._base
+        assert base is not None  # read by _rebase when missing
+        return self._compose(base, rows), self._cost_segments(base, rows)
 
     def _rebase_due(self) -> bool:
         base = self._base
@@ -213,16 +215,15 @@ class HistoryTail:
         return rows, len(rows["newest"]) <= self.tail_limit
 
     @staticmethod
-    def _cost_segments(base: Base | None, rows: Mapping[str, Rows]) -> tuple[Rows, ...] | None:
+    def _cost_segments(base: Base, rows: Mapping[str, Rows]) -> tuple[Rows, ...] | None:
         """The costs of ``_compose``, as the base's list and the tail's."""
-        if base is None or base.costs is None or "costs" not in rows:
+        if base.costs is None or "costs" not in rows:
             return None
         return base.costs, rows["costs"]
 
     @staticmethod
-    def _compose(base: Base | None, rows: Mapping[str, Rows]) -> dict[str, Rows]:
+    def _compose(base: Base, rows: Mapping[str, Rows]) -> dict[str, Rows]:
         """The three queries' rows: the newest 500 in the database's order, totals and costs of base and tail."""
-        assert base is not None
         by_id = {**base.newest, **{row["id"]: row for row in rows["newest"]}}
         composed = {"workflow_history": [by_id[row["id"]] for row in rows["order"] if row["id"] in by_id],
                     "workflow_history_totals": [*base.totals, *rows["totals"]]}

@@ -177,9 +177,10 @@ def _read_table(conn: sqlite3.Connection, name: str, have: frozenset[str], plan:
     if rowid is None:
         return None
     table = '"' + name.replace('"', '""') + '"'
+    kept = dict(zip(plan.last.rowids, plan.last.rows, strict=True)) if plan.last is not None else {}
     try:
         if plan.last is not None and plan.changed is not None and plan.point is not None:
-            partial = _read_changed(conn, table, rowid, plan.last, plan.changed)
+            partial = _read_changed(conn, table, rowid, plan.last, kept, plan.changed)
             if partial is not None:
                 return TableRows(*partial, partial=True)
         cursor = conn.execute(f"SELECT {rowid}, * FROM {table} ORDER BY {rowid}")
@@ -187,38 +188,38 @@ def _read_table(conn: sqlite3.Connection, name: str, have: frozenset[str], plan:
         if "no such column" in str(exc):
             return None  # WITHOUT ROWID: read as written
         raise
-    return TableRows(*_rows_by_rowid(cursor, plan.last), partial=False)
+    return TableRows(*_rows_by_rowid(cursor, kept), partial=False)
 
 
-def _read_changed(conn: sqlite3.Connection, table: str, rowid: str, last: TableRead,
+def _read_changed(conn: sqlite3.Connection, table: str, rowid: str, last: TableRead, kept: dict[int, dict[str, Any]],
                   changed: frozenset[int]) -> tuple[Rows, tuple[int, ...]] | None:
-    """The table from ``last`` and the rows ``changed`` or new; None when a whole read is as cheap."""
+    """The table from ``last`` (``kept``: its rows by rowid) and the rows ``changed`` or new; None when a
+    whole read is as cheap."""
     current = tuple(row[0] for row in conn.execute(f"SELECT {rowid} FROM {table} ORDER BY {rowid}"))
-    needed = (changed & frozenset(current)) | (frozenset(current) - frozenset(last.rowids))
+    needed = (changed & frozenset(current)) | (frozenset(current) - kept.keys())
     if len(needed) > max(8, len(current) // 2):
         return None
     cursor = conn.execute(f"SELECT {rowid}, * FROM {table} WHERE {rowid} IN {KEYS_SQL} ORDER BY {rowid}",
                           (json.dumps(sorted(needed)),))
-    fresh_rows, fresh_ids = _rows_by_rowid(cursor, last)
+    fresh_rows, fresh_ids = _rows_by_rowid(cursor, kept)
     if last.rows and fresh_rows and list(fresh_rows[0]) != list(last.rows[0]):
         return None  # the columns changed
     fresh = dict(zip(fresh_ids, fresh_rows, strict=True))
-    kept = dict(zip(last.rowids, last.rows, strict=True))
     if any(key not in fresh and key not in kept for key in current):
         return None
     return [fresh[key] if key in fresh else kept[key] for key in current], current
 
 
-def _rows_by_rowid(cursor: sqlite3.Cursor, last: TableRead | None) -> tuple[Rows, tuple[int, ...]]:
-    """Rows (without the leading rowid) and their rowids; a row identical to ``last``'s of that rowid is that row."""
+def _rows_by_rowid(cursor: sqlite3.Cursor, kept: dict[int, dict[str, Any]]) -> tuple[Rows, tuple[int, ...]]:
+    """Rows (without the leading rowid) and their rowids; a row identical to the ``kept`` one of its rowid is it."""
     names = [column[0] for column in cursor.description][1:]
     fetched = cursor.fetchall()
     rowids = tuple(row[0] for row in fetched)
-    kept = dict(zip(last.rowids, last.rows, strict=True)) if last is not None else {}
-    same_names = bool(kept) and list(last.rows[0]) == names if last is not None and last.rows else False
+    if kept and list(next(iter(kept.values()))) != names:
+        kept = {}  # other columns: nothing to reuse
     rows: Rows = []
     for key, row in zip(rowids, fetched, strict=True):
-        values, old = row[1:], kept.get(key) if same_names else None
+        values, old = row[1:], kept.get(key)
         if old is not None and _identical(tuple(old.values()), values):
             rows.append(old)
         else:

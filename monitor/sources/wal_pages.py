@@ -28,6 +28,7 @@ import struct
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from monitor.sources.btree_pages import TABLE_INTERIOR, TABLE_LEAF, leaf_rowids, page_kind
 from monitor.sources.shm_file import SharedIndex, WalPoint, settled
@@ -143,8 +144,9 @@ class TablePages:
                 self._moved(table, None)
             return unknown
         moved = [table for table, pages in self._pages.items() if pages is None or pages & commits.pages]
+        leaves = _leaf_scan(commits.images) if moved and commits.images is not None else None
         for table in moved:
-            self._moved(table, self._changed_rows(table, commits))
+            self._moved(table, self._changed_rows(table, commits.pages, leaves))
         # Moved tables are listed again at once, asked about or not: a table listed only later
         # would take in commits it never saw, and its log would say they changed nothing.
         for table in [*moved, *(table for table in tables if table not in self._pages and table not in moved)]:
@@ -178,29 +180,19 @@ class TablePages:
             changed |= rowids
         return frozenset(changed) if len(changed) <= MAX_ROWIDS else None
 
-    def _changed_rows(self, table: str, commits: Commits) -> frozenset[int] | None:
+    def _changed_rows(self, table: str, written: frozenset[int], leaves: LeafScan | None) -> frozenset[int] | None:
         """The rowids on every table leaf the commits wrote: any row of ``table`` they changed is on one.
 
         Leaves of other tables add rows that are read again for nothing, never one too few.
         An overflow page of the table, or one of its pages that is no b-tree page now, may
         hold a change no leaf shows: unknown.
         """
-        if commits.images is None or self._pages.get(table) is None:
+        own = self._pages.get(table)
+        if leaves is None or leaves.rowids is None or own is None:
             return None
-        own = self._pages[table] or frozenset()
-        if self._overflow.get(table, frozenset()) & commits.pages:
+        if self._overflow.get(table, frozenset()) & written or leaves.other_pages & own:
             return None
-        rowids: set[int] = set()
-        for page, image in commits.images.items():
-            kind = page_kind(image, page)
-            if kind == TABLE_LEAF:
-                on_page = leaf_rowids(image, page)
-                if on_page is None:
-                    return None
-                rowids |= on_page
-            elif kind != TABLE_INTERIOR and page in own:
-                return None
-        return frozenset(rowids) if len(rowids) <= MAX_ROWIDS else None
+        return leaves.rowids if len(leaves.rowids) <= MAX_ROWIDS else None
 
     def _moved(self, table: str, rowids: frozenset[int] | None) -> None:
         del self._pages[table]
@@ -213,6 +205,26 @@ class TablePages:
         log = self._rows.setdefault(table, {})
         log[version] = rowids
         log.pop(version - ROW_LOG, None)
+
+
+class LeafScan(NamedTuple):
+    """The written pages' images, parsed once for every table they moved."""
+
+    rowids: frozenset[int] | None  # on every table leaf written; None when one did not parse
+    other_pages: frozenset[int]  # written pages that are no table b-tree page (overflow, index, free)
+
+
+def _leaf_scan(images: dict[int, bytes]) -> LeafScan:
+    rowids: set[int] | None = set()
+    other = set()
+    for page, image in images.items():
+        kind = page_kind(image, page)
+        if kind == TABLE_LEAF:
+            on_page = leaf_rowids(image, page)
+            rowids = None if on_page is None or rowids is None else rowids | on_page
+        elif kind != TABLE_INTERIOR:
+            other.add(page)
+    return LeafScan(frozenset(rowids) if rowids is not None else None, frozenset(other))
 
 
 def _list_pages(conn: sqlite3.Connection, table: str) -> tuple[frozenset[int] | None, frozenset[int]]:
