@@ -369,6 +369,11 @@ async def test_in_wal_mode_a_commit_moves_only_its_own_tables(real_db):
         await reader.read()
         assert await moved_by("UPDATE phase_queue SET status = 'completed' WHERE queue_id = 'q-2'") == {"phase_queue"}
         assert (await reader.read()).items["q-2"]["status"] == "completed"
+        assert database.table_reads["partial"] == 1  # read by the rows the commit's pages name
+        await _commit(real_db, "UPDATE phase_queue SET status = 'failed', error_message = 'x' WHERE queue_id = 'q-1'")
+        items = (await reader.read()).items
+        assert (items["q-1"]["status"], items["q-2"]["status"]) == ("failed", "completed")
+        assert database.table_reads["partial"] == 2
         assert await moved_by("UPDATE planned_features SET title = 'Sign-in page' WHERE id = 1") == {"planned_features"}
         assert await moved_by("UPDATE task_logs SET log_message = 'again' WHERE phase_name = 'Plan'") == {"task_logs"}
     finally:
