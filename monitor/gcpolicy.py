@@ -10,13 +10,14 @@ the full collections Python starts by itself walk only what came since. A look c
 the young generations only (about a millisecond), or everything not frozen when
 connections closed: a closing connection leaves cycles (its exceptions' tracebacks) that
 must not be frozen. Frozen objects are still freed by reference counting; what waits is
-cycles among them, chiefly those of closed connections (6 objects, ~0.5 KB each:
-asyncio's transport refers to itself through a bound method). A maintenance collection
-(unfreeze, collect everything, freeze) reclaims them once far more connections have
-closed than are open, or an hour after the last one, after three quiet looks in a row
-(nothing delivered, almost no connection opened or closed): the only full walk of the
-heap, and a rare one, yet a long one (0.84 s after 10,000 connections closed): a change
-that comes during it waits.
+cycles among them. A closed connection leaves none: ``cycles.py`` cuts the two it used
+to leave (48 objects when its peer vanished), so reference counting frees it whole. A
+maintenance collection (unfreeze, collect everything, freeze) reclaims the rest once far
+more closures that may have left a cycle (``Releases.cyclic``: transports of another
+event loop, or too slow to close) have come than connections are open, or an hour after
+the last one, after three quiet looks in a row (nothing delivered, almost no connection
+opened or closed): the only full walk of the heap, and a rare one, yet a long one (1.8 s
+at 10,000 open connections): a change that comes during it waits.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from monitor.cycles import Releases
+
 if TYPE_CHECKING:
     from monitor.hub import Hub
 
@@ -36,8 +39,8 @@ log = structlog.get_logger(__name__)
 CHECK_EVERY = 1.0  # seconds between looks (and freezes)...
 ARRIVING_CHECK_EVERY = 0.2  # ...and while connections arrive: a second of a burst is ~60 ms to walk
 QUIET = 10  # connections opened or closed since the last look, at most, for a quiet look
-CHURN = 1000  # connections closed since the last maintenance that make one due...
-CHURN_RATIO = 2.0  # ...and twice as many as are open: ~0.5 KB of garbage each, against ~15 KB per open one
+CHURN = 1000  # closures that may have left a cycle since the last maintenance that make one due...
+CHURN_RATIO = 2.0  # ...and twice as many as are open (a vanished peer left 48 objects, against ~15 KB per open one)
 MAINTAIN_EVERY = 3600.0  # seconds after which one is due anyway: other cycles froze meanwhile too
 QUIET_LOOKS = 3  # quiet looks in a row before a due maintenance runs: a console that just delivered may again
 PATIENCE = 60  # looks a due maintenance waits for quiet before it runs anyway
@@ -53,8 +56,9 @@ class GcPolicy:
         self.runs = dict.fromkeys(KINDS, 0)
         self.seconds = dict.fromkeys(KINDS, 0.0)
         self.longest = dict.fromkeys(KINDS, 0.0)
+        self.releases = Releases()  # closed connections' transports, freed of their cycle
         self._seen = (0, 0, 0)  # the hub's (opened, closed, frames sent) at the last look
-        self._maintained = (0, time.monotonic())  # connections closed at the last maintenance, and when
+        self._maintained = (0, time.monotonic())  # ``releases.cyclic`` at the last maintenance, and when
         self._waited = 0  # looks a due maintenance has waited for quiet
         self._quiet_looks = 0  # quiet looks in a row, up to this one
         self._ours = False  # a collection of ours is running: the callbacks are not for Python's own
@@ -75,17 +79,19 @@ class GcPolicy:
     def check(self) -> str:
         """One look: a maintenance if due after quiet looks in a row (or it waited long enough), else a freeze."""
         hub = self._hub
+        self.releases.sweep()
         now = (hub.opened, hub.closed, sum(hub.frames_sent.values()))
         seen, self._seen = self._seen, now
         opened, closed = now[0] - seen[0], now[1] - seen[1]
         self.arriving = opened > 0
         quiet = now[2] == seen[2] and opened + closed <= QUIET
         self._quiet_looks = self._quiet_looks + 1 if quiet else 0
-        closed_then, since = self._maintained
-        due = now[1] - closed_then >= max(self.churn, CHURN_RATIO * (now[0] - now[1])) or \
+        cyclic_then, since = self._maintained
+        cyclic = self.releases.cyclic
+        due = cyclic - cyclic_then >= max(self.churn, CHURN_RATIO * (now[0] - now[1])) or \
             time.monotonic() - since >= self.every
         if due and (self._quiet_looks >= QUIET_LOOKS or self._waited >= PATIENCE):
-            self._maintained, self._waited = (now[1], time.monotonic()), 0
+            self._maintained, self._waited = (cyclic, time.monotonic()), 0
             return self._collect("maintenance", 2)
         if due:
             self._waited += 1

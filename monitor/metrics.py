@@ -110,7 +110,13 @@ class GcCollector:
             longest.add_metric([kind], self.policy.longest[kind])
         frozen = GaugeMetricFamily("monitor_gc_frozen_objects", "Objects kept out of full collections",
                                    value=gc.get_freeze_count())
-        yield from (runs, spent, longest, frozen)
+        releases = self.policy.releases
+        closed = CounterMetricFamily("monitor_gc_closed_connections",
+                                     "Closed connections by what they left: released (no cycle), cyclic (one "
+                                     "for a maintenance collection)", labels=["left"])
+        closed.add_metric(["released"], releases.released)
+        closed.add_metric(["cyclic"], releases.cyclic)
+        yield from (runs, spent, longest, frozen, closed)
 
 
 class TableReadsCollector:

@@ -24,8 +24,9 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from monitor import protocol
 from monitor.connection import DEAD_PEER, FLOODED, BacklogLimits, Connection
+from monitor.cycles import drop_tracebacks
 from monitor.hub import Hub
-from monitor.keys import BROKER, HEARTBEAT, HUB, SETTINGS
+from monitor.keys import BROKER, GC, HEARTBEAT, HUB, SETTINGS
 from monitor.params import channel_or_404
 from monitor.ratelimit import TokenBucket
 from monitor.settings import ServerSettings
@@ -119,7 +120,14 @@ async def _serve(ws: ChannelSocket, request: web.Request, channel: str, hub: Hub
         heartbeat.discard(connection)
         hub.discard(connection)
         _log_closed(ws, connection, hub)
-    await ws.finish()  # not when cancelled: aiohttp then drops the connection itself
+        # Logged: from here the cycles through the tracebacks and the transport would only wait
+        # for a full walk of the heap (cycles.py). A peer that vanished cancels the session here.
+        drop_tracebacks(ws.exception())
+        app[GC].releases.add(connection.transport)
+    try:
+        await ws.finish()  # not when cancelled: aiohttp then drops the connection itself
+    finally:
+        drop_tracebacks(ws.exception())  # what the close left
 
 
 @functools.lru_cache(maxsize=16)  # settings are frozen: one set of limits per configuration, not per socket
