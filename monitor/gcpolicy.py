@@ -15,7 +15,8 @@ to leave (48 objects when its peer vanished), so reference counting frees it who
 maintenance collection (unfreeze, collect everything, freeze) reclaims the rest once far
 more closures that may have left a cycle (``Releases.cyclic``: transports of another
 event loop, or too slow to close) have come than connections are open, or an hour after
-the last one, after three quiet looks in a row (nothing delivered, almost no connection
+the last one (twice as long after each that found little, up to a day), after three
+quiet looks in a row (nothing delivered, almost no connection
 opened or closed): the only full walk of the heap, and a rare one, yet a long one (1.8 s
 at 10,000 open connections): a change that comes during it waits.
 """
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -41,7 +43,9 @@ ARRIVING_CHECK_EVERY = 0.2  # ...and while connections arrive: a second of a bur
 QUIET = 10  # connections opened or closed since the last look, at most, for a quiet look
 CHURN = 1000  # closures that may have left a cycle since the last maintenance that make one due...
 CHURN_RATIO = 2.0  # ...and twice as many as are open (a vanished peer left 48 objects, against ~15 KB per open one)
-MAINTAIN_EVERY = 3600.0  # seconds after which one is due anyway: other cycles froze meanwhile too
+MAINTAIN_EVERY = 3600.0  # seconds after which one is due anyway: other cycles froze meanwhile too...
+MAINTAIN_EVERY_MOST = 86400.0  # ...twice as long after one that found little, up to a day
+LITTLE = 0.01  # a maintenance found little: fewer objects than this share of those it froze again
 QUIET_LOOKS = 3  # quiet looks in a row before a due maintenance runs: a console that just delivered may again
 PATIENCE = 60  # looks a due maintenance waits for quiet before it runs anyway
 KINDS = ("freeze", "maintenance", "automatic")  # ours every look, ours after churn, Python's own full ones
@@ -50,15 +54,17 @@ KINDS = ("freeze", "maintenance", "automatic")  # ours every look, ours after ch
 class GcPolicy:
     """Freezes what is alive every look; collects frozen garbage once churn or time makes it worth a full walk."""
 
-    def __init__(self, hub: Hub, *, churn: int = CHURN, every: float = MAINTAIN_EVERY) -> None:
+    def __init__(self, hub: Hub, *, churn: int = CHURN, every: float = MAINTAIN_EVERY,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._hub = hub
-        self.churn, self.every = churn, every
+        self.churn, self.every, self.base_every = churn, every, every
+        self._clock = clock
         self.runs = dict.fromkeys(KINDS, 0)
         self.seconds = dict.fromkeys(KINDS, 0.0)
         self.longest = dict.fromkeys(KINDS, 0.0)
         self.releases = Releases()  # closed connections' transports, freed of their cycle
         self._seen = (0, 0, 0)  # the hub's (opened, closed, frames sent) at the last look
-        self._maintained = (0, time.monotonic())  # ``releases.cyclic`` at the last maintenance, and when
+        self._maintained = (0, clock())  # ``releases.cyclic`` at the last maintenance, and when
         self._waited = 0  # looks a due maintenance has waited for quiet
         self._quiet_looks = 0  # quiet looks in a row, up to this one
         self._ours = False  # a collection of ours is running: the callbacks are not for Python's own
@@ -89,9 +95,9 @@ class GcPolicy:
         cyclic_then, since = self._maintained
         cyclic = self.releases.cyclic
         due = cyclic - cyclic_then >= max(self.churn, CHURN_RATIO * (now[0] - now[1])) or \
-            time.monotonic() - since >= self.every
+            self._clock() - since >= self.every
         if due and (self._quiet_looks >= QUIET_LOOKS or self._waited >= PATIENCE):
-            self._maintained, self._waited = (cyclic, time.monotonic()), 0
+            self._maintained, self._waited = (cyclic, self._clock()), 0
             return self._collect("maintenance", 2)
         if due:
             self._waited += 1
@@ -111,8 +117,23 @@ class GcPolicy:
         seconds = time.perf_counter() - started
         self._count(kind, seconds)
         if kind == "maintenance":  # counting the frozen objects walks them all: only for the rare one
-            log.info("gc_maintenance", seconds=round(seconds, 4), collected=collected, frozen=gc.get_freeze_count())
+            frozen = gc.get_freeze_count()
+            self._space_out(collected, frozen)
+            log.info("gc_maintenance", seconds=round(seconds, 4), collected=collected, frozen=frozen,
+                     next_in_s=self.every)
         return kind
+
+    def _space_out(self, collected: int, frozen: int) -> None:
+        """After a maintenance: the next without churn twice as late if it found little, else at the base interval.
+
+        Each one walks the whole heap (seconds at 10,000 connections) while nothing is
+        delivered; with closed connections leaving no cycles (``cycles.py``), what the
+        others find is mostly little.
+        """
+        if collected < LITTLE * frozen:
+            self.every = min(2 * self.every, max(MAINTAIN_EVERY_MOST, self.base_every))
+        else:
+            self.every = self.base_every
 
     def on_collection(self, phase: str, info: dict[str, Any]) -> None:
         """``gc.callbacks`` hook: time the full collections Python starts by itself."""

@@ -121,7 +121,7 @@ async def _serve(ws: ChannelSocket, request: web.Request, channel: str, hub: Hub
         hub.discard(connection)
         _log_closed(ws, connection, hub)
         # Logged: from here the cycles through the tracebacks and the transport would only wait
-        # for a full walk of the heap (cycles.py). A peer that vanished cancels the session here.
+        # for a full walk of the heap (cycles.py). A cancelled session ends here.
         drop_tracebacks(ws.exception())
         app[GC].releases.add(connection.transport)
     try:

@@ -110,6 +110,31 @@ def test_a_maintenance_comes_after_its_interval_without_churn():
     assert [policy.check() for _ in range(QUIET_LOOKS)] == ["freeze"] * (QUIET_LOOKS - 1) + ["maintenance"]
 
 
+def test_a_maintenance_that_found_little_spaces_out_the_next():
+    now = [0.0]
+    policy = GcPolicy(Hub(), every=100.0, clock=lambda: now[0])
+    gc.collect()  # nothing left for it to find
+    now[0] = 100.0
+    assert [policy.check() for _ in range(QUIET_LOOKS)][-1] == "maintenance"
+    assert policy.every == 200.0
+    now[0] = 299.0
+    assert [policy.check() for _ in range(QUIET_LOOKS)] == ["freeze"] * QUIET_LOOKS
+    now[0] = 300.0
+    assert policy.check() == "maintenance" and policy.every == 400.0
+
+
+def test_a_maintenance_that_found_much_brings_the_next_back_to_the_base_interval():
+    now = [0.0]
+    policy = GcPolicy(Hub(), every=100.0, clock=lambda: now[0])
+    policy.every = 800.0  # spaced out by earlier maintenances that found little
+    garbage = [Cycle() for _ in range(len(gc.get_objects()) // 20)]
+    gc.freeze()
+    del garbage  # frozen cycles: only a maintenance finds them
+    now[0] = 800.0
+    assert [policy.check() for _ in range(QUIET_LOOKS)][-1] == "maintenance"
+    assert policy.every == 100.0
+
+
 def test_pythons_own_full_collections_are_timed_and_ours_are_not_counted_twice():
     policy = GcPolicy(Hub(), every=0.0)
     gc.callbacks.append(policy.on_collection)
