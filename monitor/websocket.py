@@ -98,6 +98,7 @@ async def _serve(ws: ChannelSocket, request: web.Request, channel: str, hub: Hub
     connection = Connection(ws, request, channel, backlog_limits(server), on_evict=hub.note_eviction)
     # No await between catching up and registering: no frame can fall between the two.
     hub.catch_up(connection, catch_up())
+    del catch_up  # its closure would live as long as the socket: ~200 B each of 10,000
     heartbeat.add(connection)
     log.info("ws_opened", channel=channel, resume=protocol.parse_resume(request.query)[0] is not None,
              peer=request.remote)
