@@ -10,28 +10,36 @@ connections (1.8 s measured, all deliveries waiting). A closed WebSocket left tw
 - asyncio's selector transport keeps its read callback, a method bound to itself, after the
   connection is lost: the transport, its socket object and their dicts, 6 objects.
 
-The tracebacks are dropped when the session ends (nothing reads them later: the close was
-logged). The read callback is cleared on the policy's next look after the transport has
-lost its connection. Asyncio's transport is not public API: a transport of another kind
-(another event loop), or one that does not finish closing within ``PATIENCE`` looks, is
-counted in ``cyclic`` instead, and the policy reclaims those with a full walk, as before.
+The tracebacks are dropped when a WebSocket session ends (nothing reads them later: the
+close was logged). Every connection's transport, HTTP ones too, is handed over when the
+connection is lost (``limits.GatedConnection``), and its read callback is cleared on the
+policy's next look, once asyncio is done with it. Asyncio's transport is not public API:
+a transport of another kind (another event loop), or one that does not finish closing
+within ``RELEASE_WITHIN`` seconds, is counted in ``cyclic`` instead, and the policy
+reclaims those with a full walk, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
-PATIENCE = 120  # looks (about seconds) a transport may take to lose its connection
+RELEASE_WITHIN = 120.0  # seconds a transport may take to finish closing
 MAX_PENDING = 100_000  # transports waiting at most: past it, a closure counts as cyclic
 CHAIN = 16  # chained exceptions followed at most
 
 
 def drop_tracebacks(exc: BaseException | None) -> None:
     """Forget the tracebacks of ``exc`` and the exceptions chained to it: their frames hold the connection."""
-    seen = 0
-    while exc is not None and seen < CHAIN:
-        exc.__traceback__ = None
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    waiting: list[BaseException | None] = [exc]
+    seen: set[int] = set()
+    while waiting and len(seen) < CHAIN:
+        current = waiting.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        current.__traceback__ = None
+        waiting += [current.__cause__, current.__context__]
 
 
 class Releases:
@@ -40,27 +48,24 @@ class Releases:
     def __init__(self) -> None:
         self.cyclic = 0  # closures that may have left a cycle: the policy's churn
         self.released = 0
-        self._pending: dict[asyncio.BaseTransport, int] = {}  # transport -> looks waited
+        self._pending: dict[asyncio.BaseTransport, float] = {}  # transport -> when to give up on it
 
-    def add(self, transport: asyncio.BaseTransport | None) -> None:
-        """A connection closed on ``transport``: release it now if asyncio is done with it, else on a later look."""
-        if transport is None:
-            return
+    def add(self, transport: asyncio.BaseTransport) -> None:
+        """A connection was lost on ``transport``: release it now if asyncio is done with it, else on a later look."""
         if not _is_selector_transport(transport) or len(self._pending) >= MAX_PENDING:
             self.cyclic += 1
         elif not self._release(transport):
-            self._pending.setdefault(transport, 0)
+            self._pending.setdefault(transport, time.monotonic() + RELEASE_WITHIN)
 
     def sweep(self) -> None:
         """One look: release the transports that lost their connection; give up on the slowest."""
-        for transport, waited in list(self._pending.items()):
+        now = time.monotonic()
+        for transport, give_up_at in list(self._pending.items()):
             if self._release(transport):
                 del self._pending[transport]
-            elif waited + 1 >= PATIENCE:
+            elif now >= give_up_at:
                 del self._pending[transport]
                 self.cyclic += 1
-            else:
-                self._pending[transport] = waited + 1
 
     @property
     def pending(self) -> int:
@@ -68,7 +73,8 @@ class Releases:
         return len(self._pending)
 
     def _release(self, transport: asyncio.BaseTransport) -> bool:
-        # _call_connection_lost sets _sock to None last: from then on the loop never calls back.
+        # _call_connection_lost sets _sock to None; close() and abort() removed the reader before
+        # scheduling it, and nothing adds one to a closing transport: no read callback comes again.
         if transport.__dict__.get("_sock", False) is not None:
             return False
         transport.__dict__["_read_ready_cb"] = None

@@ -8,10 +8,10 @@ be walked again and again: every look (each second, five a second while connecti
 arrive) collects what is not frozen yet and freezes what survives (``gc.freeze``), and
 the full collections Python starts by itself walk only what came since. A look collects
 the young generations only (about a millisecond), or everything not frozen when
-connections closed: a closing connection leaves cycles (its exceptions' tracebacks) that
-must not be frozen. Frozen objects are still freed by reference counting; what waits is
-cycles among them. A closed connection leaves none: ``cycles.py`` cuts the two it used
-to leave (48 objects when its peer vanished), so reference counting frees it whole. A
+connections closed, so that a closing connection's objects are not frozen as they die.
+Frozen objects are still freed by reference counting; what waits is cycles among them. A
+closed connection leaves none: ``cycles.py`` cuts the two it used to leave (47 objects
+when its peer vanished), so reference counting frees it whole. A
 maintenance collection (unfreeze, collect everything, freeze) reclaims the rest once far
 more closures that may have left a cycle (``Releases.cyclic``: transports of another
 event loop, or too slow to close) have come than connections are open, or an hour after
@@ -42,7 +42,7 @@ CHECK_EVERY = 1.0  # seconds between looks (and freezes)...
 ARRIVING_CHECK_EVERY = 0.2  # ...and while connections arrive: a second of a burst is ~60 ms to walk
 QUIET = 10  # connections opened or closed since the last look, at most, for a quiet look
 CHURN = 1000  # closures that may have left a cycle since the last maintenance that make one due...
-CHURN_RATIO = 2.0  # ...and twice as many as are open (a vanished peer left 48 objects, against ~15 KB per open one)
+CHURN_RATIO = 2.0  # ...and twice as many as are open (each ~0.5-5 KB of garbage, against ~15 KB per open one)
 MAINTAIN_EVERY = 3600.0  # seconds after which one is due anyway: other cycles froze meanwhile too...
 MAINTAIN_EVERY_MOST = 86400.0  # ...twice as long after one that found little, up to a day
 LITTLE = 0.01  # a maintenance found little: fewer objects than this share of those it froze again

@@ -208,15 +208,19 @@ class GatedConnection(asyncio.Protocol):
     Its place in the budget is given back at the end.
     """
 
-    __slots__ = ("_budget", "_address", "_make_handler", "_handler", "_timer", "_held")
+    __slots__ = ("_budget", "_address", "_make_handler", "_handler", "_timer", "_held", "_transport", "_on_lost")
 
-    def __init__(self, budget: ConnectionBudget, address: str, make_handler: Callable[[], web.RequestHandler]) -> None:
+    def __init__(self, budget: ConnectionBudget, address: str, make_handler: Callable[[], web.RequestHandler],
+                 on_lost: Callable[[asyncio.BaseTransport], None] = lambda transport: None) -> None:
+        """``on_lost``: handed the transport once the connection is lost (``cycles.Releases.add``)."""
         self._budget = budget
         self._address = address
         self._make_handler = make_handler
         self._handler: web.RequestHandler | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._held = True  # the listener took this connection's place in the budget at accept
+        self._transport: asyncio.BaseTransport | None = None
+        self._on_lost = on_lost
 
     @property
     def connected(self) -> bool:
@@ -225,6 +229,7 @@ class GatedConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Hand the connection to aiohttp; its first request's headers are due within header_timeout."""
+        self._transport = transport
         self._handler = self._make_handler()
         self._handler.connection_made(transport)
         self._arm()
@@ -267,6 +272,9 @@ class GatedConnection(asyncio.Protocol):
         handler, self._handler = self._handler, None
         if handler is not None:
             handler.connection_lost(exc)
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            self._on_lost(transport)
 
     def release(self) -> None:
         """Give this connection's place back to the budget, once."""

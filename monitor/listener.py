@@ -102,10 +102,12 @@ class Listener:
     """
 
     def __init__(self, sockets: list[socket.socket], budget: ConnectionBudget,
-                 make_handler: Callable[[], web.RequestHandler]) -> None:
+                 make_handler: Callable[[], web.RequestHandler],
+                 on_lost: Callable[[asyncio.BaseTransport], None] = lambda transport: None) -> None:
         self.sockets = sockets
         self._budget = budget
         self._make_handler = make_handler
+        self._on_lost = on_lost  # each connection's transport, once lost
         self._loop = asyncio.get_running_loop()
         self._tasks: set[asyncio.Task[None]] = set()
         self._retries: dict[int, asyncio.TimerHandle] = {}
@@ -143,7 +145,7 @@ class Listener:
                 refuse(conn, REFUSALS[reason])
 
     async def _serve(self, conn: socket.socket, address: str) -> None:
-        gate = GatedConnection(self._budget, address, self._make_handler)
+        gate = GatedConnection(self._budget, address, self._make_handler, self._on_lost)
         try:
             await self._loop.connect_accepted_socket(lambda: gate, conn)
         except OSError as exc:
@@ -168,9 +170,12 @@ class LimitedSite(web.BaseSite):
     """A TCP site whose connections go through a ``Listener`` under the budget, not straight to aiohttp."""
 
     def __init__(self, runner: web.AppRunner, budget: ConnectionBudget, host: str, port: int,
-                 reuse_port: bool = False) -> None:
+                 reuse_port: bool = False,
+                 on_lost: Callable[[asyncio.BaseTransport], None] = lambda transport: None) -> None:
+        """``on_lost``: handed each connection's transport once the connection is lost."""
         super().__init__(runner, backlog=LISTEN_BACKLOG)
         self.budget = budget
+        self._on_lost = on_lost
         self._host = host
         self._port = port
         self._reuse_port = reuse_port  # only for sibling workers on one port (monitor.workers)
@@ -187,7 +192,7 @@ class LimitedSite(web.BaseSite):
         server = self._runner.server
         assert server is not None, "runner.setup() first"
         sockets = await listening_sockets(self._host, self._port, self._backlog, self._reuse_port)
-        listener = Listener(sockets, self.budget, server)
+        listener = Listener(sockets, self.budget, server, self._on_lost)
         # aiohttp keeps the site's server in its private _server and only calls close() and reads
         # .sockets on it: a Listener offers both, though it is no asyncio.AbstractServer.
         self._server = listener  # type: ignore[assignment]

@@ -14,7 +14,7 @@ import structlog
 from aiohttp import web
 
 from monitor.app import create_app
-from monitor.keys import CONNECTIONS
+from monitor.keys import CONNECTIONS, GC
 from monitor.limits import budget_for
 from monitor.listener import LimitedSite
 from monitor.memory import give_back_after_bursts
@@ -89,7 +89,9 @@ async def serving(settings: Settings, app: web.Application,
     trimmer: asyncio.Task[None] | None = None
     try:
         await runner.setup()
-        await LimitedSite(runner, budget, settings.server.host, settings.server.port, reuse_port).start()
+        # Every connection's transport, once lost, is freed of asyncio's cycle (cycles.py).
+        await LimitedSite(runner, budget, settings.server.host, settings.server.port, reuse_port,
+                          on_lost=app[GC].releases.add).start()
         trimmer = asyncio.get_running_loop().create_task(give_back_after_bursts(lambda: budget.admitted))
         yield runner
     finally:

@@ -26,7 +26,7 @@ from monitor import protocol
 from monitor.connection import DEAD_PEER, FLOODED, BacklogLimits, Connection
 from monitor.cycles import drop_tracebacks
 from monitor.hub import Hub
-from monitor.keys import BROKER, GC, HEARTBEAT, HUB, SETTINGS
+from monitor.keys import BROKER, HEARTBEAT, HUB, SETTINGS
 from monitor.params import channel_or_404
 from monitor.ratelimit import TokenBucket
 from monitor.settings import ServerSettings
@@ -121,10 +121,9 @@ async def _serve(ws: ChannelSocket, request: web.Request, channel: str, hub: Hub
         heartbeat.discard(connection)
         hub.discard(connection)
         _log_closed(ws, connection, hub)
-        # Logged: from here the cycles through the tracebacks and the transport would only wait
-        # for a full walk of the heap (cycles.py). A cancelled session ends here.
+        # Logged: from here the cycle through the tracebacks would only wait for a full walk of
+        # the heap (cycles.py). A session cancelled (aiohttp's handler cancellation) ends here.
         drop_tracebacks(ws.exception())
-        app[GC].releases.add(connection.transport)
     try:
         await ws.finish()  # not when cancelled: aiohttp then drops the connection itself
     finally:

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from monitor.app import create_app
-from monitor.cycles import Releases
+from monitor.cycles import Releases, drop_tracebacks
 from monitor.gcpolicy import PATIENCE, QUIET_LOOKS, GcPolicy
 from monitor.keys import GC, HUB
 from monitor.server import serving
@@ -193,8 +193,10 @@ async def test_a_closed_connection_leaves_no_cycle_for_a_full_collection(make_se
         for connection in hub.connections("queue"):
             connection.abort()  # cut by the console (a dead peer, a slow client)
         del connection
+        async with aiohttp.ClientSession() as pages:  # a plain HTTP connection, kept alive, then closed
+            assert (await pages.get(f"http://127.0.0.1:{port}/healthz")).status == 200
         await hub.wait_until(lambda hub: hub.count("queue") == 0)
-        await released(policy, 16)
+        await released(policy, 17)
         await freed(transports + sockets)  # by reference counting alone: their objects are frozen
         assert policy.releases.cyclic == 0 and policy.runs["maintenance"] == 0
         for peer in raw[8:]:
@@ -204,8 +206,22 @@ async def test_a_closed_connection_leaves_no_cycle_for_a_full_collection(make_se
 def test_a_transport_of_another_kind_counts_as_left_in_a_cycle():
     releases = Releases()
     releases.add(TransportStandIn())
-    releases.add(None)  # a connection that lost its transport before its session ended
     assert (releases.cyclic, releases.released, releases.pending) == (1, 0, 0)
+
+
+def test_every_exception_chained_to_the_one_kept_loses_its_traceback():
+    try:
+        try:
+            raise ValueError("cause")
+        except ValueError as cause:
+            context = KeyError("context")
+            try:
+                raise context
+            except KeyError:
+                raise RuntimeError("kept") from cause
+    except RuntimeError as kept:
+        drop_tracebacks(kept)
+        assert [e.__traceback__ for e in (kept, kept.__cause__, kept.__context__)] == [None, None, None]
 
 
 async def test_metrics_report_full_collections_and_frozen_objects(client):
