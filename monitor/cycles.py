@@ -51,10 +51,14 @@ class Releases:
         self._pending: dict[asyncio.BaseTransport, float] = {}  # transport -> when to give up on it
 
     def add(self, transport: asyncio.BaseTransport) -> None:
-        """A connection was lost on ``transport``: release it now if asyncio is done with it, else on a later look."""
+        """A connection was lost on ``transport``: release it on a later look, once asyncio is done with it.
+
+        Called from the protocol's ``connection_lost``, which asyncio runs before it lets go
+        of the socket: never released at once.
+        """
         if not _is_selector_transport(transport) or len(self._pending) >= MAX_PENDING:
             self.cyclic += 1
-        elif not self._release(transport):
+        else:
             self._pending.setdefault(transport, time.monotonic() + RELEASE_WITHIN)
 
     def sweep(self) -> None:

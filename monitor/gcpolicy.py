@@ -11,14 +11,14 @@ the young generations only (about a millisecond), or everything not frozen when
 connections closed, so that a closing connection's objects are not frozen as they die.
 Frozen objects are still freed by reference counting; what waits is cycles among them. A
 closed connection leaves none: ``cycles.py`` cuts the two it used to leave (47 objects
-when its peer vanished), so reference counting frees it whole. A
-maintenance collection (unfreeze, collect everything, freeze) reclaims the rest once far
-more closures that may have left a cycle (``Releases.cyclic``: transports of another
-event loop, or too slow to close) have come than connections are open, or an hour after
-the last one (twice as long after each that found little, up to a day), after three
-quiet looks in a row (nothing delivered, almost no connection
-opened or closed): the only full walk of the heap, and a rare one, yet a long one (1.8 s
-at 10,000 open connections): a change that comes during it waits.
+when its peer vanished), so reference counting frees it whole. A maintenance collection
+(unfreeze, collect everything, freeze) reclaims the rest once far more closures that may
+have left a cycle (``Releases.cyclic``: transports of another event loop, or too slow to
+close) have come than connections are open, or an hour after the last one (twice as long
+after each that found little, up to a day), after three quiet looks in a row (nothing
+delivered, almost no connection opened or closed): the only full walk of the heap, and a
+rare one, yet a long one (1.8 s at 10,000 open connections): a change that comes during
+it waits.
 """
 
 from __future__ import annotations

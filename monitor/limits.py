@@ -202,6 +202,9 @@ class ConnectionBudget:
         self.accept_errors.flush()
 
 
+OnLost = Callable[[asyncio.BaseTransport], None]  # handed a connection's transport once it is lost
+
+
 class GatedConnection(asyncio.Protocol):
     """One admitted client connection, served by aiohttp's handler under a header timer.
 
@@ -211,7 +214,7 @@ class GatedConnection(asyncio.Protocol):
     __slots__ = ("_budget", "_address", "_make_handler", "_handler", "_timer", "_held", "_transport", "_on_lost")
 
     def __init__(self, budget: ConnectionBudget, address: str, make_handler: Callable[[], web.RequestHandler],
-                 on_lost: Callable[[asyncio.BaseTransport], None] = lambda transport: None) -> None:
+                 on_lost: OnLost) -> None:
         """``on_lost``: handed the transport once the connection is lost (``cycles.Releases.add``)."""
         self._budget = budget
         self._address = address

@@ -11,7 +11,7 @@ from typing import Any
 import structlog
 from aiohttp import web
 
-from monitor.limits import REFUSALS, ConnectionBudget, GatedConnection, address_key
+from monitor.limits import REFUSALS, ConnectionBudget, GatedConnection, OnLost, address_key
 
 log = structlog.get_logger(__name__)
 
@@ -102,8 +102,7 @@ class Listener:
     """
 
     def __init__(self, sockets: list[socket.socket], budget: ConnectionBudget,
-                 make_handler: Callable[[], web.RequestHandler],
-                 on_lost: Callable[[asyncio.BaseTransport], None] = lambda transport: None) -> None:
+                 make_handler: Callable[[], web.RequestHandler], on_lost: OnLost) -> None:
         self.sockets = sockets
         self._budget = budget
         self._make_handler = make_handler
@@ -170,8 +169,7 @@ class LimitedSite(web.BaseSite):
     """A TCP site whose connections go through a ``Listener`` under the budget, not straight to aiohttp."""
 
     def __init__(self, runner: web.AppRunner, budget: ConnectionBudget, host: str, port: int,
-                 reuse_port: bool = False,
-                 on_lost: Callable[[asyncio.BaseTransport], None] = lambda transport: None) -> None:
+                 reuse_port: bool, on_lost: OnLost) -> None:
         """``on_lost``: handed each connection's transport once the connection is lost."""
         super().__init__(runner, backlog=LISTEN_BACKLOG)
         self.budget = budget

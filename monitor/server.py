@@ -91,7 +91,7 @@ async def serving(settings: Settings, app: web.Application,
         await runner.setup()
         # Every connection's transport, once lost, is freed of asyncio's cycle (cycles.py).
         await LimitedSite(runner, budget, settings.server.host, settings.server.port, reuse_port,
-                          on_lost=app[GC].releases.add).start()
+                          app[GC].releases.add).start()
         trimmer = asyncio.get_running_loop().create_task(give_back_after_bursts(lambda: budget.admitted))
         yield runner
     finally:
